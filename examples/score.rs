@@ -1,0 +1,245 @@
+//! Command-line scorer.
+//!
+//! `cargo run --release --example score -- [--input-size N] [--models DIR] <image|dir>...`
+//!     prints every face found, with its box, score and 7 expression probabilities, as JSON.
+//! `cargo run --release --example score -- --labelled DIR [--faceapi FILE.jsonl]`
+//!     scores a `DIR/smile`, `DIR/non_smile` set (e.g. ../shared/data/genki4k-dev) two ways:
+//!     the expression net on each whole crop, and detect-then-classify on the crop
+//!     padded into a larger frame. Prints accuracy of `happy > t`, ROC AUC, the best
+//!     threshold and the detection rate; with `--faceapi`, the largest difference from
+//!     face-api.js's own probabilities for the same crops.
+
+use std::collections::HashMap;
+use std::error::Error;
+use std::path::{Path, PathBuf};
+
+use smile_factor::{AnalyzerOptions, Face, FaceAnalyzer};
+
+type AnyResult<T> = Result<T, Box<dyn Error>>;
+
+/// The crop goes in the middle of a frame this many times its size, on mid-grey,
+/// so the detector sees a face with context as a webcam frame would show it.
+const FRAME_FACTOR: u32 = 3;
+const BACKGROUND: u8 = 128;
+
+struct Args {
+    models: PathBuf,
+    input_size: usize,
+    labelled: Option<PathBuf>,
+    faceapi: Option<PathBuf>,
+    paths: Vec<PathBuf>,
+}
+
+fn parse_args() -> AnyResult<Args> {
+    let mut args = Args {
+        models: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"),
+        input_size: AnalyzerOptions::default().input_size,
+        labelled: None,
+        faceapi: None,
+        paths: Vec::new(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--models" => args.models = value()?.into(),
+            "--input-size" => args.input_size = value()?.parse()?,
+            "--labelled" => args.labelled = Some(value()?.into()),
+            "--faceapi" => args.faceapi = Some(value()?.into()),
+            "-h" | "--help" => {
+                println!("usage: score [--models DIR] [--input-size N] (<image|dir>... | --labelled DIR [--faceapi FILE])");
+                std::process::exit(0);
+            }
+            _ => args.paths.push(a.into()),
+        }
+    }
+    if args.labelled.is_none() && args.paths.is_empty() {
+        return Err("give an image, a folder, or --labelled DIR (see --help)".into());
+    }
+    Ok(args)
+}
+
+fn load_rgba(path: &Path) -> AnyResult<(Vec<u8>, u32, u32)> {
+    let img = image::open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .to_rgba8();
+    let (w, h) = img.dimensions();
+    Ok((img.into_raw(), w, h))
+}
+
+fn images_in(dir: &Path) -> AnyResult<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(),
+                Some("jpg" | "jpeg" | "png")
+            )
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The crop centred in a larger mid-grey frame.
+fn pad_into_frame(rgba: &[u8], w: u32, h: u32) -> (Vec<u8>, u32, u32) {
+    let (fw, fh) = (w * FRAME_FACTOR, h * FRAME_FACTOR);
+    let mut out = vec![BACKGROUND; (fw * fh * 4) as usize];
+    let (ox, oy) = ((fw - w) / 2, (fh - h) / 2);
+    for y in 0..h {
+        let src = (y * w * 4) as usize..((y + 1) * w * 4) as usize;
+        let dst = (((oy + y) * fw + ox) * 4) as usize;
+        out[dst..dst + src.len()].copy_from_slice(&rgba[src]);
+    }
+    (out, fw, fh)
+}
+
+fn largest(faces: &[Face]) -> Option<&Face> {
+    faces.iter().max_by(|a, b| a.bbox.area().total_cmp(&b.bbox.area()))
+}
+
+/// ROC AUC by the rank-sum formula, ties counted half.
+fn roc_auc(pos: &[f64], neg: &[f64]) -> f64 {
+    let mut all: Vec<(f64, bool)> = pos.iter().map(|&s| (s, true)).chain(neg.iter().map(|&s| (s, false))).collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut rank_sum = 0.0;
+    let mut i = 0;
+    while i < all.len() {
+        let mut j = i;
+        while j < all.len() && all[j].0 == all[i].0 {
+            j += 1;
+        }
+        let avg_rank = (i + j + 1) as f64 / 2.0;
+        rank_sum += avg_rank * all[i..j].iter().filter(|x| x.1).count() as f64;
+        i = j;
+    }
+    let (np, nn) = (pos.len() as f64, neg.len() as f64);
+    (rank_sum - np * (np + 1.0) / 2.0) / (np * nn)
+}
+
+fn accuracy(pos: &[f64], neg: &[f64], t: f64) -> f64 {
+    let correct = pos.iter().filter(|&&s| s > t).count() + neg.iter().filter(|&&s| s <= t).count();
+    correct as f64 / (pos.len() + neg.len()) as f64
+}
+
+/// The threshold with the best accuracy, placed midway between neighbouring scores.
+fn best_threshold(pos: &[f64], neg: &[f64]) -> (f64, f64) {
+    let mut scores: Vec<f64> = pos.iter().chain(neg).copied().collect();
+    scores.sort_by(f64::total_cmp);
+    scores.dedup();
+    let mut best = (0.5, accuracy(pos, neg, 0.5));
+    for pair in scores.windows(2) {
+        let t = (pair[0] + pair[1]) / 2.0;
+        let a = accuracy(pos, neg, t);
+        if a > best.1 {
+            best = (t, a);
+        }
+    }
+    best
+}
+
+fn report(name: &str, pos: &[f64], neg: &[f64]) {
+    let (t, a) = best_threshold(pos, neg);
+    println!(
+        "| {name:<34} | {:>6} | {:>7.2}% | {:>6.4} | {:>9.4} | {:>7.2}% |",
+        pos.len() + neg.len(),
+        100.0 * accuracy(pos, neg, 0.5),
+        roc_auc(pos, neg),
+        t,
+        100.0 * a
+    );
+}
+
+fn read_faceapi(path: &Path) -> AnyResult<HashMap<String, [f64; 7]>> {
+    let text = std::fs::read_to_string(path)?;
+    let mut out = HashMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        let file = v["file"].as_str().ok_or("a line has no file")?.to_string();
+        let mut p = [0.0; 7];
+        for (slot, label) in p.iter_mut().zip(smile_factor::EXPRESSION_LABELS) {
+            *slot = v["probs"][label].as_f64().ok_or("a line lacks a probability")?;
+        }
+        out.insert(file, p);
+    }
+    Ok(out)
+}
+
+fn score_labelled(analyzer: &FaceAnalyzer, dir: &Path, faceapi: Option<&Path>) -> AnyResult<()> {
+    let reference = faceapi.map(read_faceapi).transpose()?;
+    let (mut crop, mut piped) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+    let (mut detected, mut total) = (0usize, 0usize);
+    let (mut max_diff, mut mean_diff, mut agree, mut compared) = (0f64, 0f64, 0usize, 0usize);
+    for (class, sub) in ["non_smile", "smile"].iter().enumerate() {
+        for path in images_in(&dir.join(sub))? {
+            let (rgba, w, h) = load_rgba(&path)?;
+            let happy = analyzer.classify_face(&rgba, w, h)?;
+            crop[class].push(happy.happy as f64);
+            let (frame, fw, fh) = pad_into_frame(&rgba, w, h);
+            let faces = analyzer.analyze(&frame, fw, fh)?;
+            total += 1;
+            let face = largest(&faces);
+            detected += face.is_some() as usize;
+            // An undetected face cannot be judged smiling: it scores 0 here.
+            piped[class].push(face.map_or(0.0, |f| f.expressions.happy as f64));
+            let key = format!("{sub}/{}", path.file_name().and_then(|n| n.to_str()).unwrap_or(""));
+            if let Some(theirs) = reference.as_ref().and_then(|r| r.get(&key)) {
+                let ours = happy.to_array();
+                let d = ours.iter().zip(theirs).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
+                max_diff = max_diff.max(d);
+                mean_diff += (ours[1] as f64 - theirs[1]).abs();
+                agree += ((ours[1] > 0.5) == (theirs[1] > 0.5)) as usize;
+                compared += 1;
+            }
+        }
+    }
+    println!("dataset: {} (smile = positive)", dir.display());
+    println!("| mode                               | images | acc@0.5  |  AUC   | best thr  | best acc |");
+    println!("|------------------------------------|--------|----------|--------|-----------|----------|");
+    report("expression net on whole crop", &crop[1], &crop[0]);
+    report("detect+classify (crop in 3x frame)", &piped[1], &piped[0]);
+    println!(
+        "detection rate (crop in {FRAME_FACTOR}x frame, input {}): {detected}/{total} = {:.2}%",
+        analyzer.options().input_size,
+        100.0 * detected as f64 / total.max(1) as f64
+    );
+    if let Some(r) = &reference {
+        let theirs: [Vec<f64>; 2] = ["non_smile/", "smile/"].map(|p| {
+            let mut v: Vec<(&String, f64)> = r.iter().filter(|(k, _)| k.starts_with(p)).map(|(k, v)| (k, v[1])).collect();
+            v.sort_by(|a, b| a.0.cmp(b.0));
+            v.into_iter().map(|x| x.1).collect()
+        });
+        report("face-api.js 1.7.15 (from --faceapi)", &theirs[1], &theirs[0]);
+        println!(
+            "vs face-api.js on {compared} crops: max |diff| over 7 probs {max_diff:.4}, mean |diff| happy {:.5}, same happy>0.5 call {:.2}%",
+            mean_diff / compared.max(1) as f64,
+            100.0 * agree as f64 / compared.max(1) as f64
+        );
+    }
+    Ok(())
+}
+
+fn main() -> AnyResult<()> {
+    let args = parse_args()?;
+    let read = |name: &str| -> AnyResult<Vec<u8>> {
+        let p = args.models.join(name);
+        std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()).into())
+    };
+    let options = AnalyzerOptions { input_size: args.input_size, ..Default::default() };
+    let analyzer = FaceAnalyzer::new(&read("tiny_face_detector.onnx")?, &read("face_expression.onnx")?, options)?;
+    if let Some(dir) = &args.labelled {
+        return score_labelled(&analyzer, dir, args.faceapi.as_deref());
+    }
+    let mut results = Vec::new();
+    for p in &args.paths {
+        let files = if p.is_dir() { images_in(p)? } else { vec![p.clone()] };
+        for f in files {
+            let (rgba, w, h) = load_rgba(&f)?;
+            let faces = analyzer.analyze(&rgba, w, h)?;
+            results.push(serde_json::json!({ "file": f.display().to_string(), "width": w, "height": h, "faces": faces }));
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&results)?);
+    Ok(())
+}

@@ -1,0 +1,273 @@
+//! The public face pipeline: find faces with TinyFaceDetector, then read each face's
+//! expression with FaceExpressionNet, as face-api.js's
+//! `detectAllFaces(input, TinyFaceDetectorOptions).withFaceExpressions()` does.
+
+use serde::Serialize;
+
+use crate::detect::{self, BoundingBox, GRID_CHANNELS};
+use crate::error::{Result, SmileError};
+use crate::frame::{Region, RgbaFrame};
+use crate::model::Model;
+use crate::preprocess::{
+    square_input, Padding, DETECTOR_MEAN_RGB, EXPRESSION_INPUT_SIZE, EXPRESSION_MEAN_RGB,
+};
+
+/// FaceExpressionNet's output order (face-api src/faceExpressionNet/FaceExpressions.ts).
+pub const EXPRESSION_LABELS: [&str; 7] = [
+    "neutral",
+    "happy",
+    "sad",
+    "angry",
+    "fearful",
+    "disgusted",
+    "surprised",
+];
+
+/// The seven softmax probabilities of one face. They sum to 1.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Expressions {
+    pub neutral: f32,
+    pub happy: f32,
+    pub sad: f32,
+    pub angry: f32,
+    pub fearful: f32,
+    pub disgusted: f32,
+    pub surprised: f32,
+}
+
+impl Expressions {
+    fn from_probabilities(p: &[f32]) -> Result<Self> {
+        match *p {
+            [neutral, happy, sad, angry, fearful, disgusted, surprised] => Ok(Self {
+                neutral,
+                happy,
+                sad,
+                angry,
+                fearful,
+                disgusted,
+                surprised,
+            }),
+            _ => Err(SmileError::Inference {
+                model: "expression",
+                reason: format!("expected 7 probabilities, got {}", p.len()),
+            }),
+        }
+    }
+
+    /// In EXPRESSION_LABELS order.
+    pub fn to_array(&self) -> [f32; 7] {
+        [
+            self.neutral,
+            self.happy,
+            self.sad,
+            self.angry,
+            self.fearful,
+            self.disgusted,
+            self.surprised,
+        ]
+    }
+}
+
+/// One face in a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Face {
+    /// In pixels of the analysed frame.
+    #[serde(rename = "box")]
+    pub bbox: BoundingBox,
+    /// The detector's confidence, 0..1.
+    pub score: f64,
+    pub expressions: Expressions,
+}
+
+/// Detector settings, fixed when the analyser is built.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AnalyzerOptions {
+    /// Side of the detector's square input: a multiple of 32. Smaller is faster and
+    /// finds fewer small faces (face-api offers 224, 320, 416).
+    pub input_size: usize,
+    /// Faces scoring at or below this are dropped (face-api's scoreThreshold).
+    pub score_threshold: f64,
+}
+
+impl Default for AnalyzerOptions {
+    /// face-api's TinyFaceDetectorOptions defaults.
+    fn default() -> Self {
+        Self {
+            input_size: 416,
+            score_threshold: 0.5,
+        }
+    }
+}
+
+impl AnalyzerOptions {
+    pub const MIN_INPUT_SIZE: usize = 64;
+    pub const MAX_INPUT_SIZE: usize = 1024;
+
+    fn validate(&self) -> Result<()> {
+        let s = self.input_size;
+        if s % 32 != 0 || !(Self::MIN_INPUT_SIZE..=Self::MAX_INPUT_SIZE).contains(&s) {
+            return Err(SmileError::Option(format!(
+                "inputSize must be a multiple of 32 from {} to {}, not {s}",
+                Self::MIN_INPUT_SIZE,
+                Self::MAX_INPUT_SIZE
+            )));
+        }
+        let t = self.score_threshold;
+        if !(t > 0.0 && t < 1.0) {
+            return Err(SmileError::Option(format!(
+                "scoreThreshold must lie strictly between 0 and 1, not {t}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Both models, loaded and optimised once, reused for every frame.
+pub struct FaceAnalyzer {
+    detector: Model,
+    expression: Model,
+    options: AnalyzerOptions,
+}
+
+impl FaceAnalyzer {
+    /// Loads `tiny_face_detector.onnx` and `face_expression.onnx` from their bytes.
+    pub fn new(detector: &[u8], expression: &[u8], options: AnalyzerOptions) -> Result<Self> {
+        options.validate()?;
+        let s = options.input_size;
+        let cells = s / 32;
+        let detector = Model::load(
+            "face detector",
+            detector,
+            &[1, 3, s, s],
+            &[1, GRID_CHANNELS, cells, cells],
+        )?;
+        let e = EXPRESSION_INPUT_SIZE;
+        let expression = Model::load("expression", expression, &[1, 3, e, e], &[1, 7])?;
+        Ok(Self {
+            detector,
+            expression,
+            options,
+        })
+    }
+
+    pub fn options(&self) -> AnalyzerOptions {
+        self.options
+    }
+
+    /// The detector's raw output for a frame: `[1, 25, cells, cells]` NCHW, flattened,
+    /// channel = anchor * 5 + (x, y, w, h, objectness), before sigmoid and exp.
+    pub fn detector_grid(&self, frame: &RgbaFrame) -> Result<Vec<f32>> {
+        let input = square_input(
+            frame,
+            Region::whole(frame),
+            Padding::BottomRight,
+            self.options.input_size,
+            DETECTOR_MEAN_RGB,
+        )?;
+        self.detector.run(input)
+    }
+
+    /// Face boxes in a frame, strongest first, in pixels.
+    pub fn detect(&self, frame: &RgbaFrame) -> Result<Vec<(BoundingBox, f64)>> {
+        let s = self.options.input_size;
+        let grid = self.detector_grid(frame)?;
+        let (w, h) = (frame.width(), frame.height());
+        Ok(
+            detect::decode(&grid, s / 32, s, w, h, self.options.score_threshold)
+                .into_iter()
+                .map(|d| (d.relative.scale(w as f64, h as f64), d.score))
+                .collect(),
+        )
+    }
+
+    /// Expressions of the face inside `bbox` (pixels). The box is clipped to the frame
+    /// and floored, as face-api's extractFaceTensors does; `None` if nothing is left.
+    pub fn classify_box(&self, frame: &RgbaFrame, bbox: &BoundingBox) -> Result<Option<Expressions>> {
+        match clip_to_frame(bbox, frame) {
+            Some(region) => self.classify_region(frame, region).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn classify_region(&self, frame: &RgbaFrame, region: Region) -> Result<Expressions> {
+        let input = square_input(
+            frame,
+            region,
+            Padding::Centered,
+            EXPRESSION_INPUT_SIZE,
+            EXPRESSION_MEAN_RGB,
+        )?;
+        Expressions::from_probabilities(&self.expression.run(input)?)
+    }
+
+    /// Every face in an RGBA frame with its expressions.
+    pub fn analyze(&self, rgba: &[u8], width: u32, height: u32) -> Result<Vec<Face>> {
+        let frame = RgbaFrame::new(rgba, width, height)?;
+        let mut faces = Vec::new();
+        for (bbox, score) in self.detect(&frame)? {
+            if let Some(expressions) = self.classify_box(&frame, &bbox)? {
+                faces.push(Face {
+                    bbox,
+                    score,
+                    expressions,
+                });
+            }
+        }
+        Ok(faces)
+    }
+
+    /// Expressions of an image that is already a face crop (no detection).
+    pub fn classify_face(&self, rgba: &[u8], width: u32, height: u32) -> Result<Expressions> {
+        let frame = RgbaFrame::new(rgba, width, height)?;
+        self.classify_region(&frame, Region::whole(&frame))
+    }
+}
+
+/// face-api's Box.clipAtImageBorders followed by floor().
+fn clip_to_frame(b: &BoundingBox, frame: &RgbaFrame) -> Option<Region> {
+    let (fw, fh) = (frame.width() as f64, frame.height() as f64);
+    let (x, y) = (b.x.max(0.0), b.y.max(0.0));
+    let w = (b.right() - x).min(fw - x).floor();
+    let h = (b.bottom() - y).min(fh - y).floor();
+    let (x, y) = (x.floor(), y.floor());
+    let finite = [x, y, w, h].iter().all(|v| v.is_finite());
+    if !finite || w < 1.0 || h < 1.0 || x >= fw || y >= fh {
+        return None;
+    }
+    Some(Region {
+        x: x as u32,
+        y: y as u32,
+        width: (w as u32).min(frame.width() - x as u32),
+        height: (h as u32).min(frame.height() - y as u32),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clipping_follows_face_api() {
+        let buf = vec![0u8; 100 * 50 * 4];
+        let f = RgbaFrame::new(&buf, 100, 50).unwrap();
+        let b = BoundingBox { x: -10.5, y: 10.7, width: 30.9, height: 60.0 };
+        assert_eq!(
+            clip_to_frame(&b, &f),
+            Some(Region { x: 0, y: 10, width: 20, height: 39 })
+        );
+        let outside = BoundingBox { x: 120.0, y: 0.0, width: 10.0, height: 10.0 };
+        assert_eq!(clip_to_frame(&outside, &f), None);
+        let nan = BoundingBox { x: f64::NAN, y: 0.0, width: 10.0, height: 10.0 };
+        assert_eq!(clip_to_frame(&nan, &f), None);
+    }
+
+    #[test]
+    fn options_are_checked() {
+        let bad = [(100, 0.5), (0, 0.5), (2048, 0.5), (416, 0.0), (416, 1.0), (416, f64::NAN)];
+        for (input_size, score_threshold) in bad {
+            let o = AnalyzerOptions { input_size, score_threshold };
+            assert!(matches!(o.validate(), Err(SmileError::Option(_))), "{o:?}");
+        }
+        assert!(AnalyzerOptions::default().validate().is_ok());
+    }
+}

@@ -1,0 +1,188 @@
+//! Model input tensors, built exactly as face-api.js 1.7.15 builds them from a tensor
+//! input: `padToSquare` (src/ops/padToSquare.ts), then `tf.image.resizeBilinear` with
+//! alignCorners=false and halfPixelCenters=false, then mean subtraction and `/ 255`.
+//! The padded square is never materialised: each output pixel samples the source
+//! region directly, so a huge frame costs no more memory than a small one.
+
+use ndarray::Array4;
+use tract_onnx::prelude::Tensor;
+
+use crate::error::{Result, SmileError};
+use crate::frame::{Region, RgbaFrame};
+
+/// TinyFaceDetector's per-channel mean (face-api src/tinyFaceDetector/const.ts, MEAN_RGB).
+pub const DETECTOR_MEAN_RGB: [f32; 3] = [117.001, 114.697, 97.404];
+/// FaceFeatureExtractor's per-channel mean (face-api src/faceFeatureExtractor/FaceFeatureExtractor.ts).
+pub const EXPRESSION_MEAN_RGB: [f32; 3] = [122.782, 117.001, 104.298];
+/// FaceExpressionNet always sees 112x112 (FaceFeatureExtractor.forwardInput).
+pub const EXPRESSION_INPUT_SIZE: usize = 112;
+/// Both nets divide by 255 after subtracting the mean.
+const SCALE: f32 = 255.0;
+
+/// Where `padToSquare` puts the zero padding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Padding {
+    /// The detector pads after the image (isCenterInputs = false).
+    BottomRight,
+    /// The expression net centres the image (isCenterInputs = true).
+    Centered,
+}
+
+/// One output coordinate's two source taps and the weight of the second.
+#[derive(Clone, Copy)]
+struct Tap {
+    lo: usize,
+    hi: usize,
+    frac: f32,
+}
+
+/// resizeBilinear's legacy mapping: `src = dst * in / out`, no half-pixel shift.
+fn taps(out: usize, side: usize) -> Vec<Tap> {
+    let ratio = side as f32 / out as f32;
+    (0..out)
+        .map(|d| {
+            let src = d as f32 * ratio;
+            let lo = (src.floor() as usize).min(side - 1);
+            let hi = (src.ceil() as usize).min(side - 1);
+            Tap {
+                lo,
+                hi,
+                frac: src - lo as f32,
+            }
+        })
+        .collect()
+}
+
+/// Builds a `[1, 3, size, size]` NCHW tensor from `region` of `frame`:
+/// pad to a square with zeros, resize bilinearly, subtract `mean`, divide by 255.
+/// `region` must lie inside the frame and be non-empty (callers clip first).
+pub fn square_input(
+    frame: &RgbaFrame,
+    region: Region,
+    padding: Padding,
+    size: usize,
+    mean: [f32; 3],
+) -> Result<Tensor> {
+    let (w, h) = (region.width as usize, region.height as usize);
+    let side = w.max(h);
+    // Offset of the image inside the padded square. Centred padding appends
+    // round(diff / 2) and prepends the rest, so the image starts at floor(diff / 2).
+    let (ox, oy) = match padding {
+        Padding::BottomRight => (0, 0),
+        Padding::Centered => ((side - w) / 2, (side - h) / 2),
+    };
+    let pixel = |px: usize, py: usize| -> [f32; 3] {
+        if px >= ox && px < ox + w && py >= oy && py < oy + h {
+            frame.rgb(region.x as usize + px - ox, region.y as usize + py - oy)
+        } else {
+            [0.0; 3]
+        }
+    };
+
+    let tx = taps(size, side);
+    let ty = taps(size, side);
+    let plane = size * size;
+    let mut data = vec![0f32; 3 * plane];
+    for (oy_, ry) in ty.iter().enumerate() {
+        for (ox_, rx) in tx.iter().enumerate() {
+            let (tl, tr) = (pixel(rx.lo, ry.lo), pixel(rx.hi, ry.lo));
+            let (bl, br) = (pixel(rx.lo, ry.hi), pixel(rx.hi, ry.hi));
+            for c in 0..3 {
+                let top = tl[c] + (tr[c] - tl[c]) * rx.frac;
+                let bottom = bl[c] + (br[c] - bl[c]) * rx.frac;
+                let v = top + (bottom - top) * ry.frac;
+                data[c * plane + oy_ * size + ox_] = (v - mean[c]) / SCALE;
+            }
+        }
+    }
+    Array4::from_shape_vec((1, 3, size, size), data)
+        .map(Tensor::from)
+        .map_err(|e| SmileError::Image(format!("building the input tensor: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn solid(w: u32, h: u32, rgb: [u8; 3]) -> Vec<u8> {
+        (0..w * h).flat_map(|_| [rgb[0], rgb[1], rgb[2], 255]).collect()
+    }
+
+    fn at(t: &Tensor, c: usize, y: usize, x: usize) -> f32 {
+        t.to_plain_array_view::<f32>().unwrap()[[0, c, y, x]]
+    }
+
+    #[test]
+    fn identity_size_only_normalises() {
+        let buf = solid(16, 16, [255, 0, 10]);
+        let f = RgbaFrame::new(&buf, 16, 16).unwrap();
+        let t = square_input(&f, Region::whole(&f), Padding::Centered, 16, [5.0, 0.0, 10.0]).unwrap();
+        assert_eq!(t.shape(), &[1, 3, 16, 16]);
+        assert!((at(&t, 0, 3, 3) - 250.0 / 255.0).abs() < 1e-6);
+        assert_eq!(at(&t, 1, 0, 15), 0.0);
+        assert_eq!(at(&t, 2, 15, 0), 0.0);
+    }
+
+    #[test]
+    fn bottom_right_padding_is_zero_before_mean() {
+        // 16 wide, 8 high: rows 8..16 of the square are padding.
+        let buf = solid(16, 8, [200, 200, 200]);
+        let f = RgbaFrame::new(&buf, 16, 8).unwrap();
+        let t = square_input(&f, Region::whole(&f), Padding::BottomRight, 16, [100.0; 3]).unwrap();
+        assert!((at(&t, 0, 7, 0) - 100.0 / 255.0).abs() < 1e-6);
+        assert!((at(&t, 0, 8, 0) + 100.0 / 255.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn centred_padding_splits_the_difference() {
+        // 8 wide, 13 high: diff 5, face-api appends round(2.5) = 3 and prepends 2.
+        let buf = solid(8, 13, [255, 255, 255]);
+        let f = RgbaFrame::new(&buf, 8, 13).unwrap();
+        let t = square_input(&f, Region::whole(&f), Padding::Centered, 13, [0.0; 3]).unwrap();
+        let row: Vec<f32> = (0..13).map(|x| at(&t, 0, 0, x)).collect();
+        assert_eq!(&row[..2], &[0.0, 0.0]);
+        assert_eq!(&row[2..10], &[1.0; 8]);
+        assert_eq!(&row[10..], &[0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn legacy_bilinear_matches_hand_computed_values() {
+        // A 2x... ramp: resizing 8 -> 4 samples source 0, 2, 4, 6 exactly;
+        // resizing 8 -> 5 samples 0, 1.6, 3.2, 4.8, 6.4.
+        let w = 8u32;
+        let buf: Vec<u8> = (0..w * w)
+            .flat_map(|i| {
+                let v = (i % w * 10) as u8;
+                [v, v, v, 255]
+            })
+            .collect();
+        let f = RgbaFrame::new(&buf, w, w).unwrap();
+        let t4 = square_input(&f, Region::whole(&f), Padding::BottomRight, 4, [0.0; 3]).unwrap();
+        let got: Vec<f32> = (0..4).map(|x| at(&t4, 0, 1, x) * 255.0).collect();
+        for (g, e) in got.iter().zip([0.0, 20.0, 40.0, 60.0]) {
+            assert!((g - e).abs() < 1e-3, "{got:?}");
+        }
+        let t5 = square_input(&f, Region::whole(&f), Padding::BottomRight, 5, [0.0; 3]).unwrap();
+        let got: Vec<f32> = (0..5).map(|x| at(&t5, 0, 0, x) * 255.0).collect();
+        for (g, e) in got.iter().zip([0.0, 16.0, 32.0, 48.0, 64.0]) {
+            assert!((g - e).abs() < 1e-3, "{got:?}");
+        }
+    }
+
+    #[test]
+    fn region_samples_only_inside_it() {
+        let mut buf = solid(16, 16, [0, 0, 0]);
+        // Paint the 8x8 block at (8, 8) white.
+        for y in 8..16 {
+            for x in 8..16 {
+                let i = (y * 16 + x) * 4;
+                buf[i..i + 3].copy_from_slice(&[255, 255, 255]);
+            }
+        }
+        let f = RgbaFrame::new(&buf, 16, 16).unwrap();
+        let r = Region { x: 8, y: 8, width: 8, height: 8 };
+        let t = square_input(&f, r, Padding::Centered, 8, [0.0; 3]).unwrap();
+        assert_eq!(at(&t, 0, 0, 0), 1.0);
+        assert_eq!(at(&t, 2, 7, 7), 1.0);
+    }
+}

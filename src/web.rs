@@ -1,0 +1,78 @@
+//! Browser glue: every `#[wasm_bindgen]` export lives here, and only here.
+//! Compiled for wasm32 only; the core it wraps is tested natively.
+//!
+//! ```js
+//! import init, { FaceAnalyzer } from './pkg/smile_factor.js';
+//! await init();
+//! const analyzer = new FaceAnalyzer(detectorBytes, expressionBytes, { inputSize: 320 });
+//! const faces = analyzer.analyze(imageData.data, imageData.width, imageData.height);
+//! // [{ box: {x, y, width, height}, score, expressions: {neutral, happy, ...} }]
+//! ```
+
+use serde::Deserialize;
+use wasm_bindgen::prelude::*;
+
+use crate::analyzer::{AnalyzerOptions, FaceAnalyzer as CoreAnalyzer};
+
+/// Runs once when the module is instantiated.
+#[wasm_bindgen(start)]
+pub fn start() {
+    // A panic then shows its message in the console instead of "unreachable".
+    console_error_panic_hook::set_once();
+}
+
+/// The options object JS may pass; every field is optional.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct JsOptions {
+    input_size: Option<usize>,
+    score_threshold: Option<f64>,
+}
+
+fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsError> {
+    serde_wasm_bindgen::to_value(value).map_err(|e| JsError::new(&e.to_string()))
+}
+
+/// Both models, loaded once; call `analyze` per frame.
+#[wasm_bindgen(js_name = FaceAnalyzer)]
+pub struct WebFaceAnalyzer {
+    inner: CoreAnalyzer,
+}
+
+#[wasm_bindgen(js_class = FaceAnalyzer)]
+impl WebFaceAnalyzer {
+    /// `new FaceAnalyzer(detectorBytes, expressionBytes, options?)` where the bytes are
+    /// `Uint8Array`s of `tiny_face_detector.onnx` and `face_expression.onnx`, and
+    /// `options` is `{ inputSize?: number, scoreThreshold?: number }`.
+    /// Throws an `Error` naming the problem if a model is corrupt or the wrong file.
+    #[wasm_bindgen(constructor)]
+    pub fn new(detector: &[u8], expression: &[u8], options: JsValue) -> Result<WebFaceAnalyzer, JsError> {
+        let js: JsOptions = if options.is_undefined() || options.is_null() {
+            JsOptions::default()
+        } else {
+            serde_wasm_bindgen::from_value(options).map_err(|e| JsError::new(&format!("invalid options: {e}")))?
+        };
+        let defaults = AnalyzerOptions::default();
+        let options = AnalyzerOptions {
+            input_size: js.input_size.unwrap_or(defaults.input_size),
+            score_threshold: js.score_threshold.unwrap_or(defaults.score_threshold),
+        };
+        Ok(Self {
+            inner: CoreAnalyzer::new(detector, expression, options)?,
+        })
+    }
+
+    /// `analyze(rgba, width, height)`: every face in an RGBA frame (for example
+    /// `new Uint8Array(imageData.data.buffer)`), as
+    /// `[{ box: {x, y, width, height}, score, expressions: {neutral, happy, ...} }]`.
+    pub fn analyze(&self, rgba: &[u8], width: u32, height: u32) -> Result<JsValue, JsError> {
+        to_js(&self.inner.analyze(rgba, width, height)?)
+    }
+
+    /// `classifyFace(rgba, width, height)`: the expressions of an image that is already
+    /// a face crop, as `{neutral, happy, sad, angry, fearful, disgusted, surprised}`.
+    #[wasm_bindgen(js_name = classifyFace)]
+    pub fn classify_face(&self, rgba: &[u8], width: u32, height: u32) -> Result<JsValue, JsError> {
+        to_js(&self.inner.classify_face(rgba, width, height)?)
+    }
+}
