@@ -225,13 +225,16 @@ impl FaceAnalyzer {
 
 /// face-api's Box.clipAtImageBorders followed by floor().
 fn clip_to_frame(b: &BoundingBox, frame: &RgbaFrame) -> Option<Region> {
+    // f64::max/min drop NaN silently, so a NaN box would otherwise become the whole frame.
+    if ![b.x, b.y, b.width, b.height].iter().all(|v| v.is_finite()) {
+        return None;
+    }
     let (fw, fh) = (frame.width() as f64, frame.height() as f64);
     let (x, y) = (b.x.max(0.0), b.y.max(0.0));
     let w = (b.right() - x).min(fw - x).floor();
     let h = (b.bottom() - y).min(fh - y).floor();
     let (x, y) = (x.floor(), y.floor());
-    let finite = [x, y, w, h].iter().all(|v| v.is_finite());
-    if !finite || w < 1.0 || h < 1.0 || x >= fw || y >= fh {
+    if w < 1.0 || h < 1.0 || x >= fw || y >= fh {
         return None;
     }
     Some(Region {

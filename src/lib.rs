@@ -6,11 +6,14 @@
 //! [`web`] holds all browser glue and every `#[wasm_bindgen]` export, on wasm32 only.
 
 pub mod analyzer;
+pub mod config;
 pub mod detect;
 pub mod error;
 pub mod frame;
 pub mod model;
 pub mod preprocess;
+pub mod redirect;
+pub mod verdict;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;

@@ -1,0 +1,174 @@
+//! The page flow without a browser: config → verdict → session → one navigation,
+//! with a fake clock and a fake navigator.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use smile_factor::config::Config;
+use smile_factor::redirect::{Navigator, Redirector, ReturnTarget};
+use smile_factor::verdict::{Clock, Reason, Session, State, Verdict};
+use url::Url;
+
+/// A clock the test moves by hand; shared so the test keeps a handle.
+#[derive(Clone, Default)]
+struct FakeClock(Rc<Cell<f64>>);
+
+impl FakeClock {
+    fn set(&self, ms: f64) {
+        self.0.set(ms);
+    }
+}
+
+impl Clock for FakeClock {
+    fn now_ms(&self) -> f64 {
+        self.0.get()
+    }
+}
+
+/// Records every navigation; shared so the test sees them after handing it over.
+#[derive(Clone, Default)]
+struct FakeNavigator(Rc<RefCell<Vec<Url>>>);
+
+impl Navigator for FakeNavigator {
+    fn navigate(&mut self, url: &Url) {
+        self.0.borrow_mut().push(url.clone());
+    }
+}
+
+const CONFIG: &str = r#"{
+  "returnUrls": {"prod": "https://tenant.auth0.com", "local": "http://localhost:3000/base/"},
+  "duration": 5,
+  "params": {"state": "st"}
+}"#;
+
+fn session(
+    pick: Option<&str>,
+    state: Option<&str>,
+) -> (Session<FakeClock, FakeNavigator>, FakeClock, FakeNavigator) {
+    let config = Config::parse(CONFIG).expect("config");
+    let return_url = config.resolve_return_url(pick).expect("return url");
+    let target = ReturnTarget::new(&return_url, config.params.clone(), state).expect("target");
+    let clock = FakeClock::default();
+    let nav = FakeNavigator::default();
+    let verdict = Verdict::new(config.verdict_config()).expect("verdict");
+    let s = Session::new(verdict, clock.clone(), Redirector::new(target, nav.clone()));
+    (s, clock, nav)
+}
+
+fn visited(nav: &FakeNavigator) -> Vec<String> {
+    nav.0.borrow().iter().map(|u| u.to_string()).collect()
+}
+
+#[test]
+fn passing_run_redirects_once_with_notsmiling_true() {
+    let (mut s, clock, nav) = session(Some("prod"), Some("a+b/c=d&e%f#g ü 雪 😀"));
+    clock.set(10_000.0);
+    s.start();
+    assert_eq!(s.remaining_secs(), 5);
+    for i in 0..50 {
+        clock.set(10_000.0 + f64::from(i) * 100.0);
+        assert!(s.frame(Some(0.2)).is_none());
+        assert!(s.tick().is_none());
+        // The page cannot leave before the verdict.
+        assert!(s.redirect().is_none());
+    }
+    assert_eq!(s.verdict().current_smile(), Some(0.2));
+    clock.set(15_000.0);
+    let outcome = *s.tick().expect("countdown over");
+    assert!(outcome.notsmiling);
+    assert_eq!(outcome.stats.frames_analysed, 50);
+    assert_eq!(outcome.stats.face_seen_ratio, 1.0);
+    assert!(visited(&nav).is_empty());
+
+    let url = s.redirect().expect("decided").clone();
+    assert_eq!(
+        url.origin(),
+        Url::parse("https://tenant.auth0.com")
+            .expect("url")
+            .origin()
+    );
+    assert_eq!(url.path(), "/continue");
+    let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    assert_eq!(
+        pairs,
+        vec![
+            ("st".to_owned(), "a+b/c=d&e%f#g ü 雪 😀".to_owned()),
+            ("notsmiling".to_owned(), "true".to_owned()),
+        ]
+    );
+    // Asking again (e.g. a second timer) does not navigate again.
+    s.redirect();
+    s.tick();
+    s.redirect();
+    assert_eq!(visited(&nav), vec![url.to_string()]);
+}
+
+#[test]
+fn smiling_run_fails_early() {
+    let (mut s, clock, nav) = session(Some("local"), Some("xyz"));
+    clock.set(0.0);
+    s.start();
+    clock.set(1_000.0);
+    assert!(s.frame(Some(0.9)).is_none());
+    clock.set(1_300.0);
+    assert_eq!(
+        s.frame(Some(0.9)).expect("smiled").reason,
+        Some(Reason::Smiled)
+    );
+    assert!(s.remaining_ms() == 0.0);
+    s.redirect();
+    assert_eq!(
+        visited(&nav),
+        vec!["http://localhost:3000/base/continue?st=xyz&notsmiling=false&reason=smiled"]
+    );
+}
+
+#[test]
+fn tab_switch_interrupts() {
+    let (mut s, clock, nav) = session(Some("prod"), Some("xyz"));
+    s.start();
+    clock.set(2_000.0);
+    s.pause();
+    assert_eq!(s.verdict().state(), State::Paused);
+    clock.set(60_000.0);
+    assert!(s.tick().is_none());
+    assert_eq!(
+        s.hidden().expect("hidden").reason,
+        Some(Reason::Interrupted)
+    );
+    s.redirect();
+    assert_eq!(
+        visited(&nav),
+        vec!["https://tenant.auth0.com/continue?st=xyz&notsmiling=false&reason=interrupted"]
+    );
+}
+
+#[test]
+fn camera_denied_before_start() {
+    let (mut s, _clock, nav) = session(Some("prod"), Some("xyz"));
+    assert_eq!(
+        s.fail(Reason::CameraDenied).reason,
+        Some(Reason::CameraDenied)
+    );
+    s.redirect();
+    assert_eq!(
+        visited(&nav),
+        vec!["https://tenant.auth0.com/continue?st=xyz&notsmiling=false&reason=camera_denied"]
+    );
+}
+
+#[test]
+fn bad_state_or_pick_means_no_session() {
+    let config = Config::parse(CONFIG).expect("config");
+    assert!(config
+        .resolve_return_url(Some("https://evil.test"))
+        .is_err());
+    assert!(config.resolve_return_url(None).is_err());
+    let url = config.resolve_return_url(Some("prod")).expect("prod");
+    for state in [None, Some(""), Some("a\u{0}b")] {
+        assert!(
+            ReturnTarget::new(&url, config.params.clone(), state).is_err(),
+            "{state:?}"
+        );
+    }
+}
