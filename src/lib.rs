@@ -7,6 +7,7 @@
 
 pub mod analyzer;
 pub mod config;
+pub mod content;
 pub mod detect;
 pub mod error;
 pub mod frame;

@@ -1,5 +1,5 @@
-//! Browser glue: every `#[wasm_bindgen]` export lives here, and only here.
-//! Compiled for wasm32 only; the core it wraps is tested natively.
+//! The `FaceAnalyzer` JS export: the core face pipeline for pages that drive it from JS.
+//! The smile-factor page itself uses the core analyzer directly (see `page`).
 //!
 //! ```js
 //! import init, { FaceAnalyzer } from './pkg/smile_factor.js';
@@ -13,13 +13,6 @@ use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
 use crate::analyzer::{AnalyzerOptions, FaceAnalyzer as CoreAnalyzer};
-
-/// Runs once when the module is instantiated.
-#[wasm_bindgen(start)]
-pub fn start() {
-    // A panic then shows its message in the console instead of "unreachable".
-    console_error_panic_hook::set_once();
-}
 
 /// The options object JS may pass; every field is optional.
 #[derive(Deserialize, Default)]
@@ -46,11 +39,16 @@ impl WebFaceAnalyzer {
     /// `options` is `{ inputSize?: number, scoreThreshold?: number }`.
     /// Throws an `Error` naming the problem if a model is corrupt or the wrong file.
     #[wasm_bindgen(constructor)]
-    pub fn new(detector: &[u8], expression: &[u8], options: JsValue) -> Result<WebFaceAnalyzer, JsError> {
+    pub fn new(
+        detector: &[u8],
+        expression: &[u8],
+        options: JsValue,
+    ) -> Result<WebFaceAnalyzer, JsError> {
         let js: JsOptions = if options.is_undefined() || options.is_null() {
             JsOptions::default()
         } else {
-            serde_wasm_bindgen::from_value(options).map_err(|e| JsError::new(&format!("invalid options: {e}")))?
+            serde_wasm_bindgen::from_value(options)
+                .map_err(|e| JsError::new(&format!("invalid options: {e}")))?
         };
         let defaults = AnalyzerOptions::default();
         let options = AnalyzerOptions {

@@ -1,0 +1,142 @@
+//! Browser tests for the page glue that can run in isolation: the camera module against
+//! Chromium's fake device (started, then every track ended on stop and on drop), the
+//! `getUserMedia` error mapping, and the page's small pure helpers.
+//! Needs `--use-fake-device-for-media-stream --use-fake-ui-for-media-stream` (webdriver.json).
+#![cfg(target_arch = "wasm32")]
+
+use smile_factor::content::Problem;
+use smile_factor::verdict::Reason;
+use smile_factor::web::camera::{self, stop_stream, Camera, CameraError};
+use smile_factor::web::page::{analysis_fps, largest_box};
+use smile_factor::BoundingBox;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_test::*;
+use web_sys::{MediaStream, MediaStreamTrack, MediaStreamTrackState};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn tracks(stream: &MediaStream) -> Vec<MediaStreamTrack> {
+    stream
+        .get_tracks()
+        .iter()
+        .filter_map(|t| t.dyn_into::<MediaStreamTrack>().ok())
+        .collect()
+}
+
+#[wasm_bindgen_test]
+async fn fake_camera_starts_and_stop_ends_every_track() {
+    let cam = camera::start(10_000).await.expect("fake camera starts");
+    let ts = tracks(cam.stream());
+    assert!(!ts.is_empty(), "the stream has a video track");
+    assert!(
+        ts.iter().all(|t| t.kind() == "video"),
+        "no audio was asked for"
+    );
+    assert!(ts
+        .iter()
+        .all(|t| t.ready_state() == MediaStreamTrackState::Live));
+    assert_eq!(cam.stop(), ts.len(), "every track was stopped");
+    let states: Vec<_> = ts.iter().map(|t| t.ready_state()).collect();
+    assert!(
+        states.iter().all(|s| *s == MediaStreamTrackState::Ended),
+        "after stop: {states:?}"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn dropping_the_camera_ends_every_track() {
+    let cam = camera::start(10_000).await.expect("fake camera starts");
+    let ts = tracks(cam.stream());
+    drop(cam);
+    assert!(ts
+        .iter()
+        .all(|t| t.ready_state() == MediaStreamTrackState::Ended));
+}
+
+#[wasm_bindgen_test]
+async fn stop_stream_is_idempotent_and_wrapping_works() {
+    let cam = camera::start(10_000).await.expect("fake camera starts");
+    let stream = cam.stream().clone();
+    stop_stream(&stream);
+    stop_stream(&stream);
+    let again = Camera::from_stream(stream.clone());
+    drop(again);
+    assert!(tracks(&stream)
+        .iter()
+        .all(|t| t.ready_state() == MediaStreamTrackState::Ended));
+    drop(cam);
+}
+
+#[wasm_bindgen_test]
+fn dom_exception_names_map_to_problem_and_reason() {
+    let cases = [
+        (
+            "NotAllowedError",
+            Problem::CameraDenied,
+            Reason::CameraDenied,
+        ),
+        ("SecurityError", Problem::CameraDenied, Reason::CameraDenied),
+        (
+            "NotFoundError",
+            Problem::NoCamera,
+            Reason::CameraUnavailable,
+        ),
+        (
+            "NotReadableError",
+            Problem::CameraInUse,
+            Reason::CameraUnavailable,
+        ),
+        (
+            "OverconstrainedError",
+            Problem::CameraFormat,
+            Reason::CameraUnavailable,
+        ),
+        (
+            "AbortError",
+            Problem::CameraOther,
+            Reason::CameraUnavailable,
+        ),
+    ];
+    for (name, problem, reason) in cases {
+        let e =
+            web_sys::DomException::new_with_message_and_name("test", name).expect("DOMException");
+        let mapped = CameraError::from_rejection(&e.into());
+        assert_eq!(mapped.problem, problem, "{name}");
+        assert_eq!(mapped.problem.reason(), Some(reason), "{name}");
+        assert!(mapped.detail.contains(name), "{}", mapped.detail);
+    }
+    // A plain Error or a string still maps, to the generic camera problem.
+    let plain = CameraError::from_rejection(&js_sys::Error::new("boom").into());
+    assert_eq!(plain.problem, Problem::CameraOther);
+    let text = CameraError::from_rejection(&"odd".into());
+    assert_eq!(text.problem, Problem::CameraOther);
+}
+
+fn bbox(x: f64, width: f64, height: f64) -> BoundingBox {
+    BoundingBox {
+        x,
+        y: 0.0,
+        width,
+        height,
+    }
+}
+
+#[wasm_bindgen_test]
+fn the_largest_face_is_judged() {
+    assert_eq!(largest_box(&[]), None);
+    let boxes = [
+        bbox(0.0, 10.0, 10.0),
+        bbox(50.0, 40.0, 30.0),
+        bbox(90.0, 20.0, 20.0),
+    ];
+    assert_eq!(largest_box(&boxes), Some(1));
+    assert_eq!(largest_box(&boxes[..1]), Some(0));
+}
+
+#[wasm_bindgen_test]
+fn fps_has_one_decimal_and_survives_zero_time() {
+    assert_eq!(analysis_fps(150, 15_000.0), "10.0");
+    assert_eq!(analysis_fps(187, 15_000.0), "12.5");
+    assert_eq!(analysis_fps(0, 0.0), "0.0");
+    assert_eq!(analysis_fps(5, f64::NAN), "0.0");
+}
