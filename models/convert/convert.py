@@ -10,10 +10,15 @@ The graphs are written from scratch with the `onnx` helper API, following the
 structure described by face-api's TypeScript sources (tinyYolov2/,
 faceFeatureExtractor/, faceProcessor/, faceExpressionNet/).  The weights are
 read from the tfjs weights manifests and .bin shards shipped in the npm
-package and dequantised the way tfjs-core's io.decodeWeights does.
+package.  By default every tensor face-api ships uint8-quantised stays uint8
+in the ONNX file (about 1 byte per weight instead of 4), with its scale and
+min, and a small constant subgraph dequantises it the way tfjs-core's
+io.decodeWeights does, bit for bit (see GraphBuilder.init); runtimes fold it
+at load.  With --float32 the dequantised float32 values are stored instead
+(the previous format, 4x larger, same results).
 
 Usage:
-    python models/convert/convert.py --face-api-model-dir DIR --out-dir models/
+    python models/convert/convert.py --face-api-model-dir DIR --out-dir models/ [--float32]
 
 DIR is the `model/` directory of the unpacked npm package.  The output is
 byte-for-byte reproducible: no timestamps, fixed producer name/version, and
@@ -50,8 +55,38 @@ _DTYPE_BYTES = {"float32": 4, "int32": 4, "bool": 1}
 _QUANT_DTYPES = {"uint8": np.uint8, "uint16": np.uint16}
 
 
+class QuantizedWeight:
+    """A tfjs-quantised weight: raw uint8 (or uint16) codes `q` plus the manifest's `scale` and `min`.
+
+    `scale` and `min` are the manifest's JSON numbers as float64, exactly as
+    JavaScript reads them.  `values` is what tfjs decodes: float32(q * scale + min),
+    the product and sum evaluated in float64.
+    """
+
+    def __init__(self, q, scale, minimum):
+        self.q = q
+        self.scale = float(scale)
+        self.min = float(minimum)
+        self.values = dequantize(q, self.scale, self.min)
+        self.shape = q.shape
+        self.ndim = q.ndim
+
+    def transpose(self, *axes):
+        # A pure permutation: transposing the codes == transposing the values.
+        return QuantizedWeight(np.ascontiguousarray(self.q.transpose(*axes)), self.scale, self.min)
+
+
+def dequantize(q, scale, minimum):
+    """tfjs-core decodeWeights: Float32Array of (q * scale + min) in JS (float64) arithmetic."""
+    return (q.astype(np.float64) * np.float64(scale) + np.float64(minimum)).astype(np.float32)
+
+
 def load_tfjs_weights(model_dir, manifest_name):
-    """Return an ordered list of (name, float32 ndarray) as tfjs would decode them.
+    """Return an ordered list of (name, weight) as stored by face-api.
+
+    A weight is a QuantizedWeight for quantised tensors (the codes,
+    scale and min, plus the float32 values tfjs would decode) and a float32
+    ndarray for tensors stored unquantised.
 
     Each manifest group's shards are concatenated in `paths` order, then the
     group's weights are read sequentially from that buffer.  Quantised weights
@@ -82,16 +117,16 @@ def load_tfjs_weights(model_dir, manifest_name):
                     raise ValueError(f"{name}: quantization without scale/min")
                 np_q = np.dtype(_QUANT_DTYPES[qdtype]).newbyteorder("<")
                 nbytes = size * np_q.itemsize
-                raw = np.frombuffer(buf, dtype=np_q, count=size, offset=offset)
-                values = (raw.astype(np.float64) * float(q["scale"]) + float(q["min"])).astype(np.float32)
+                raw = np.frombuffer(buf, dtype=np_q, count=size, offset=offset).copy()
+                value = QuantizedWeight(raw.reshape(shape), q["scale"], q["min"])
             else:
                 nbytes = size * _DTYPE_BYTES[dtype]
-                values = np.frombuffer(buf, dtype="<f4", count=size, offset=offset).astype(np.float32)
+                value = np.frombuffer(buf, dtype="<f4", count=size, offset=offset).astype(np.float32).reshape(shape)
             offset += nbytes
             if name in seen:
                 raise ValueError(f"duplicate weight {name}")
             seen.add(name)
-            out.append((name, values.reshape(shape)))
+            out.append((name, value))
         if offset != len(buf):
             raise ValueError(f"{manifest_name}: read {offset} bytes but group has {len(buf)}")
     return out
@@ -109,13 +144,17 @@ def _read_file(path):
 def conv_filter(w):
     """TF conv2d filter [kh, kw, cin, cout] -> ONNX [cout, cin, kh, kw]."""
     assert w.ndim == 4
-    return np.ascontiguousarray(w.transpose(3, 2, 0, 1))
+    return _contiguous(w.transpose(3, 2, 0, 1))
 
 
 def depthwise_filter(w):
     """TF depthwise filter [kh, kw, c, 1] -> ONNX grouped-conv weight [c, 1, kh, kw]."""
     assert w.ndim == 4 and w.shape[3] == 1
-    return np.ascontiguousarray(w.transpose(2, 3, 0, 1))
+    return _contiguous(w.transpose(2, 3, 0, 1))
+
+
+def _contiguous(w):
+    return w if isinstance(w, QuantizedWeight) else np.ascontiguousarray(w)
 
 
 def tf_same_pads(in_size, kernel, stride):
@@ -130,13 +169,62 @@ def tf_same_pads(in_size, kernel, stride):
 # ---------------------------------------------------------------------------
 
 class GraphBuilder:
-    def __init__(self, weights):
+    def __init__(self, weights, quantized=True):
         self.weights = dict(weights)
+        self.quantized = quantized
         self.used = set()
         self.nodes = []
         self.initializers = []
+        self.dequant_nodes = []
+        self.n_dequant = 0
+        self.shapes = set()
 
     def init(self, name, array):
+        """Add weight `name`; returns the name of a float32 tensor holding its tfjs value.
+
+        Unquantised weights become float32 initializers.  A QuantizedWeight, when
+        self.quantized, is stored as its uint8 codes `name/q` (flattened, in
+        the ONNX layout) plus float64 scalars `name/scale` and `name/min`, and a
+        constant subgraph computes
+            name = Reshape(Cast<float>(Cast<double>(name/q) * name/scale + name/min),
+                           shape/<dims>)
+        (no Reshape for 1-D tensors), i.e. float32(q * scale + min) with
+        float64 arithmetic: the exact decodeWeights arithmetic of tfjs (JS
+        numbers are float64, the Float32Array store rounds to nearest).  All
+        inputs are initializers, so runtimes fold the subgraph into a
+        constant at load time.
+        Without self.quantized the decoded float32 values are stored directly.
+        """
+        if isinstance(array, QuantizedWeight):
+            if not self.quantized:
+                array = array.values
+            else:
+                q = array.q
+                self.initializers.append(numpy_helper.from_array(q.reshape(-1), f"{name}/q"))
+                self.initializers.append(numpy_helper.from_array(np.array(array.scale, np.float64), f"{name}/scale"))
+                self.initializers.append(numpy_helper.from_array(np.array(array.min, np.float64), f"{name}/min"))
+                # Unnamed nodes; the intermediate tensors get short names (dq<i>/...)
+                # because every name is stored two or three times and the point
+                # of this format is fewer bytes.
+                t = f"dq{self.n_dequant}"
+                self.n_dequant += 1
+                f32 = name if q.ndim == 1 else f"{t}/f"
+                self.dequant_nodes += [
+                    helper.make_node("Cast", [f"{name}/q"], [f"{t}/q"], to=TensorProto.DOUBLE),
+                    helper.make_node("Mul", [f"{t}/q", f"{name}/scale"], [f"{t}/s"]),
+                    helper.make_node("Add", [f"{t}/s", f"{name}/min"], [f"{t}/v"]),
+                    helper.make_node("Cast", [f"{t}/v"], [f32], to=TensorProto.FLOAT),
+                ]
+                if q.ndim != 1:
+                    # The codes are stored flat and reshaped last: tract (0.23) evaluates
+                    # a tensor-by-scalar Mul/Add along the last axis, which is 1 or 3
+                    # long for conv kernels, and was then ~3x slower at load.
+                    shape = "shape/" + "x".join(str(d) for d in q.shape)
+                    if shape not in self.shapes:
+                        self.shapes.add(shape)
+                        self.initializers.append(numpy_helper.from_array(np.array(q.shape, np.int64), shape))
+                    self.dequant_nodes.append(helper.make_node("Reshape", [f32, shape], [name]))
+                return name
         self.initializers.append(numpy_helper.from_array(np.asarray(array, dtype=np.float32), name))
         return name
 
@@ -184,7 +272,8 @@ class GraphBuilder:
                          dilations=[1, 1], group=1)
 
     def model(self, graph_name, inputs, outputs, doc, metadata):
-        graph = helper.make_graph(self.nodes, graph_name, inputs, outputs,
+        # The dequantisation subgraphs come first, in weight order (a topological order).
+        graph = helper.make_graph(self.dequant_nodes + self.nodes, graph_name, inputs, outputs,
                                   initializer=self.initializers)
         model = helper.make_model(
             graph,
@@ -204,8 +293,8 @@ class GraphBuilder:
 # a plain conv, filterSizes of length 7 => no conv6 / conv7)
 # ---------------------------------------------------------------------------
 
-def build_tiny_face_detector(weights):
-    g = GraphBuilder(weights)
+def build_tiny_face_detector(weights, quantized=True):
+    g = GraphBuilder(weights, quantized)
     x = "input"
 
     def leaky(t, prefix):
@@ -239,8 +328,8 @@ def build_tiny_face_detector(weights):
 # fully connected layer, softmax)
 # ---------------------------------------------------------------------------
 
-def build_face_expression(weights):
-    g = GraphBuilder(weights)
+def build_face_expression(weights, quantized=True):
+    g = GraphBuilder(weights, quantized)
     size = EXPRESSION_SIZE
 
     def relu(t, name):
@@ -314,12 +403,16 @@ def main(argv=None):
     ap.add_argument("--face-api-model-dir", required=True,
                     help="the model/ directory of the unpacked @vladmandic/face-api npm package")
     ap.add_argument("--out-dir", required=True, help="where to write the .onnx files")
+    ap.add_argument("--float32", action="store_true",
+                    help="store every weight as dequantised float32 (about 4x larger files) instead of "
+                         "keeping face-api's uint8 codes and dequantising in the graph (the default)")
     args = ap.parse_args(argv)
+    quantized = not args.float32
 
     os.makedirs(args.out_dir, exist_ok=True)
-    det = build_tiny_face_detector(load_tfjs_weights(args.face_api_model_dir, DETECTOR_MANIFEST))
+    det = build_tiny_face_detector(load_tfjs_weights(args.face_api_model_dir, DETECTOR_MANIFEST), quantized)
     write_model(det, os.path.join(args.out_dir, "tiny_face_detector.onnx"))
-    expr = build_face_expression(load_tfjs_weights(args.face_api_model_dir, EXPRESSION_MANIFEST))
+    expr = build_face_expression(load_tfjs_weights(args.face_api_model_dir, EXPRESSION_MANIFEST), quantized)
     write_model(expr, os.path.join(args.out_dir, "face_expression.onnx"))
     return 0
 

@@ -6,8 +6,12 @@ Usage:
 
 For each model:
   1. decodes the tfjs weights a second time, independently of convert.py
-     (per-element float64 q*scale+min -> float32), and checks that every ONNX
-     initializer equals the decoded weight after the expected layout change;
+     (per-element float64 q*scale+min -> float32), and checks how each weight
+     is stored: float32 initializers equal to the decoded weight after the
+     expected layout change, or (the default format) the uint8 codes, the
+     manifest's scale and min, and the Cast/Mul/Add/Cast(/Reshape) dequantisation
+     subgraph, whose results (recomputed here, and by onnxruntime) must equal
+     the decoded weights bit for bit;
   2. runs the ONNX graph with onnxruntime on a random normalised input and
      compares it with a numpy re-implementation of face-api's forward pass
      written in TF semantics (NHWC tensors, TF kernels, TF 'same'/'valid'
@@ -42,8 +46,9 @@ TOL_EXPRESSION = 1e-4  # absolute, on probabilities
 # --- independent tfjs weight decoding --------------------------------------
 
 def decode_weights(model_dir, manifest_name):
+    """Return ({name: float32 value as tfjs decodes it}, {name: (codes, scale, min)} for quantised ones)."""
     manifest = json.load(open(os.path.join(model_dir, manifest_name)))
-    weights = {}
+    weights, quant = {}, {}
     for group in manifest:
         data = bytearray()
         for p in group["paths"]:
@@ -57,32 +62,109 @@ def decode_weights(model_dir, manifest_name):
             if q:
                 assert q["dtype"] == "uint8"
                 scale, mn = q["scale"], q["min"]
-                # Python floats are IEEE doubles like JS numbers; struct 'f' rounds to float32.
-                vals = [struct.unpack("<f", struct.pack("<f", b * scale + mn))[0] for b in data[pos:pos + n]]
+                codes = bytes(data[pos:pos + n])
+                vals = dequant_js(codes, scale, mn)
+                quant[w["name"]] = (np.frombuffer(codes, np.uint8).reshape(w["shape"]), scale, mn)
                 pos += n
             else:
                 vals = list(struct.unpack("<%df" % n, bytes(data[pos:pos + 4 * n])))
                 pos += 4 * n
             weights[w["name"]] = np.array(vals, dtype=np.float32).reshape(w["shape"])
         assert pos == len(data), (manifest_name, pos, len(data))
-    return weights
+    return weights, quant
 
 
-def check_initializers(onnx_path, weights):
+def dequant_js(codes, scale, mn):
+    # Python floats are IEEE doubles like JS numbers; struct 'f' rounds to float32.
+    return [struct.unpack("<f", struct.pack("<f", b * scale + mn))[0] for b in codes]
+
+
+def to_tf_layout(name, a):
+    """Undo the converter's layout change: ONNX kernel -> TF kernel."""
+    if name.endswith("depthwise_filter"):
+        return a.transpose(2, 3, 0, 1)              # [c,1,kh,kw] -> [kh,kw,c,1]
+    if a.ndim == 4:
+        return a.transpose(2, 3, 1, 0)              # [cout,cin,kh,kw] -> [kh,kw,cin,cout]
+    return a
+
+
+def check_initializers(onnx_path, weights, quant):
+    """Check how every weight is stored.
+
+    A weight face-api stores unquantised must be a float32 initializer equal to
+    the decoded value.  A quantised one must either be stored the same way
+    (files written with convert.py --float32) or, in the default format, as
+    uint8 codes `name/q` (the .bin bytes, permuted to the ONNX layout, stored
+    flat) with float64 scalars `name/scale` and `name/min` equal to the
+    manifest's, feeding exactly Cast(double) -> Mul(scale) -> Add(min) ->
+    Cast(float) [-> Reshape to the ONNX shape, for rank > 1] -> `name`.
+    The codes are decoded again here, per element, in float64 and must give the
+    tfjs values bit for bit.  onnxruntime then evaluates the dequantisation
+    subgraphs and its results must match too.
+    """
     model = onnx.load(onnx_path)
     inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    assert set(inits) == set(weights), (set(inits) ^ set(weights))
+    producer = {n.output[0]: n for n in model.graph.node}
+    order = {id(n): i for i, n in enumerate(model.graph.node)}
+    expected_inits = set()
+    n_quant = 0
+    dq_nodes = []
     for name, w in weights.items():
-        a = inits[name]
-        if name.endswith("depthwise_filter"):
-            back = a.transpose(2, 3, 0, 1)          # [c,1,kh,kw] -> [kh,kw,c,1]
-        elif w.ndim == 4:
-            back = a.transpose(2, 3, 1, 0)          # [cout,cin,kh,kw] -> [kh,kw,cin,cout]
-        else:
-            back = a
-        assert back.shape == w.shape and back.dtype == np.float32, name
-        assert np.array_equal(back, w), f"{name}: initializer differs from decoded weight"
-    print(f"  {len(weights)} initializers match the tfjs-decoded weights bit for bit")
+        if name in inits or name not in quant:
+            expected_inits.add(name)
+            back = to_tf_layout(name, inits[name])
+            assert back.shape == w.shape and back.dtype == np.float32, name
+            assert np.array_equal(back, w), f"{name}: initializer differs from decoded weight"
+            continue
+        n_quant += 1
+        codes, scale, mn = quant[name]
+        expected_inits |= {f"{name}/q", f"{name}/scale", f"{name}/min"}
+        q, s, m = inits[f"{name}/q"], inits[f"{name}/scale"], inits[f"{name}/min"]
+        assert q.dtype == np.uint8 and s.dtype == np.float64 and m.dtype == np.float64, name
+        assert s.shape == () and m.shape == (), name
+        assert float(s) == scale and float(m) == mn, f"{name}: scale/min differ from the manifest"
+        # The subgraph: Cast(to=DOUBLE) -> Mul(scale) -> Add(min) -> Cast(to=FLOAT)
+        # [-> Reshape(shape/<dims>) for tensors of rank > 1, whose codes are stored flat] -> name.
+        c2 = producer[name]
+        assert q.ndim == 1, name
+        if w.ndim > 1:
+            assert c2.op_type == "Reshape", name
+            shape = [int(d) for d in inits[c2.input[1]]]
+            expected_inits.add(c2.input[1])
+            dq_nodes.append(c2)
+            q = q.reshape(shape)
+            c2 = producer[c2.input[0]]
+        back = to_tf_layout(name, q)
+        assert np.array_equal(back, codes), f"{name}: codes differ from the .bin bytes"
+        vals = np.array(dequant_js(back.reshape(-1).tolist(), float(s), float(m)), np.float32)
+        assert np.array_equal(vals.reshape(w.shape), w), f"{name}: stored codes do not decode to the tfjs values"
+        add = producer[c2.input[0]]
+        mul = producer[add.input[0]]
+        c1 = producer[mul.input[0]]
+        attr = lambda n: {a.name: a.i for a in n.attribute}
+        assert (c2.op_type, attr(c2)) == ("Cast", {"to": onnx.TensorProto.FLOAT}), name
+        assert add.op_type == "Add" and add.input[1] == f"{name}/min", name
+        assert mul.op_type == "Mul" and mul.input[1] == f"{name}/scale", name
+        assert (c1.op_type, attr(c1), list(c1.input)) == ("Cast", {"to": onnx.TensorProto.DOUBLE}, [f"{name}/q"]), name
+        dq_nodes += [c1, mul, add, c2]
+    assert set(inits) == expected_inits, set(inits) ^ expected_inits
+    if n_quant:
+        # Let onnxruntime compute the dequantised weights and compare them too.
+        used = {i for n in dq_nodes for i in n.input}
+        outs = [onnx.helper.make_tensor_value_info(n.output[0], onnx.TensorProto.FLOAT, None)
+                for n in dq_nodes if n.output[0] in weights]
+        dq_nodes.sort(key=lambda n: order[id(n)])
+        g = onnx.helper.make_graph(dq_nodes, "dequant", [], outs,
+                                   initializer=[t for t in model.graph.initializer if t.name in used])
+        m2 = onnx.helper.make_model(g, opset_imports=model.opset_import, ir_version=model.ir_version)
+        sess = ort.InferenceSession(m2.SerializeToString(), providers=["CPUExecutionProvider"])
+        names = [o.name for o in sess.get_outputs()]
+        for name, got in zip(names, sess.run(None, {})):
+            assert np.array_equal(to_tf_layout(name, got), weights[name]), f"{name}: onnxruntime dequantises differently"
+    print(f"  {len(weights)} weights match the tfjs-decoded weights bit for bit "
+          f"({n_quant} stored as uint8 + scale/min, {len(weights) - n_quant} as float32; "
+          f"onnxruntime's dequantisation also bit-exact)" if n_quant else
+          f"  {len(weights)} float32 initializers match the tfjs-decoded weights bit for bit")
 
 
 # --- numpy ops with TF semantics (NHWC, float64) ----------------------------
@@ -211,8 +293,8 @@ def main(argv=None):
     expr_path = os.path.join(args.models_dir, "face_expression.onnx")
 
     print("tiny_face_detector.onnx")
-    Wd = decode_weights(args.face_api_model_dir, "tiny_face_detector_model-weights_manifest.json")
-    check_initializers(det_path, Wd)
+    Wd, Qd = decode_weights(args.face_api_model_dir, "tiny_face_detector_model-weights_manifest.json")
+    check_initializers(det_path, Wd, Qd)
     for size, grid in ((224, 7), (320, 10), (416, 13)):
         x = random_image(rng, size, DET_MEAN)
         x_nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
@@ -230,8 +312,8 @@ def main(argv=None):
             print(f"           tract grid {t.shape} max|tract - numpy| = {td:.3e}")
 
     print("face_expression.onnx")
-    We = decode_weights(args.face_api_model_dir, "face_expression_model-weights_manifest.json")
-    check_initializers(expr_path, We)
+    We, Qe = decode_weights(args.face_api_model_dir, "face_expression_model-weights_manifest.json")
+    check_initializers(expr_path, We, Qe)
     for trial in range(3):
         x = random_image(rng, 112, EXPR_MEAN)
         x_nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
