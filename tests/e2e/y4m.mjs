@@ -31,6 +31,13 @@ export function canvas(width, height, top = [128, 128, 128], bottom = top) {
   return { width, height, data };
 }
 
+/** Output index `i` scaled by `scale` from a source axis of length `n`: two taps and a weight. */
+function tap(i, scale, n) {
+  const s = Math.min(n - 1, Math.max(0, (i + 0.5) / scale - 0.5));
+  const lo = Math.floor(s);
+  return [lo, Math.min(n - 1, lo + 1), s - lo];
+}
+
 /** Bilinear-scales `src` by `scale` and draws it centred at (cx, cy) onto `dst` (in place). */
 export function drawScaled(dst, src, scale, cx = dst.width / 2, cy = dst.height / 2) {
   const w = Math.round(src.width * scale);
@@ -40,17 +47,11 @@ export function drawScaled(dst, src, scale, cx = dst.width / 2, cy = dst.height 
   for (let y = 0; y < h; y++) {
     const dy = y0 + y;
     if (dy < 0 || dy >= dst.height) continue;
-    const sy = Math.min(src.height - 1, Math.max(0, (y + 0.5) / scale - 0.5));
-    const sy0 = Math.floor(sy);
-    const sy1 = Math.min(src.height - 1, sy0 + 1);
-    const fy = sy - sy0;
+    const [sy0, sy1, fy] = tap(y, scale, src.height);
     for (let x = 0; x < w; x++) {
       const dx = x0 + x;
       if (dx < 0 || dx >= dst.width) continue;
-      const sx = Math.min(src.width - 1, Math.max(0, (x + 0.5) / scale - 0.5));
-      const sx0 = Math.floor(sx);
-      const sx1 = Math.min(src.width - 1, sx0 + 1);
-      const fx = sx - sx0;
+      const [sx0, sx1, fx] = tap(x, scale, src.width);
       const o = (dy * dst.width + dx) * 4;
       for (let c = 0; c < 3; c++) {
         const p = (yy, xx) => src.data[(yy * src.width + xx) * 4 + c];
