@@ -1,0 +1,245 @@
+#!/usr/bin/env node
+// Assembles the publishable npm package from the hand-written sources in js/, the
+// wasm-bindgen output and the models, with content-hashed asset names so a server can
+// cache them forever (tools/serve.mjs does):
+//
+//   node tools/package.mjs --engine target/wasm-pkg --out pkg [--site www/pkg]
+//                          [--src js] [--models models]
+//
+// Every asset is named `<name>.<first 10 hex of its sha256>.<ext>`; the specifiers that
+// point at them are rewritten bottom-up (wasm -> glue -> worker -> entry), so each hash
+// covers the names inside the file. The entry keeps its name: it is the public import.
+// A specifier that is expected but missing, or a relative one left pointing at nothing,
+// stops the build: a rename must not silently ship a broken package.
+// Node's standard library only.
+
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { gzipSync } from 'node:zlib';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const HASH_LENGTH = 10;
+/** A file name that carries a content hash, as written by this script. */
+export const HASHED_NAME = /\.[0-9a-f]{10}\.[^./]+$/;
+
+const ENTRY = 'smile-factor.js';
+const GLUE = 'smile_factor.js';
+const WASM = 'smile_factor_bg.wasm';
+const MODELS = ['tiny_face_detector.onnx', 'face_expression.onnx'];
+
+export const contentHash = (buf) => createHash('sha256').update(buf).digest('hex').slice(0, HASH_LENGTH);
+
+/** `dir/name.ext` -> `dir/name.<hash>.ext` */
+export function hashedName(file, buf) {
+  const ext = path.posix.extname(file);
+  return `${file.slice(0, -ext.length)}.${contentHash(buf)}${ext}`;
+}
+
+const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * Replaces every string literal equal to a key of `map` ('', "" or ``) with its value.
+ * Throws when a specifier in `required` does not occur in `text`.
+ */
+export function rewriteSpecifiers(text, map, required, where) {
+  let out = text;
+  for (const [from, to] of Object.entries(map)) {
+    const re = new RegExp(`(['"\`])${escapeRe(from)}\\1`, 'g');
+    let n = 0;
+    out = out.replace(re, (_, q) => {
+      n++;
+      return `${q}${to}${q}`;
+    });
+    if (n === 0 && required.includes(from)) {
+      throw new Error(`${where}: expected the specifier '${from}' but it is not there; ` +
+        'the package layout and tools/package.mjs must change together');
+    }
+  }
+  return out;
+}
+
+/** Relative specifiers ('./x', '../x') in string literals that name no file of the package. */
+export function danglingSpecifiers(text, fileInPkg, present) {
+  const dir = path.posix.dirname(fileInPkg);
+  const found = [];
+  for (const m of text.matchAll(/(['"`])(\.\.?\/[^'"`\s]+)\1/g)) {
+    const target = path.posix.normalize(path.posix.join(dir, m[2]));
+    if (!present.has(target)) found.push(m[2]);
+  }
+  return [...new Set(found)];
+}
+
+async function readInput(file, what) {
+  try {
+    return await readFile(file);
+  } catch {
+    throw new Error(`missing ${what}: ${path.relative(process.cwd(), file) || file}`);
+  }
+}
+
+/** name, version, description and repository from Cargo.toml's [package] table. */
+export function cargoPackage(toml) {
+  const table = /^\[package\]\s*$([\s\S]*?)(?=^\[|(?![\s\S]))/m.exec(toml)?.[1] ?? '';
+  const field = (k) => new RegExp(`^${k}\\s*=\\s*"((?:[^"\\\\]|\\\\.)*)"`, 'm').exec(table)?.[1];
+  const pkg = { version: field('version'), description: field('description'), repository: field('repository') };
+  if (!pkg.version) throw new Error('Cargo.toml: no version in [package]');
+  return pkg;
+}
+
+/**
+ * Builds the package in memory: returns { files: Map<path, Buffer>, packageJson, names }.
+ * Pure apart from reading the inputs.
+ */
+export async function assemble({ engine, src, models, repo = REPO }) {
+  if (existsSync(path.join(engine, 'snippets'))) {
+    // wasm-bindgen inline JS would be imported by the glue from paths this script does not map.
+    throw new Error(`${engine}/snippets exists: the glue imports JS snippets, which tools/package.mjs does not package yet`);
+  }
+  const files = new Map();
+  const names = {};
+  const add = (stable, buf) => {
+    const name = hashedName(stable, buf);
+    files.set(name, buf);
+    names[stable] = name;
+    return name;
+  };
+
+  // Leaves first: the wasm, the models, the stylesheet.
+  const wasmName = add(`engine/${WASM}`, await readInput(path.join(engine, WASM), 'the wasm module (wasm-pack output)'));
+  for (const m of MODELS) add(`models/${m}`, await readInput(path.join(models, m), `the model ${m}`));
+  add('smile-factor.css', await readInput(path.join(src, 'smile-factor.css'), 'the stylesheet'));
+
+  // The glue's own default wasm URL (used when init() gets no path, and seen by bundlers).
+  const glueSrc = (await readInput(path.join(engine, GLUE), 'the wasm-bindgen glue')).toString('utf8');
+  const glue = rewriteSpecifiers(glueSrc, { [WASM]: path.posix.basename(wasmName) }, [WASM], `${engine}/${GLUE}`);
+  add(`engine/${GLUE}`, Buffer.from(glue));
+
+  const assets = {
+    './engine/smile_factor.js': `./${names[`engine/${GLUE}`]}`,
+    './engine/smile_factor_bg.wasm': `./${names[`engine/${WASM}`]}`,
+    './models/tiny_face_detector.onnx': `./${names['models/tiny_face_detector.onnx']}`,
+    './models/face_expression.onnx': `./${names['models/face_expression.onnx']}`,
+    './smile-factor.css': `./${names['smile-factor.css']}`,
+  };
+  const workerSrc = (await readInput(path.join(src, 'worker.js'), 'the worker')).toString('utf8');
+  const worker = rewriteSpecifiers(workerSrc, assets, ['./engine/smile_factor.js'], 'js/worker.js');
+  add('worker.js', Buffer.from(worker));
+
+  const entrySrc = (await readInput(path.join(src, ENTRY), 'the entry')).toString('utf8');
+  const entry = rewriteSpecifiers(entrySrc, { ...assets, './worker.js': `./${names['worker.js']}` },
+    [...Object.keys(assets), './worker.js'], `js/${ENTRY}`);
+  files.set(ENTRY, Buffer.from(entry));
+  const types = await readInput(path.join(src, 'smile-factor.d.ts'), 'the type declarations');
+  files.set('smile-factor.d.ts', types);
+  files.set('README.md', await readInput(path.join(src, 'README.md'), 'the package README (js/README.md)'));
+  files.set('LICENSE', await readInput(path.join(repo, 'LICENSE'), 'the licence (LICENSE)'));
+
+  const present = new Set(files.keys());
+  for (const [f, text] of [[ENTRY, entry], [names['worker.js'], worker], ['smile-factor.d.ts', types.toString('utf8')]]) {
+    const bad = danglingSpecifiers(text, f, present);
+    if (bad.length) throw new Error(`${f} refers to ${bad.join(', ')}, which the package does not contain`);
+  }
+
+  const cargo = cargoPackage(await readInput(path.join(repo, 'Cargo.toml'), 'Cargo.toml'));
+  const cssName = `./${names['smile-factor.css']}`;
+  const packageJson = {
+    name: 'smile-factor',
+    version: cargo.version,
+    description: cargo.description ?? 'On-device smile detection for a playful login factor.',
+    keywords: ['smile', 'face-detection', 'webcam', 'webassembly', 'wasm', 'login', 'mfa', 'auth0', 'custom-element', 'face-api'],
+    license: 'MIT',
+    ...(cargo.repository ? { repository: { type: 'git', url: cargo.repository } } : {}),
+    type: 'module',
+    main: `./${ENTRY}`,
+    module: `./${ENTRY}`,
+    types: './smile-factor.d.ts',
+    exports: {
+      '.': { types: './smile-factor.d.ts', import: `./${ENTRY}`, default: `./${ENTRY}` },
+      './smile-factor.css': cssName,
+      './package.json': './package.json',
+    },
+    files: [...files.keys()].sort(),
+    // The entry registers <smile-factor>; a stylesheet import must not be dropped either.
+    sideEffects: [`./${ENTRY}`, cssName],
+  };
+  files.set('package.json', Buffer.from(JSON.stringify(packageJson, null, 2) + '\n'));
+  return { files, packageJson, names };
+}
+
+export async function writePackage(files, out) {
+  await rm(out, { recursive: true, force: true });
+  for (const [f, buf] of files) {
+    await mkdir(path.join(out, path.dirname(f)), { recursive: true });
+    await writeFile(path.join(out, f), buf);
+  }
+}
+
+/** Subresource Integrity value (sha384, base64) of a buffer. */
+export const sri = (buf) => `sha384-${createHash('sha384').update(buf).digest('base64')}`;
+
+const RUNTIME = (f) => !['README.md', 'LICENSE', 'package.json', 'smile-factor.d.ts'].includes(f);
+
+export function report(files) {
+  const rows = [...files.keys()].sort((a, b) => (a === ENTRY ? -1 : b === ENTRY ? 1 : a.localeCompare(b)))
+    .map((f) => [f, files.get(f).length, gzipSync(files.get(f), { level: 9 }).length]);
+  const sum = (rs, i) => rs.reduce((s, r) => s + r[i], 0);
+  const runtime = rows.filter((r) => RUNTIME(r[0]));
+  const n = (v) => v.toLocaleString('en-US');
+  const width = Math.max(...rows.map((r) => r[0].length), 24);
+  const line = (a, b, c) => `| ${a.padEnd(width)} | ${b.padStart(11)} | ${c.padStart(11)} |`;
+  const out = [line('file', 'bytes', 'gzip -9'), `|${'-'.repeat(width + 2)}|${'-'.repeat(13)}|${'-'.repeat(13)}|`];
+  for (const [f, raw, gz] of rows) out.push(line(f, n(raw), n(gz)));
+  out.push(line('total, what a page loads', n(sum(runtime, 1)), n(sum(runtime, 2))));
+  out.push(line('total, the package', n(sum(rows, 1)), n(sum(rows, 2))));
+  const integrity = sri(files.get(ENTRY));
+  out.push('', `${ENTRY} integrity: ${integrity}`,
+    `<script type="module" src="./pkg/${ENTRY}" integrity="${integrity}" crossorigin="anonymous"></script>`);
+  return out.join('\n');
+}
+
+function parseArgs(argv) {
+  const opts = { src: path.join(REPO, 'js'), models: path.join(REPO, 'models') };
+  const usage = 'usage: node tools/package.mjs --engine DIR --out DIR [--site DIR] [--src js] [--models models]';
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--help' || a === '-h') {
+      console.log(usage);
+      process.exit(0);
+    }
+    const m = /^--(engine|out|site|src|models)(?:=(.*))?$/.exec(a);
+    if (!m) throw new Error(`unknown argument ${a}\n${usage}`);
+    const v = m[2] ?? argv[++i];
+    if (!v) throw new Error(`${a} needs a value`);
+    opts[m[1]] = path.resolve(v);
+  }
+  if (!opts.engine || !opts.out) throw new Error(usage);
+  // `out` is deleted and recreated: refuse anything that could be a source directory.
+  for (const k of ['out', 'site']) {
+    const d = opts[k];
+    if (d && (d === REPO || REPO.startsWith(d + path.sep) || [opts.src, opts.models, opts.engine].includes(d))) {
+      throw new Error(`--${k} ${d} would delete sources; pick an output directory of its own`);
+    }
+  }
+  return opts;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  try {
+    const opts = parseArgs(process.argv.slice(2));
+    const { files, packageJson } = await assemble(opts);
+    await writePackage(files, opts.out);
+    if (opts.site) {
+      await rm(opts.site, { recursive: true, force: true });
+      await cp(opts.out, opts.site, { recursive: true });
+    }
+    const where = [opts.out, opts.site].filter(Boolean).map((d) => path.relative(process.cwd(), d) || '.').join(' and ');
+    console.log(`${packageJson.name}@${packageJson.version}: ${files.size} files in ${where}\n`);
+    console.log(report(files));
+  } catch (e) {
+    console.error(`tools/package.mjs: ${e.message}`);
+    process.exit(1);
+  }
+}
