@@ -1,17 +1,25 @@
 #!/usr/bin/env node
 // Local static server for the smile-factor page, with a stand-in identity provider.
 //
-//   node tools/serve.mjs [--root www] [--port 8080] [--host 127.0.0.1]
+//   node tools/serve.mjs [--root www] [--port 8080] [--host 127.0.0.1] [--csp strict]
 //
 // Serves the static directory (no directory traversal, correct MIME types incl.
 // application/wasm) and answers GET /continue?... (where the page redirects after its
 // verdict) with a small page that shows, HTML-escaped, every query parameter it got.
 //
+// Caching, as a production host should do it: a file whose name carries a content hash
+// (`name.<10 hex>.ext`, written by tools/package.mjs) never changes, so it is cached for a
+// year as immutable; everything else (the page, the package entry, config.json) is
+// revalidated on every use with a strong ETag, answered by 304 without a body. A second
+// visit then downloads nothing but the page.
+//
 // As a module (the end-to-end tests):
-//   const srv = await startServer({ root: 'www', config: origin => ({ returnUrl: origin, duration: 5 }) });
-//   srv.origin, srv.port, srv.requests, srv.continues, await srv.waitForContinue(10000), await srv.close()
+//   const srv = await startServer({ root: 'www', config: origin => ({ returnUrl: origin, duration: 5 }), csp: STRICT_CSP });
+//   srv.origin, srv.port, srv.requests ({method, url, time, status}), srv.continues,
+//   await srv.waitForContinue(10000), await srv.close()
 // No dependencies beyond Node's standard library.
 
+import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
@@ -74,11 +82,47 @@ ${rows}
 `;
 }
 
+/** The policy the embed must work under (`--csp strict`); no inline script or style, no eval. */
+export const STRICT_CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; " +
+  "img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'; worker-src 'self' blob:";
+
 const SECURITY_HEADERS = {
   'X-Content-Type-Options': 'nosniff',
   'Referrer-Policy': 'no-referrer',
-  'Cache-Control': 'no-store',
 };
+
+export const CACHE_IMMUTABLE = 'public, max-age=31536000, immutable';
+export const CACHE_REVALIDATE = 'no-cache';
+/** Error pages and /continue: never kept. */
+const CACHE_NONE = 'no-store';
+
+/** True for a file name that carries a content hash, e.g. `smile_factor_bg.0123456789.wasm`. */
+export function isHashedName(file) {
+  return /\.[0-9a-f]{10}\.[^./]+$/.test(path.basename(file));
+}
+
+const etagOf = (hash) => `"${hash.digest('base64url')}"`;
+
+// ETags of files on disk, recomputed when a file changes (size, mtime or inode).
+const fileEtags = new Map();
+async function fileEtag(file, st) {
+  const key = `${st.size}:${st.mtimeMs}:${st.ino}`;
+  const known = fileEtags.get(file);
+  if (known?.key === key) return known.etag;
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk);
+  const etag = etagOf(hash);
+  fileEtags.set(file, { key, etag });
+  return etag;
+}
+
+/** RFC 9110 If-None-Match: `*` or a list of entity tags, compared weakly. */
+export function noneMatch(header, etag) {
+  if (!header) return false;
+  if (header.trim() === '*') return true;
+  const bare = (t) => t.trim().replace(/^W\//, '');
+  return header.split(',').some((t) => bare(t) === bare(etag));
+}
 
 /** Maps a request path to a file inside `root`, or null when it would leave it. */
 async function resolveInside(root, pathname) {
@@ -109,12 +153,6 @@ async function resolveInside(root, pathname) {
   return st.isFile() ? { file, st } : { file, st: null };
 }
 
-function send(res, status, body, type = 'text/plain; charset=utf-8', extra = {}) {
-  const buf = Buffer.from(body);
-  res.writeHead(status, { ...SECURITY_HEADERS, 'Content-Type': type, 'Content-Length': buf.length, ...extra });
-  res.end(res.req.method === 'HEAD' ? undefined : buf);
-}
-
 /**
  * Starts the server. Resolves once it listens.
  * @param {object} o
@@ -122,9 +160,11 @@ function send(res, status, body, type = 'text/plain; charset=utf-8', extra = {})
  * @param {number} [o.port=0]      0 picks a free port
  * @param {string} [o.host='127.0.0.1']
  * @param {object|function} [o.config]  served as /config.json instead of the file (a function gets the origin)
+ * @param {string} [o.csp]        a Content-Security-Policy sent with every response (e.g. STRICT_CSP);
+ *   /continue, the stand-in identity provider's page, keeps its own stricter policy
  * @param {boolean} [o.log=false]  print each /continue to stdout
  */
-export async function startServer({ root, port = 0, host = '127.0.0.1', config, log = false } = {}) {
+export async function startServer({ root, port = 0, host = '127.0.0.1', config, csp, log = false } = {}) {
   if (!root) throw new Error('startServer: root is required');
   const rootDir = await realpath(path.resolve(root)).catch(() => {
     throw new Error(`startServer: root ${root} does not exist`);
@@ -135,6 +175,21 @@ export async function startServer({ root, port = 0, host = '127.0.0.1', config, 
   let consumed = 0; // continues already handed out by waitForContinue
   const sockets = new Set();
   let origin;
+  const baseHeaders = { ...SECURITY_HEADERS, ...(csp ? { 'Content-Security-Policy': csp } : {}) };
+
+  function send(res, status, body, type = 'text/plain; charset=utf-8', extra = {}) {
+    const buf = Buffer.from(body);
+    res.writeHead(status, { ...baseHeaders, 'Cache-Control': CACHE_NONE, 'Content-Type': type, 'Content-Length': buf.length, ...extra });
+    res.end(res.req.method === 'HEAD' ? undefined : buf);
+  }
+
+  /** 304 when the client's copy is current; true when it was sent. */
+  function notModified(req, res, etag, cacheControl) {
+    if (!noneMatch(req.headers['if-none-match'], etag)) return false;
+    res.writeHead(304, { ...baseHeaders, ETag: etag, 'Cache-Control': cacheControl });
+    res.end();
+    return true;
+  }
 
   function deliver() {
     while (waiters.length && consumed < continues.length) {
@@ -145,7 +200,11 @@ export async function startServer({ root, port = 0, host = '127.0.0.1', config, 
   }
 
   const server = createServer(async (req, res) => {
-    requests.push({ method: req.method, url: req.url, time: Date.now() });
+    const record = { method: req.method, url: req.url, time: Date.now(), status: null };
+    requests.push(record);
+    res.on('finish', () => {
+      record.status = res.statusCode;
+    });
     try {
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         return send(res, 405, 'method not allowed\n', undefined, { Allow: 'GET, HEAD' });
@@ -165,13 +224,21 @@ export async function startServer({ root, port = 0, host = '127.0.0.1', config, 
       }
       if (url.pathname === '/config.json' && config !== undefined) {
         const value = typeof config === 'function' ? config(origin) : config;
-        return send(res, 200, JSON.stringify(value, null, 2) + '\n', MIME_TYPES['.json']);
+        const body = JSON.stringify(value, null, 2) + '\n';
+        const etag = etagOf(createHash('sha256').update(body));
+        if (notModified(req, res, etag, CACHE_REVALIDATE)) return;
+        return send(res, 200, body, MIME_TYPES['.json'], { ETag: etag, 'Cache-Control': CACHE_REVALIDATE });
       }
       const found = await resolveInside(rootDir, url.pathname);
       if (!found) return send(res, 403, 'forbidden\n');
       if (!found.st) return send(res, 404, 'not found\n');
       const { file, st } = found;
-      const headers = { ...SECURITY_HEADERS, 'Content-Type': mimeType(file), 'Accept-Ranges': 'bytes' };
+      const etag = await fileEtag(file, st);
+      const cacheControl = isHashedName(file) ? CACHE_IMMUTABLE : CACHE_REVALIDATE;
+      if (notModified(req, res, etag, cacheControl)) return;
+      const headers = {
+        ...baseHeaders, 'Content-Type': mimeType(file), 'Accept-Ranges': 'bytes', ETag: etag, 'Cache-Control': cacheControl,
+      };
       let start = 0;
       let end = st.size - 1;
       let status = 200;
@@ -259,18 +326,23 @@ export async function startServer({ root, port = 0, host = '127.0.0.1', config, 
 }
 
 function parseArgs(argv) {
-  const opts = { root: 'www', port: 8080, host: '127.0.0.1' };
+  const opts = { root: 'www', port: 8080, host: '127.0.0.1', csp: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    const m = /^--(root|port|host)(?:=(.*))?$/.exec(a);
+    const m = /^--(root|port|host|csp)(?:=(.*))?$/.exec(a);
     if (a === '--help' || a === '-h') {
-      console.log('usage: node tools/serve.mjs [--root www] [--port 8080] [--host 127.0.0.1]');
+      console.log('usage: node tools/serve.mjs [--root www] [--port 8080] [--host 127.0.0.1] [--csp strict]\n' +
+        `  --csp strict  send Content-Security-Policy: ${STRICT_CSP}`);
       process.exit(0);
     }
     if (!m) throw new Error(`unknown argument ${a} (try --help)`);
     const v = m[2] ?? argv[++i];
     if (v === undefined) throw new Error(`${a} needs a value`);
     opts[m[1]] = v;
+  }
+  if (opts.csp !== undefined) {
+    if (opts.csp !== 'strict') throw new Error('--csp takes only "strict"');
+    opts.csp = STRICT_CSP;
   }
   opts.port = Number(opts.port);
   if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) throw new Error('--port must be 0..65535');
@@ -290,7 +362,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.ar
     process.exit(1);
   });
   const shown = opts.root.endsWith('/') ? opts.root : opts.root + '/';
-  console.log(`Serving ${shown} on ${srv.origin} — open ${srv.origin}/?state=demo`);
+  console.log(`Serving ${shown} on ${srv.origin} — open ${srv.origin}/?state=demo${opts.csp ? ' (strict CSP)' : ''}`);
   const stop = () => srv.close().then(() => process.exit(0));
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
