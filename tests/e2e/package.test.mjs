@@ -1,0 +1,250 @@
+// The npm package as a user gets it: `npm pack` of pkg/ (built by `./run build`), installed
+// offline into a scratch project, and used from a scratch page served with the strict CSP:
+// mount() in headless Chromium with the neutral fake camera, Start clicked inside the
+// element's shadow root, the resolved result read back from the page.
+
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { STRICT_CSP, startServer } from '../../tools/serve.mjs';
+import { DURATION_S, OUT, REPO, cameraFile, sleep } from './helpers.mjs';
+import { launchBrowser } from './webdriver.mjs';
+
+const run = promisify(execFile);
+// SMILE_E2E_PKG points the suite at another package directory (used to develop the test).
+const PKG = process.env.SMILE_E2E_PKG ? path.resolve(process.env.SMILE_E2E_PKG) : path.join(REPO, 'pkg');
+const H = '[0-9a-f]{10}';
+/** Every file the package must contain, and nothing else. */
+const EXPECTED = [
+  /^package\.json$/, /^README\.md$/, /^LICENSE$/, /^smile-factor\.js$/, /^smile-factor\.d\.ts$/,
+  new RegExp(`^smile-factor\\.${H}\\.css$`), new RegExp(`^worker\\.${H}\\.js$`),
+  new RegExp(`^engine/smile_factor\\.${H}\\.js$`), new RegExp(`^engine/smile_factor_bg\\.${H}\\.wasm$`),
+  new RegExp(`^models/tiny_face_detector\\.${H}\\.onnx$`), new RegExp(`^models/face_expression\\.${H}\\.onnx$`),
+];
+const SHADOW = 'shadow-6066-11e4-a52e-4f735466cecf';
+const ELEMENT = 'element-6066-11e4-a52e-4f735466cecf';
+
+const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
+const kb = (n) => `${(n / 1024).toFixed(1)} KiB`;
+
+async function listFiles(dir, prefix = '') {
+  const out = [];
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const rel = prefix + e.name;
+    if (e.isDirectory()) out.push(...await listFiles(path.join(dir, e.name), rel + '/'));
+    else out.push(rel);
+  }
+  return out.sort();
+}
+
+const SCRATCH_HTML = `<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>smile-factor from npm</title>
+  <link rel="icon" href="data:,">
+  <script type="module" src="main.js"></script>
+</head>
+<body>
+  <h1>Sign in: one more step</h1>
+  <div id="factor"></div>
+</body>
+</html>
+`;
+
+// What a developer would write after \`npm install smile-factor\`, without a bundler.
+const SCRATCH_JS = `import { mount } from './node_modules/smile-factor/smile-factor.js';
+
+const root = document.documentElement;
+const violations = [];
+document.addEventListener('securitypolicyviolation', (e) => {
+  violations.push(\`\${e.effectiveDirective} \${e.blockedURI}\`);
+  root.dataset.cspViolations = JSON.stringify(violations);
+});
+try {
+  const result = await mount(document.querySelector('#factor'), { duration: ${DURATION_S} });
+  root.dataset.result = JSON.stringify(result);
+} catch (error) {
+  root.dataset.error = String(error?.message ?? error);
+}
+`;
+
+describe('the npm package', { concurrency: false }, () => {
+  let tarball; // absolute path, set by the first test
+  let scratch; // the scratch project, set by the second
+
+  test('npm pack of pkg/ holds exactly the package files', { timeout: 120_000 }, async (t) => {
+    if (!existsSync(path.join(PKG, 'package.json'))) {
+      throw new Error(`${PKG}/package.json is missing: run \`./run build\` first (from the repository root)`);
+    }
+    await mkdir(OUT, { recursive: true });
+    const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', OUT], { cwd: PKG, maxBuffer: 16 << 20 });
+    const [info] = JSON.parse(stdout);
+    tarball = path.join(OUT, info.filename);
+    assert.ok(existsSync(tarball), tarball);
+
+    const files = info.files.map((f) => f.path).sort();
+    for (const re of EXPECTED) {
+      assert.equal(files.filter((f) => re.test(f)).length, 1, `exactly one file matches ${re}: ${files.join(', ')}`);
+    }
+    assert.equal(files.length, EXPECTED.length, `no stray files: ${files.join(', ')}`);
+    assert.deepEqual(files, await listFiles(PKG), 'the tarball holds what pkg/ holds');
+
+    // Every hashed name is the sha256 of its content, and every asset is referenced.
+    const text = {};
+    for (const f of files) {
+      const buf = await readFile(path.join(PKG, f));
+      const h = /\.([0-9a-f]{10})\.[^.]+$/.exec(f)?.[1];
+      if (h) assert.equal(h, sha256(buf).slice(0, 10), `${f}: the name carries its content hash`);
+      if (/\.(js|css|json)$/.test(f)) text[f] = buf.toString('utf8');
+    }
+    const entry = text['smile-factor.js'];
+    const worker = Object.keys(text).find((f) => f.startsWith('worker.'));
+    const glue = Object.keys(text).find((f) => f.startsWith('engine/smile_factor.'));
+    const refs = (src, f) => src.includes(`'./${f}'`) || src.includes(`"./${f}"`) || src.includes(`'${path.posix.basename(f)}'`);
+    for (const f of files.filter((x) => /\.[0-9a-f]{10}\./.test(x))) {
+      const where = [['smile-factor.js', entry], [worker, text[worker]], [glue, text[glue]]];
+      assert.ok(where.some(([, src]) => refs(src, f)), `${f} is referenced from the entry, the worker or the glue`);
+    }
+    assert.ok(!/['"]\.\/(worker\.js|smile-factor\.css|engine\/smile_factor(_bg)?\.(js|wasm)|models\/\w+\.onnx)['"]/.test(entry),
+      'the entry names no unhashed asset');
+
+    for (const m of ['tiny_face_detector', 'face_expression']) {
+      const f = files.find((x) => x.startsWith(`models/${m}.`));
+      assert.equal(sha256(await readFile(path.join(PKG, f))), sha256(await readFile(path.join(REPO, 'models', `${m}.onnx`))),
+        `${f} is the committed model`);
+    }
+
+    const pj = JSON.parse(text['package.json']);
+    const cargoVersion = /^\[package\][\s\S]*?^version\s*=\s*"([^"]+)"/m.exec(readFileSync(path.join(REPO, 'Cargo.toml'), 'utf8'))[1];
+    assert.equal(pj.name, 'smile-factor');
+    assert.equal(pj.version, cargoVersion, 'version from Cargo.toml');
+    assert.equal(pj.license, 'MIT');
+    assert.equal(pj.type, 'module');
+    assert.equal(pj.types, './smile-factor.d.ts');
+    assert.deepEqual(pj.exports['.'], { types: './smile-factor.d.ts', import: './smile-factor.js', default: './smile-factor.js' });
+    assert.match(pj.exports['./smile-factor.css'], new RegExp(`^\\./smile-factor\\.${H}\\.css$`));
+    assert.ok(pj.sideEffects.includes('./smile-factor.js'), 'the entry is kept by bundlers: it registers <smile-factor>');
+    assert.equal(pj.dependencies, undefined, 'no dependencies');
+    assert.ok(pj.description && pj.repository?.url && pj.keywords?.length, 'description, repository, keywords');
+    assert.match(text['smile-factor.js'] ?? '', /export/);
+    const licence = await readFile(path.join(PKG, 'LICENSE'), 'utf8');
+    assert.match(licence, /^MIT License/);
+    assert.match(licence, /smile-factor contributors/);
+    assert.match(licence, /Vladimir Mandic/, 'the face-api.js notice for the model weights');
+    assert.match(await readFile(path.join(PKG, 'smile-factor.d.ts'), 'utf8'), /\bmount\b/, 'types declare mount');
+
+    t.diagnostic(`${info.filename}: ${info.size.toLocaleString('en-US')} bytes packed (${kb(info.size)}), `
+      + `${info.unpackedSize.toLocaleString('en-US')} unpacked, ${files.length} files`);
+    console.log(`npm pack: ${info.filename} is ${info.size.toLocaleString('en-US')} bytes, ${info.unpackedSize.toLocaleString('en-US')} unpacked`);
+  });
+
+  test('the tarball installs offline into a scratch project', { timeout: 120_000 }, async () => {
+    assert.ok(tarball, 'needs the tarball from the previous test');
+    for (const old of (await readdir(OUT)).filter((f) => f.startsWith('scratch-'))) {
+      await rm(path.join(OUT, old), { recursive: true, force: true });
+    }
+    scratch = await mkdtemp(path.join(OUT, 'scratch-'));
+    await writeFile(path.join(scratch, 'package.json'),
+      JSON.stringify({ name: 'scratch-page', private: true, type: 'module' }, null, 2) + '\n');
+    // Its own npm cache: the install must not depend on anything fetched before.
+    await run('npm', ['install', '--offline', '--no-audit', '--no-fund', '--cache', path.join(scratch, '.npm-cache'), tarball],
+      { cwd: scratch, maxBuffer: 16 << 20 });
+    const installed = path.join(scratch, 'node_modules/smile-factor');
+    const files = await listFiles(installed);
+    assert.deepEqual(files, await listFiles(PKG), 'node_modules/smile-factor holds the package files');
+    for (const f of files) {
+      assert.equal(sha256(await readFile(path.join(installed, f))), sha256(await readFile(path.join(PKG, f))), f);
+    }
+    const deps = JSON.parse(await readFile(path.join(scratch, 'package.json'), 'utf8')).dependencies;
+    assert.match(deps?.['smile-factor'] ?? '', /^file:.*\.tgz$/, 'recorded as a dependency');
+    await writeFile(path.join(scratch, 'index.html'), SCRATCH_HTML);
+    await writeFile(path.join(scratch, 'main.js'), SCRATCH_JS);
+  });
+
+  test('a scratch page under the strict CSP mounts it; a neutral face passes', { timeout: 180_000 }, async () => {
+    assert.ok(scratch, 'needs the scratch project from the previous test');
+    const srv = await startServer({ root: scratch, csp: STRICT_CSP });
+    let browser;
+    try {
+      browser = await launchBrowser({ fakeCamera: await cameraFile('neutral') });
+      await browser.navigate(`${srv.origin}/`, 30_000);
+
+      // Like a user: wait for the element's own Start button, then click it.
+      const start = await waitForStart(browser, 60_000);
+      await browser.click(start);
+      const ds = await browser.waitFor(() => {
+        const d = document.documentElement.dataset;
+        return d.result || d.error ? { ...d } : null;
+      }, [], { timeoutMs: DURATION_S * 1000 + 30_000, what: 'mount() to resolve (data-result) or fail (data-error)' });
+      const log = await browser.getLog('browser').catch(() => []);
+      const cspLog = log.filter((e) => /Content Security Policy/i.test(e.message)).map((e) => e.message);
+
+      assert.equal(ds.error, undefined, `mount() rejected: ${ds.error}`);
+      assert.equal(ds.cspViolations, undefined, `CSP violations: ${ds.cspViolations}`);
+      assert.deepEqual(cspLog, [], 'no CSP complaint in the console');
+      const result = JSON.parse(ds.result);
+      assert.equal(result.notsmiling, true, `a neutral face passes: ${ds.result}`);
+      assert.ok(result.framesAnalysed > 0, `frames were analysed: ${ds.result}`);
+      assert.ok(result.faceSeenRatio >= 0.8, `the face was seen: ${ds.result}`);
+      assert.ok(result.maxSmileScore < 0.5, `no smile score reached the default threshold: ${ds.result}`);
+
+      // The page used the installed package's assets, all found.
+      const fetched = srv.requests.map((r) => `${r.status} ${r.url}`);
+      for (const re of [/engine\/smile_factor_bg\.[0-9a-f]{10}\.wasm$/, /models\/tiny_face_detector\.[0-9a-f]{10}\.onnx$/,
+        /models\/face_expression\.[0-9a-f]{10}\.onnx$/]) {
+        assert.ok(srv.requests.some((r) => r.status === 200 && r.url.startsWith('/node_modules/smile-factor/') && re.test(r.url)),
+          `fetched from node_modules: ${re}\n${fetched.join('\n')}`);
+      }
+      assert.deepEqual(srv.requests.filter((r) => r.status >= 400).map((r) => r.url), [], 'no failed request');
+      console.log(`scratch page: ${ds.result}`);
+    } finally {
+      if (browser) await browser.quit();
+      await srv.close();
+    }
+  });
+});
+
+/** The Start button in the shadow root of #factor (or of a <smile-factor> inside it), once enabled. */
+async function waitForStart(browser, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'not found';
+  const find = async () => {
+    const host = await browser.findElement('#factor');
+    let shadow;
+    try {
+      shadow = (await browser.cmd('GET', browser.s(`/element/${host}/shadow`)))[SHADOW];
+    } catch {
+      const inner = await browser.findElement('#factor smile-factor');
+      shadow = (await browser.cmd('GET', browser.s(`/element/${inner}/shadow`)))[SHADOW];
+    }
+    const v = await browser.cmd('POST', browser.s(`/shadow/${shadow}/element`), { using: 'css selector', value: '#start' });
+    return v[ELEMENT];
+  };
+  for (;;) {
+    const early = await browser.executeScript(() => document.documentElement.dataset.error ?? null).catch(() => null);
+    if (early) throw new Error(`mount() failed before Start: ${early}`);
+    try {
+      const start = await find();
+      const [enabled, displayed] = await Promise.all([
+        browser.cmd('GET', browser.s(`/element/${start}/enabled`)),
+        browser.cmd('GET', browser.s(`/element/${start}/displayed`)),
+      ]);
+      if (enabled && displayed) return start;
+      last = `found, enabled=${enabled}, displayed=${displayed}`;
+    } catch (e) {
+      last = e.message;
+    }
+    if (Date.now() > deadline) {
+      const ds = await browser.executeScript(() => ({ ...document.documentElement.dataset })).catch(() => ({}));
+      throw new Error(`no enabled Start button in the shadow root within ${timeoutMs} ms (${last}); page data: ${JSON.stringify(ds)}`);
+    }
+    await sleep(200);
+  }
+}
