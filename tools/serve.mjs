@@ -15,7 +15,7 @@
 //
 // As a module (the end-to-end tests):
 //   const srv = await startServer({ root: 'www', config: origin => ({ returnUrl: origin, duration: 5 }), csp: STRICT_CSP });
-//   srv.origin, srv.port, srv.requests ({method, url, time, status}), srv.continues,
+//   srv.origin, srv.port, srv.requests ({method, url, time, status, bytes}), srv.continues,
 //   await srv.waitForContinue(10000), await srv.close()
 // No dependencies beyond Node's standard library.
 
@@ -176,11 +176,14 @@ export async function startServer({ root, port = 0, host = '127.0.0.1', config, 
   const sockets = new Set();
   let origin;
   const baseHeaders = { ...SECURITY_HEADERS, ...(csp ? { 'Content-Security-Policy': csp } : {}) };
+  const bodyBytes = new WeakMap(); // response -> body length sent, for `requests`
 
   function send(res, status, body, type = 'text/plain; charset=utf-8', extra = {}) {
     const buf = Buffer.from(body);
     res.writeHead(status, { ...baseHeaders, 'Cache-Control': CACHE_NONE, 'Content-Type': type, 'Content-Length': buf.length, ...extra });
-    res.end(res.req.method === 'HEAD' ? undefined : buf);
+    if (res.req.method === 'HEAD') return res.end();
+    bodyBytes.set(res, buf.length);
+    res.end(buf);
   }
 
   /** 304 when the client's copy is current; true when it was sent. */
@@ -200,10 +203,11 @@ export async function startServer({ root, port = 0, host = '127.0.0.1', config, 
   }
 
   const server = createServer(async (req, res) => {
-    const record = { method: req.method, url: req.url, time: Date.now(), status: null };
+    const record = { method: req.method, url: req.url, time: Date.now(), status: null, bytes: 0 };
     requests.push(record);
     res.on('finish', () => {
       record.status = res.statusCode;
+      record.bytes = bodyBytes.get(res) ?? 0;
     });
     try {
       if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -259,6 +263,7 @@ export async function startServer({ root, port = 0, host = '127.0.0.1', config, 
       headers['Content-Length'] = st.size === 0 ? 0 : end - start + 1;
       res.writeHead(status, headers);
       if (req.method === 'HEAD' || st.size === 0) return res.end();
+      bodyBytes.set(res, headers['Content-Length']);
       const stream = createReadStream(file, { start, end });
       stream.on('error', () => res.destroy());
       res.on('close', () => stream.destroy());

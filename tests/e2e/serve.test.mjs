@@ -217,7 +217,7 @@ describe('tools/serve.mjs caching and CSP', () => {
     }
     const n = srv.requests.length;
     await get('/app.js', { 'if-none-match': (await get('/app.js')).headers.etag });
-    assert.deepEqual(srv.requests.slice(n).map((r) => r.status), [200, 304], 'requests record each status');
+    assert.deepEqual(srv.requests.slice(n).map((r) => [r.status, r.bytes]), [[200, 3], [304, 0]], 'requests record status and body bytes');
 
     const old = (await get('/app.js')).headers.etag;
     await writeFile(path.join(dir, 'app.js'), 'app, changed');
