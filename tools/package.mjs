@@ -61,11 +61,15 @@ export function rewriteSpecifiers(text, map, required, where) {
   return out;
 }
 
-/** Relative specifiers ('./x', '../x') in string literals that name no file of the package. */
+/**
+ * Relative specifiers ('./x', '../x') in string literals that name no file of the package.
+ * Whole-line comments are skipped: usage examples there name the user's paths.
+ */
 export function danglingSpecifiers(text, fileInPkg, present) {
   const dir = path.posix.dirname(fileInPkg);
   const found = [];
-  for (const m of text.matchAll(/(['"`])(\.\.?\/[^'"`\s]+)\1/g)) {
+  const code = text.split('\n').filter((l) => !/^\s*(\/\/|\/\*|\*)/.test(l)).join('\n');
+  for (const m of code.matchAll(/(['"`])(\.\.?\/[^'"`\s]+)\1/g)) {
     const target = path.posix.normalize(path.posix.join(dir, m[2]));
     if (!present.has(target)) found.push(m[2]);
   }
