@@ -75,6 +75,72 @@ try {
 }
 `;
 
+// The packager alone, on small stand-in sources (no build needed): hashes, rewrites, loud failures.
+describe('tools/package.mjs', { concurrency: false }, () => {
+  const PACKAGE = path.join(REPO, 'tools/package.mjs');
+  const ENTRY_SRC = [
+    "import init from './engine/smile_factor.js';",
+    "// usage: import { mount } from './somewhere/smile-factor.js';",
+    "export const assets = [new URL('./worker.js', import.meta.url), new URL('./smile-factor.css', import.meta.url),",
+    "  new URL('./engine/smile_factor_bg.wasm', import.meta.url), new URL('./models/tiny_face_detector.onnx', import.meta.url),",
+    '  new URL("./models/face_expression.onnx", import.meta.url)];',
+    'export function mount() { return init; }',
+  ].join('\n');
+  let dir;
+  const pack = (src, out) => run(process.execPath, [PACKAGE, '--engine', path.join(dir, 'engine'), '--src', src,
+    '--out', path.join(dir, out), '--site', path.join(dir, `${out}-site`)], { cwd: dir });
+  async function sources(name, entry = ENTRY_SRC) {
+    const src = path.join(dir, name);
+    await mkdir(src, { recursive: true });
+    await writeFile(path.join(src, 'smile-factor.js'), entry);
+    await writeFile(path.join(src, 'worker.js'), "import init from './engine/smile_factor.js';\ninit();\n");
+    await writeFile(path.join(src, 'smile-factor.css'), ':host { display: block }\n');
+    await writeFile(path.join(src, 'smile-factor.d.ts'), 'export declare function mount(e: Element): Promise<unknown>;\n');
+    await writeFile(path.join(src, 'README.md'), '# stand-in\n');
+    return src;
+  }
+
+  test('hashes every asset by content and rewrites the names that point at them', { timeout: 60_000 }, async () => {
+    dir = await mkdtemp(path.join(OUT, 'packager-'));
+    await mkdir(path.join(dir, 'engine'));
+    await writeFile(path.join(dir, 'engine/smile_factor_bg.wasm'), Buffer.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]));
+    await writeFile(path.join(dir, 'engine/smile_factor.js'),
+      "export default async function init(p) { p ??= new URL('smile_factor_bg.wasm', import.meta.url); return p; }\n");
+    const { stdout } = await pack(await sources('js'), 'pkg');
+    const out = path.join(dir, 'pkg');
+    const files = await listFiles(out);
+    for (const re of EXPECTED) assert.equal(files.filter((f) => re.test(f)).length, 1, `${re}: ${files}`);
+    assert.equal(files.length, EXPECTED.length, files.join(', '));
+    const read = (f) => readFile(path.join(out, f));
+    for (const f of files.filter((x) => /\.[0-9a-f]{10}\./.test(x))) {
+      assert.equal(/\.([0-9a-f]{10})\./.exec(f)[1], sha256(await read(f)).slice(0, 10), f);
+    }
+    const name = (re) => files.find((f) => re.test(f));
+    const entry = String(await read('smile-factor.js'));
+    for (const f of files.filter((x) => /\.[0-9a-f]{10}\./.test(x))) assert.ok(entry.includes(`./${f}`), `the entry names ${f}`);
+    assert.ok(entry.includes("'./somewhere/smile-factor.js'"), 'comments are left alone');
+    assert.ok(String(await read(name(/^worker\./))).includes(`'./${name(/^engine\/smile_factor\./)}'`), 'the worker imports the hashed glue');
+    assert.ok(String(await read(name(/^engine\/smile_factor\./))).includes(`'${path.posix.basename(name(/^engine\/smile_factor_bg\./))}'`),
+      "the glue's default wasm URL is the hashed one");
+    assert.deepEqual(await listFiles(path.join(dir, 'pkg-site')), files, '--site gets the same files');
+    const pj = JSON.parse(String(await read('package.json')));
+    assert.deepEqual([...pj.files].sort(), files.filter((f) => f !== 'package.json'), '`files` lists the package');
+    assert.match(stdout, /total, what a page loads/);
+    const integrity = `sha384-${createHash('sha384').update(await read('smile-factor.js')).digest('base64')}`;
+    assert.ok(stdout.includes(`integrity="${integrity}" crossorigin="anonymous"`), stdout);
+  });
+
+  test('a missing or dangling specifier stops the build', { timeout: 60_000 }, async () => {
+    const noCss = await sources('js-no-css', ENTRY_SRC.replace("new URL('./smile-factor.css', import.meta.url),", ''));
+    await assert.rejects(pack(noCss, 'pkg-bad'), (e) => e.code === 1 && /expected the specifier '\.\/smile-factor\.css'/.test(e.stderr));
+    const extra = await sources('js-extra', `${ENTRY_SRC}\nexport const x = new URL('./models/other.onnx', import.meta.url);\n`);
+    await assert.rejects(pack(extra, 'pkg-bad'), (e) => e.code === 1 && /refers to \.\/models\/other\.onnx/.test(e.stderr));
+    await assert.rejects(run(process.execPath, [PACKAGE, '--engine', path.join(dir, 'engine'), '--out', REPO]),
+      (e) => e.code === 1 && /would delete sources/.test(e.stderr));
+    await rm(dir, { recursive: true, force: true });
+  });
+});
+
 describe('the npm package', { concurrency: false }, () => {
   let tarball; // absolute path, set by the first test
   let scratch; // the scratch project, set by the second
