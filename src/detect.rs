@@ -151,7 +151,12 @@ mod tests {
     use super::*;
 
     fn bx(x: f64, y: f64, w: f64, h: f64) -> BoundingBox {
-        BoundingBox { x, y, width: w, height: h }
+        BoundingBox {
+            x,
+            y,
+            width: w,
+            height: h,
+        }
     }
 
     #[test]
@@ -165,7 +170,10 @@ mod tests {
 
     #[test]
     fn nms_keeps_the_best_of_overlapping_and_all_disjoint() {
-        let d = |x: f64, s: f64| Detection { relative: bx(x, 0.0, 1.0, 1.0), score: s };
+        let d = |x: f64, s: f64| Detection {
+            relative: bx(x, 0.0, 1.0, 1.0),
+            score: s,
+        };
         let kept = non_max_suppression(vec![d(0.0, 0.6), d(0.1, 0.9), d(5.0, 0.7)], 0.4);
         let scores: Vec<f64> = kept.iter().map(|k| k.score).collect();
         assert_eq!(scores, vec![0.9, 0.7]);
