@@ -105,7 +105,7 @@ impl AnalyzerOptions {
 
     fn validate(&self) -> Result<()> {
         let s = self.input_size;
-        if s % 32 != 0 || !(Self::MIN_INPUT_SIZE..=Self::MAX_INPUT_SIZE).contains(&s) {
+        if !s.is_multiple_of(32) || !(Self::MIN_INPUT_SIZE..=Self::MAX_INPUT_SIZE).contains(&s) {
             return Err(SmileError::Option(format!(
                 "inputSize must be a multiple of 32 from {} to {}, not {s}",
                 Self::MIN_INPUT_SIZE,
