@@ -105,7 +105,7 @@ impl AnalyzerOptions {
 
     fn validate(&self) -> Result<()> {
         let s = self.input_size;
-        if s % 32 != 0 || !(Self::MIN_INPUT_SIZE..=Self::MAX_INPUT_SIZE).contains(&s) {
+        if !s.is_multiple_of(32) || !(Self::MIN_INPUT_SIZE..=Self::MAX_INPUT_SIZE).contains(&s) {
             return Err(SmileError::Option(format!(
                 "inputSize must be a multiple of 32 from {} to {}, not {s}",
                 Self::MIN_INPUT_SIZE,
@@ -182,7 +182,11 @@ impl FaceAnalyzer {
 
     /// Expressions of the face inside `bbox` (pixels). The box is clipped to the frame
     /// and floored, as face-api's extractFaceTensors does; `None` if nothing is left.
-    pub fn classify_box(&self, frame: &RgbaFrame, bbox: &BoundingBox) -> Result<Option<Expressions>> {
+    pub fn classify_box(
+        &self,
+        frame: &RgbaFrame,
+        bbox: &BoundingBox,
+    ) -> Result<Option<Expressions>> {
         match clip_to_frame(bbox, frame) {
             Some(region) => self.classify_region(frame, region).map(Some),
             None => Ok(None),
@@ -253,22 +257,52 @@ mod tests {
     fn clipping_follows_face_api() {
         let buf = vec![0u8; 100 * 50 * 4];
         let f = RgbaFrame::new(&buf, 100, 50).unwrap();
-        let b = BoundingBox { x: -10.5, y: 10.7, width: 30.9, height: 60.0 };
+        let b = BoundingBox {
+            x: -10.5,
+            y: 10.7,
+            width: 30.9,
+            height: 60.0,
+        };
         assert_eq!(
             clip_to_frame(&b, &f),
-            Some(Region { x: 0, y: 10, width: 20, height: 39 })
+            Some(Region {
+                x: 0,
+                y: 10,
+                width: 20,
+                height: 39
+            })
         );
-        let outside = BoundingBox { x: 120.0, y: 0.0, width: 10.0, height: 10.0 };
+        let outside = BoundingBox {
+            x: 120.0,
+            y: 0.0,
+            width: 10.0,
+            height: 10.0,
+        };
         assert_eq!(clip_to_frame(&outside, &f), None);
-        let nan = BoundingBox { x: f64::NAN, y: 0.0, width: 10.0, height: 10.0 };
+        let nan = BoundingBox {
+            x: f64::NAN,
+            y: 0.0,
+            width: 10.0,
+            height: 10.0,
+        };
         assert_eq!(clip_to_frame(&nan, &f), None);
     }
 
     #[test]
     fn options_are_checked() {
-        let bad = [(100, 0.5), (0, 0.5), (2048, 0.5), (416, 0.0), (416, 1.0), (416, f64::NAN)];
+        let bad = [
+            (100, 0.5),
+            (0, 0.5),
+            (2048, 0.5),
+            (416, 0.0),
+            (416, 1.0),
+            (416, f64::NAN),
+        ];
         for (input_size, score_threshold) in bad {
-            let o = AnalyzerOptions { input_size, score_threshold };
+            let o = AnalyzerOptions {
+                input_size,
+                score_threshold,
+            };
             assert!(matches!(o.validate(), Err(SmileError::Option(_))), "{o:?}");
         }
         assert!(AnalyzerOptions::default().validate().is_ok());

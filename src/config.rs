@@ -122,6 +122,9 @@ pub enum ReturnUrls {
         /// Allowed return URLs by key.
         urls: BTreeMap<String, Url>,
     },
+    /// No redirect: an embedded challenge whose page takes the result as an event.
+    /// Only [`Config::parse_embedded`] produces this.
+    None,
 }
 
 /// What plays during the countdown.
@@ -192,13 +195,27 @@ pub fn parse(json: &str) -> Result<Config, ConfigError> {
 impl Config {
     /// Parses and checks the config JSON. Unknown fields are errors (typo safety).
     pub fn parse(json: &str) -> Result<Config, ConfigError> {
+        Self::parse_with(json, true)
+    }
+
+    /// As [`Config::parse`], but a config without any return URL is valid and gives
+    /// [`ReturnUrls::None`]: the settings of an embedded challenge.
+    pub fn parse_embedded(json: &str) -> Result<Config, ConfigError> {
+        Self::parse_with(json, false)
+    }
+
+    fn parse_with(json: &str, needs_return: bool) -> Result<Config, ConfigError> {
         let raw: RawConfig =
             serde_json::from_str(json).map_err(|e| ConfigError::Json(e.to_string()))?;
 
         let params = raw.params.unwrap_or_default();
         check_params(&params)?;
-        let return_urls =
-            parse_return_urls(raw.return_url, raw.return_urls, raw.return_param, &params)?;
+        let return_urls = if !needs_return && raw.return_url.is_none() && raw.return_urls.is_none()
+        {
+            ReturnUrls::None
+        } else {
+            parse_return_urls(raw.return_url, raw.return_urls, raw.return_param, &params)?
+        };
 
         let duration_s = raw.duration.unwrap_or(DEFAULT_DURATION_MS / 1000.0);
         if !(MIN_DURATION_MS / 1000.0..=MAX_DURATION_MS / 1000.0).contains(&duration_s) {
@@ -259,8 +276,18 @@ impl Config {
     /// The query parameter the page should read to pick a return URL, if any.
     pub fn return_param(&self) -> Option<&str> {
         match &self.return_urls {
-            ReturnUrls::Fixed(_) => None,
+            ReturnUrls::Fixed(_) | ReturnUrls::None => None,
             ReturnUrls::Allowlist { param, .. } => Some(param),
+        }
+    }
+
+    /// Whether `url` is one this config allows returning to (compared as parsed URLs,
+    /// so `https://t.test` and `https://t.test/` are the same).
+    pub fn allows_return_to(&self, url: &Url) -> bool {
+        match &self.return_urls {
+            ReturnUrls::Fixed(fixed) => fixed == url,
+            ReturnUrls::Allowlist { urls, .. } => urls.values().any(|u| u == url),
+            ReturnUrls::None => false,
         }
     }
 
@@ -270,6 +297,7 @@ impl Config {
     pub fn resolve_return_url(&self, query_pick: Option<&str>) -> Result<Url, ConfigError> {
         match &self.return_urls {
             ReturnUrls::Fixed(url) => Ok(url.clone()),
+            ReturnUrls::None => Err(ConfigError::NoReturnUrl),
             ReturnUrls::Allowlist { param, urls } => match query_pick {
                 Some(key) => urls
                     .get(key)

@@ -85,6 +85,16 @@ fn reshaped(width: u32, height: u32, input_size: usize) -> (f64, f64) {
     )
 }
 
+/// Index of the largest box by area: with several faces in view, the one nearest the
+/// camera is the user's, and only that one is judged (and classified, which saves time).
+pub fn largest(boxes: &[BoundingBox]) -> Option<usize> {
+    boxes
+        .iter()
+        .enumerate()
+        .max_by(|(_, a), (_, b)| a.area().total_cmp(&b.area()))
+        .map(|(i, _)| i)
+}
+
 /// Decodes a `[1, 25, cells, cells]` NCHW grid for a `width` x `height` frame that was
 /// padded bottom-right and resized to `input_size`, keeping cells scoring above
 /// `score_threshold`, then suppresses overlaps. Strongest first.
@@ -150,8 +160,27 @@ pub fn non_max_suppression(mut boxes: Vec<Detection>, iou_threshold: f64) -> Vec
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_largest_face_is_judged() {
+        let b = |x: f64, width: f64, height: f64| BoundingBox {
+            x,
+            y: 0.0,
+            width,
+            height,
+        };
+        assert_eq!(largest(&[]), None);
+        let boxes = [b(0.0, 10.0, 10.0), b(50.0, 40.0, 30.0), b(90.0, 20.0, 20.0)];
+        assert_eq!(largest(&boxes), Some(1));
+        assert_eq!(largest(&boxes[..1]), Some(0));
+    }
+
     fn bx(x: f64, y: f64, w: f64, h: f64) -> BoundingBox {
-        BoundingBox { x, y, width: w, height: h }
+        BoundingBox {
+            x,
+            y,
+            width: w,
+            height: h,
+        }
     }
 
     #[test]
@@ -165,7 +194,10 @@ mod tests {
 
     #[test]
     fn nms_keeps_the_best_of_overlapping_and_all_disjoint() {
-        let d = |x: f64, s: f64| Detection { relative: bx(x, 0.0, 1.0, 1.0), score: s };
+        let d = |x: f64, s: f64| Detection {
+            relative: bx(x, 0.0, 1.0, 1.0),
+            score: s,
+        };
         let kept = non_max_suppression(vec![d(0.0, 0.6), d(0.1, 0.9), d(5.0, 0.7)], 0.4);
         let scores: Vec<f64> = kept.iter().map(|k| k.score).collect();
         assert_eq!(scores, vec![0.9, 0.7]);

@@ -32,7 +32,11 @@ impl<'a> RgbaFrame<'a> {
                 data.len()
             )));
         }
-        Ok(Self { data, width, height })
+        Ok(Self {
+            data,
+            width,
+            height,
+        })
     }
 
     pub fn width(&self) -> u32 {

@@ -9,6 +9,7 @@ pub mod analyzer;
 pub mod config;
 pub mod content;
 pub mod detect;
+pub mod embed;
 pub mod error;
 pub mod frame;
 pub mod model;

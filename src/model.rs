@@ -59,7 +59,10 @@ impl Model {
             .output_fact(0)
             .map(|f| format!("{:?}", f.shape))
             .map_err(load_err)?;
-        let concrete = typed.output_fact(0).ok().and_then(|f| f.shape.as_concrete().map(<[usize]>::to_vec));
+        let concrete = typed
+            .output_fact(0)
+            .ok()
+            .and_then(|f| f.shape.as_concrete().map(<[usize]>::to_vec));
         if concrete.as_deref() != Some(output_shape) {
             return Err(SmileError::ModelShape {
                 model: name,

@@ -105,7 +105,9 @@ mod tests {
     use super::*;
 
     fn solid(w: u32, h: u32, rgb: [u8; 3]) -> Vec<u8> {
-        (0..w * h).flat_map(|_| [rgb[0], rgb[1], rgb[2], 255]).collect()
+        (0..w * h)
+            .flat_map(|_| [rgb[0], rgb[1], rgb[2], 255])
+            .collect()
     }
 
     fn at(t: &Tensor, c: usize, y: usize, x: usize) -> f32 {
@@ -116,7 +118,14 @@ mod tests {
     fn identity_size_only_normalises() {
         let buf = solid(16, 16, [255, 0, 10]);
         let f = RgbaFrame::new(&buf, 16, 16).unwrap();
-        let t = square_input(&f, Region::whole(&f), Padding::Centered, 16, [5.0, 0.0, 10.0]).unwrap();
+        let t = square_input(
+            &f,
+            Region::whole(&f),
+            Padding::Centered,
+            16,
+            [5.0, 0.0, 10.0],
+        )
+        .unwrap();
         assert_eq!(t.shape(), &[1, 3, 16, 16]);
         assert!((at(&t, 0, 3, 3) - 250.0 / 255.0).abs() < 1e-6);
         assert_eq!(at(&t, 1, 0, 15), 0.0);
@@ -180,7 +189,12 @@ mod tests {
             }
         }
         let f = RgbaFrame::new(&buf, 16, 16).unwrap();
-        let r = Region { x: 8, y: 8, width: 8, height: 8 };
+        let r = Region {
+            x: 8,
+            y: 8,
+            width: 8,
+            height: 8,
+        };
         let t = square_input(&f, r, Padding::Centered, 8, [0.0; 3]).unwrap();
         assert_eq!(at(&t, 0, 0, 0), 1.0);
         assert_eq!(at(&t, 2, 7, 7), 1.0);

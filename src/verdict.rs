@@ -439,11 +439,12 @@ impl Verdict {
 /// [`Redirector`] that leaves the page once, when asked after the decision.
 ///
 /// Redirecting is a separate step so the page can show the result (or an error screen
-/// with a button) before it leaves.
+/// with a button) before it leaves. An embedded challenge without a return URL has no
+/// redirector: the embedding page gets the outcome and decides.
 pub struct Session<C: Clock, N: Navigator> {
     verdict: Verdict,
     clock: C,
-    redirector: Redirector<N>,
+    redirector: Option<Redirector<N>>,
 }
 
 impl<C: Clock, N: Navigator> Session<C, N> {
@@ -452,7 +453,16 @@ impl<C: Clock, N: Navigator> Session<C, N> {
         Self {
             verdict,
             clock,
-            redirector,
+            redirector: Some(redirector),
+        }
+    }
+
+    /// A session that never navigates: [`Session::redirect`] always gives `None`.
+    pub fn without_redirect(verdict: Verdict, clock: C) -> Self {
+        Self {
+            verdict,
+            clock,
+            redirector: None,
         }
     }
 
@@ -506,16 +516,17 @@ impl<C: Clock, N: Navigator> Session<C, N> {
         &self.verdict
     }
 
-    /// The redirector, e.g. to see where the page went.
-    pub fn redirector(&self) -> &Redirector<N> {
-        &self.redirector
+    /// The redirector, e.g. to see where the page went; `None` without a return URL.
+    pub fn redirector(&self) -> Option<&Redirector<N>> {
+        self.redirector.as_ref()
     }
 
     /// Once decided, navigates to the continue URL (only on the first call) and returns
-    /// it; `None` while undecided, so the page cannot leave before the verdict.
+    /// it; `None` while undecided, so the page cannot leave before the verdict, and
+    /// always `None` without a redirector.
     pub fn redirect(&mut self) -> Option<&Url> {
         let outcome = *self.verdict.outcome()?;
-        Some(self.redirector.redirect(&outcome))
+        Some(self.redirector.as_mut()?.redirect(&outcome))
     }
 }
 

@@ -172,3 +172,27 @@ fn bad_state_or_pick_means_no_session() {
         );
     }
 }
+
+/// An embedded challenge without a return URL decides the same way but never navigates.
+#[test]
+fn embedded_session_without_return_url_decides_and_never_navigates() {
+    use smile_factor::embed::EmbedOptions;
+    let plan = EmbedOptions::parse(r#"{"duration": "5"}"#)
+        .and_then(|o| o.plan(Err("no page config")))
+        .expect("plan");
+    let clock = FakeClock::default();
+    let verdict = Verdict::new(plan.config.verdict_config()).expect("verdict");
+    let mut s: Session<FakeClock, FakeNavigator> =
+        Session::without_redirect(verdict, clock.clone());
+    clock.set(1_000.0);
+    s.start();
+    for i in 0..10 {
+        clock.set(1_000.0 + f64::from(i) * 100.0);
+        s.frame(Some(0.9));
+    }
+    let outcome = *s.tick().expect("a held smile decides");
+    assert!(!outcome.notsmiling);
+    assert_eq!(outcome.reason, Some(Reason::Smiled));
+    assert!(s.redirect().is_none());
+    assert!(s.redirector().is_none());
+}

@@ -7,8 +7,7 @@
 use smile_factor::content::Problem;
 use smile_factor::verdict::Reason;
 use smile_factor::web::camera::{self, stop_stream, Camera, CameraError};
-use smile_factor::web::page::{analysis_fps, largest_box};
-use smile_factor::BoundingBox;
+use smile_factor::web::page::analysis_fps;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 use web_sys::{MediaStream, MediaStreamTrack, MediaStreamTrackState};
@@ -110,27 +109,6 @@ fn dom_exception_names_map_to_problem_and_reason() {
     assert_eq!(plain.problem, Problem::CameraOther);
     let text = CameraError::from_rejection(&"odd".into());
     assert_eq!(text.problem, Problem::CameraOther);
-}
-
-fn bbox(x: f64, width: f64, height: f64) -> BoundingBox {
-    BoundingBox {
-        x,
-        y: 0.0,
-        width,
-        height,
-    }
-}
-
-#[wasm_bindgen_test]
-fn the_largest_face_is_judged() {
-    assert_eq!(largest_box(&[]), None);
-    let boxes = [
-        bbox(0.0, 10.0, 10.0),
-        bbox(50.0, 40.0, 30.0),
-        bbox(90.0, 20.0, 20.0),
-    ];
-    assert_eq!(largest_box(&boxes), Some(1));
-    assert_eq!(largest_box(&boxes[..1]), Some(0));
 }
 
 #[wasm_bindgen_test]

@@ -1,38 +1,46 @@
-//! The smile-factor page: screens, the challenge loop and the way back.
+//! The smile-factor challenge UI: screens, the challenge loop and the way back.
 //!
-//! One [`Page`] lives in a thread-local for the page's lifetime. Event handlers hold only a
-//! `Weak` to it and borrow it briefly (never across an `await`), so a handler that fires
-//! late finds nothing and does nothing. Everything a screen registers (listeners, the
-//! animation loop, the result timer) is owned by the page and released when the screen
-//! ends; the camera is shared with the [`WebNavigator`] so every redirect stops it first.
+//! It runs in two hosts: the whole page (`startPage`, `www/index.html`: config from
+//! `config.json`, state from the query, always redirects) and an embedded element (the
+//! `<smile-factor>` shadow root or `mount()`: options from attributes, the result goes to
+//! a callback, and it redirects only with an allowed return URL).
 //!
-//! The DOM contract the browser tests rely on (ids and `data-*` on `<html>`) is listed in
-//! `www/index.html` and in the README; screen changes always go through [`Page::show`].
+//! A [`Page`] is held by its owner (a thread-local for the whole page, the JS handle for
+//! an element). Event handlers hold only a `Weak` to it and borrow it briefly (never across
+//! an `await`), so a handler that fires late finds nothing and does nothing. Everything it
+//! registers (listeners, the animation loop, the timer, the inference worker, the camera)
+//! is owned by it, so dropping it releases all of them. The camera is shared with the
+//! [`WebNavigator`] so every redirect stops it first.
+//!
+//! Frames are analysed in a worker ([`Engine`]); the main thread only draws a camera frame
+//! into a small canvas, transfers its pixels, and updates the UI.
+//!
+//! The DOM contract the browser tests rely on (ids in `markup.html`, `data-*` on `<html>`
+//! or on the host element) is listed in the README; screen changes go through [`Ui::show`].
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{
-    CanvasRenderingContext2d, Document, HtmlButtonElement, HtmlCanvasElement, HtmlElement,
+    CanvasRenderingContext2d, Document, Element, HtmlButtonElement, HtmlCanvasElement, HtmlElement,
     HtmlMeterElement, HtmlVideoElement,
 };
 
-use crate::analyzer::{AnalyzerOptions, FaceAnalyzer};
-use crate::config::{Config, Content};
+use crate::config::{Config, Content, ReturnUrls};
 use crate::content::{texts_for, Problem, Texts, ANNOUNCE_EVERY_S, EN};
-use crate::detect::BoundingBox;
-use crate::frame::RgbaFrame;
+use crate::embed::{EmbedOptions, EmbedPlan};
 use crate::redirect::{Navigator, Redirector, ReturnTarget};
 use crate::verdict::{Clock, Outcome, Reason, Session, State, Verdict};
 
 use super::camera::{self, Camera, CAMERA_TIMEOUT_MS};
 use super::dom::{
-    self, by_id, console_error, describe, set_hidden, set_text, AnimationLoop, DomError, Listener,
-    Timeout,
+    self, console_error, describe, set_hidden, set_text, AnimationLoop, DomError, Listener, Timeout,
 };
+use super::engine::{Assets, Engine, EngineEvent, FrameResult};
 
 /// Detector input side. 224 keeps the dev build at ≥ 10 analysed frames per second in
 /// headless Chromium on 2 cores; a face filling a webcam frame is still found reliably.
@@ -43,11 +51,15 @@ pub const ANALYSIS_WIDTH: u32 = 320;
 pub const RESULT_SCREEN_MS: i32 = 1_000;
 /// How long each joke card stays.
 pub const JOKE_CARD_MS: f64 = 4_000.0;
-/// Model files, relative to the page.
-pub const DETECTOR_URL: &str = "models/tiny_face_detector.onnx";
-pub const EXPRESSION_URL: &str = "models/face_expression.onnx";
-/// Config file, relative to the page, used when the root element carries no config.
+/// A frame the worker has not answered after this long means it is stuck: fail closed.
+pub const WORKER_TIMEOUT_MS: f64 = 10_000.0;
+/// Config file, relative to the page, used when the root element carries no config (and
+/// by an embedded element to check its return URL against the allowlist).
 pub const CONFIG_URL: &str = "config.json";
+/// The challenge's markup; static, every text is set with textContent.
+const MARKUP: &str = include_str!("markup.html");
+/// Marked when the first frame's result arrives (the benchmark's "first verdict").
+pub const FIRST_ANALYSIS_MARK: &str = "smile-factor:first-analysis";
 
 /// The screens; the name is written to `<html data-phase>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,10 +128,26 @@ fn stop_camera(camera: &SharedCamera) {
     }
 }
 
+/// Where the UI lives and how it talks to its surroundings.
+pub enum Host {
+    /// The whole page: `data-*` on `<html>`, the document title, keys on the document.
+    Page,
+    /// An embedded element: `data-*` on the host element, keys only inside the widget,
+    /// and the outcome goes to `on_result` (the element turns it into an event).
+    Embed {
+        host: HtmlElement,
+        on_result: js_sys::Function,
+    },
+}
+
 /// Every element the page touches, looked up once.
 struct Ui {
     doc: Document,
-    html: HtmlElement,
+    /// Carries `data-phase` and the outcome's `data-*`.
+    status: HtmlElement,
+    /// The rendered widget (`div.sf`); carries `lang`.
+    container: HtmlElement,
+    whole_page: bool,
     loading_screen: HtmlElement,
     loading_text: HtmlElement,
     start_screen: HtmlElement,
@@ -152,53 +180,85 @@ struct Ui {
     return_btn: HtmlButtonElement,
 }
 
+/// The element with `id` inside `root`, cast to `T`; a missing or wrong one names the id.
+fn find<T: JsCast>(root: &Element, id: &str) -> Result<T, DomError> {
+    root.query_selector(&format!("#{id}"))?
+        .ok_or_else(|| DomError(format!("the challenge markup has no #{id} element")))?
+        .dyn_into::<T>()
+        .map_err(|_| DomError(format!("#{id} is not the expected kind of element")))
+}
+
+/// Renders the challenge (stylesheet link + markup) as the new content of `into`.
+fn render(doc: &Document, into: &web_sys::Node, css_url: &str) -> Result<HtmlElement, DomError> {
+    into.set_text_content(None);
+    let link = doc.create_element("link")?;
+    link.set_attribute("rel", "stylesheet")?;
+    link.set_attribute("href", css_url)?;
+    let container: HtmlElement = doc
+        .create_element("div")?
+        .dyn_into()
+        .map_err(|_| DomError("cannot create a div".into()))?;
+    container.set_class_name("sf");
+    container.set_attribute("part", "root")?;
+    container.set_inner_html(MARKUP);
+    into.append_child(&link)?;
+    into.append_child(&container)?;
+    Ok(container)
+}
+
 impl Ui {
-    fn find(doc: &Document) -> Result<Self, DomError> {
-        let html = doc
-            .document_element()
-            .ok_or_else(|| DomError("no <html> element".into()))?
-            .dyn_into::<HtmlElement>()
-            .map_err(|_| DomError("<html> is not an HTML element".into()))?;
+    fn find(
+        doc: &Document,
+        container: HtmlElement,
+        status: HtmlElement,
+        whole_page: bool,
+    ) -> Result<Self, DomError> {
+        let root: &Element = &container;
+        let by_id = |id: &str| find::<HtmlElement>(root, id);
         Ok(Self {
             doc: doc.clone(),
-            html,
-            loading_screen: by_id(doc, "loading-screen")?,
-            loading_text: by_id(doc, "loading-text")?,
-            start_screen: by_id(doc, "start-screen")?,
-            challenge_screen: by_id(doc, "challenge-screen")?,
-            result_screen: by_id(doc, "result-screen")?,
-            error_screen: by_id(doc, "error-screen")?,
-            title: by_id(doc, "title")?,
-            intro: by_id(doc, "intro")?,
-            privacy: by_id(doc, "privacy")?,
-            keys_hint: by_id(doc, "keys-hint")?,
-            start: by_id(doc, "start")?,
-            countdown: by_id(doc, "countdown")?,
-            announce: by_id(doc, "announce")?,
-            paused: by_id(doc, "paused")?,
-            joke: by_id(doc, "joke")?,
-            content_video: by_id(doc, "content-video")?,
-            play: by_id(doc, "play")?,
-            selfview: by_id(doc, "selfview")?,
-            overlay: by_id(doc, "overlay")?,
-            camera_label: by_id(doc, "camera-label")?,
-            smile_label: by_id(doc, "smile-label")?,
-            smile_meter: by_id(doc, "smile-meter")?,
-            smile_value: by_id(doc, "smile-value")?,
-            result_message: by_id(doc, "result-message")?,
-            redirecting: by_id(doc, "redirecting")?,
-            error_title: by_id(doc, "error-title")?,
-            error_message: by_id(doc, "error-message")?,
-            error_detail: by_id(doc, "error-detail")?,
-            retry: by_id(doc, "retry")?,
-            return_btn: by_id(doc, "return")?,
+            status,
+            whole_page,
+            loading_screen: by_id("loading-screen")?,
+            loading_text: by_id("loading-text")?,
+            start_screen: by_id("start-screen")?,
+            challenge_screen: by_id("challenge-screen")?,
+            result_screen: by_id("result-screen")?,
+            error_screen: by_id("error-screen")?,
+            title: by_id("title")?,
+            intro: by_id("intro")?,
+            privacy: by_id("privacy")?,
+            keys_hint: by_id("keys-hint")?,
+            start: find::<HtmlButtonElement>(root, "start")?,
+            countdown: by_id("countdown")?,
+            announce: by_id("announce")?,
+            paused: by_id("paused")?,
+            joke: by_id("joke")?,
+            content_video: find::<HtmlVideoElement>(root, "content-video")?,
+            play: find::<HtmlButtonElement>(root, "play")?,
+            selfview: find::<HtmlVideoElement>(root, "selfview")?,
+            overlay: find::<HtmlCanvasElement>(root, "overlay")?,
+            camera_label: by_id("camera-label")?,
+            smile_label: by_id("smile-label")?,
+            smile_meter: find::<HtmlMeterElement>(root, "smile-meter")?,
+            smile_value: by_id("smile-value")?,
+            result_message: by_id("result-message")?,
+            redirecting: by_id("redirecting")?,
+            error_title: by_id("error-title")?,
+            error_message: by_id("error-message")?,
+            error_detail: by_id("error-detail")?,
+            retry: find::<HtmlButtonElement>(root, "retry")?,
+            return_btn: find::<HtmlButtonElement>(root, "return")?,
+            container,
         })
     }
 
     /// Writes every static text of `t` (all via textContent).
     fn apply_texts(&self, t: &Texts) {
-        self.html.set_lang(t.lang);
-        self.doc.set_title(t.title);
+        self.container.set_lang(t.lang);
+        if self.whole_page {
+            self.doc.set_title(t.title);
+        }
         set_text(&self.title, t.title);
         set_text(&self.loading_text, t.loading);
         set_text(&self.privacy, t.privacy);
@@ -215,7 +275,7 @@ impl Ui {
     }
 
     fn set_data(&self, key: &str, value: &str) {
-        if let Err(e) = self.html.dataset().set(key, value) {
+        if let Err(e) = self.status.dataset().set(key, value) {
             console_error(&format!(
                 "smile-factor: cannot set data-{key}: {}",
                 describe(&e)
@@ -256,18 +316,32 @@ struct Challenge {
     overlay_ctx: CanvasRenderingContext2d,
     last_announced: Option<u32>,
     joke_offset_ms: f64,
-    /// Time spent inside `analyze`, for the console summary.
+    /// Worker time per analysed frame, summed, for the console summary.
     analyse_ms: f64,
+    /// Frames on which the detector ran (the rest were tracked).
+    detect_frames: u32,
+    /// Camera frames skipped because the worker was still busy.
+    dropped_frames: u32,
 }
 
 pub struct Page {
     ui: Ui,
+    host: Host,
+    assets: Assets,
     texts: &'static Texts,
     /// `None` until the config, state and return URL are known to be good; without it
     /// the page can never redirect.
     session: Option<Session<PerfClock, WebNavigator>>,
     camera: SharedCamera,
-    analyzer: Option<FaceAnalyzer>,
+    /// The inference worker; `engine_ready` once it has loaded the models.
+    engine: Option<Engine>,
+    engine_ready: bool,
+    /// Detector input side for the worker.
+    input_size: usize,
+    /// The first frame result has been marked for the benchmark.
+    first_analysis_marked: bool,
+    /// The outcome was handed to the embedding page already.
+    reported: bool,
     content: Content,
     challenge: Option<Challenge>,
     /// The problem on the error screen, for "Try again" and "Return to sign-in".
@@ -291,20 +365,28 @@ fn with_page<R>(weak: &Weak<RefCell<Page>>, f: impl FnOnce(&mut Page) -> R) -> O
     Some(f(&mut page))
 }
 
-/// Entry point behind the `startPage` export.
-pub async fn start_page(root: HtmlElement) -> Result<(), DomError> {
-    let doc = dom::document()?;
-    let ui = Ui::find(&doc)?;
+/// Builds a page in `container` (already rendered) and installs its buttons.
+fn new_page(
+    ui: Ui,
+    host: Host,
+    assets: Assets,
+    input_size: usize,
+) -> Result<Rc<RefCell<Page>>, DomError> {
     ui.apply_texts(&EN);
     ui.show(Phase::Loading);
-
     let page = Rc::new_cyclic(|weak: &Weak<RefCell<Page>>| {
         RefCell::new(Page {
             ui,
+            host,
+            assets,
             texts: &EN,
             session: None,
             camera: Rc::new(RefCell::new(None)),
-            analyzer: None,
+            engine: None,
+            engine_ready: false,
+            input_size,
+            first_analysis_marked: false,
+            reported: false,
             content: Content::Jokes,
             challenge: None,
             problem: None,
@@ -314,11 +396,48 @@ pub async fn start_page(root: HtmlElement) -> Result<(), DomError> {
             weak: weak.clone(),
         })
     });
+    install_buttons(&page)?;
+    Ok(page)
+}
+
+/// Entry point behind the `startPage` export: the whole page, rendered into `root`.
+pub async fn start_page(root: HtmlElement, assets: Assets) -> Result<(), DomError> {
+    let doc = dom::document()?;
+    // `data-input-size` on the root overrides the detector size (for tuning).
+    let input_size = root
+        .dataset()
+        .get("inputSize")
+        .map(|v| v.trim().parse::<usize>().map_err(|_| v));
+    let container = render(&doc, &root, &assets.css_url)?;
+    let html = doc
+        .document_element()
+        .ok_or_else(|| DomError("no <html> element".into()))?
+        .dyn_into::<HtmlElement>()
+        .map_err(|_| DomError("<html> is not an HTML element".into()))?;
+    let ui = Ui::find(&doc, container, html, true)?;
+    let page = new_page(
+        ui,
+        Host::Page,
+        assets,
+        input_size
+            .as_ref()
+            .and_then(|r| r.as_ref().ok().copied())
+            .unwrap_or(DETECTOR_INPUT_SIZE),
+    )?;
     // Replacing an earlier page drops it, which releases its listeners and camera.
     PAGE.with(|p| p.replace(Some(page.clone())));
     let weak = Rc::downgrade(&page);
-    install_buttons(&page)?;
+    drop(page);
 
+    if let Some(Err(v)) = input_size {
+        with_page(&weak, |p| {
+            p.show_problem(
+                Problem::Config,
+                &format!("data-input-size is not a number: {v:?}"),
+            )
+        });
+        return Ok(());
+    }
     // 1. Config (texts stay English until it names a language).
     let config = match load_config(&root).await {
         Ok(c) => c,
@@ -328,38 +447,73 @@ pub async fn start_page(root: HtmlElement) -> Result<(), DomError> {
         }
     };
     // 2. State, return URL and the session; any failure here means no redirect ever.
-    let ready = with_page(&weak, |p| p.configure(config)).unwrap_or(false);
-    if !ready {
-        return Ok(());
-    }
-    // 3. Models. `data-input-size` on the root overrides the detector size (for tuning).
-    let input_size = match root.dataset().get("inputSize") {
-        Some(v) => match v.trim().parse::<usize>() {
-            Ok(n) => n,
-            Err(_) => {
-                with_page(&weak, |p| {
-                    p.show_problem(
-                        Problem::Config,
-                        &format!("data-input-size is not a number: {v:?}"),
-                    )
-                });
-                return Ok(());
-            }
-        },
-        None => DETECTOR_INPUT_SIZE,
-    };
-    match load_analyzer(input_size).await {
-        Ok(analyzer) => {
-            with_page(&weak, |p| {
-                p.analyzer = Some(analyzer);
-                p.show_start();
-            });
+    // 3. The worker loads the models; the start screen shows when it is ready.
+    with_page(&weak, |p| {
+        if p.configure_page(config) {
+            p.start_engine();
         }
-        Err(detail) => {
-            with_page(&weak, |p| p.show_problem(Problem::Engine, &detail));
-        }
-    }
+    });
     Ok(())
+}
+
+/// Entry point behind `mountChallenge`: an embedded challenge rendered into `shadow`
+/// (the element's shadow root), reporting to `on_result`. The caller owns the page;
+/// dropping it releases everything.
+pub fn mount(
+    shadow: &web_sys::ShadowRoot,
+    host: HtmlElement,
+    options: &JsValue,
+    assets: Assets,
+    on_result: js_sys::Function,
+) -> Result<Rc<RefCell<Page>>, DomError> {
+    let doc = dom::document()?;
+    let container = render(&doc, shadow, &assets.css_url)?;
+    let ui = Ui::find(&doc, container, host.clone(), false)?;
+    let page = new_page(
+        ui,
+        Host::Embed { host, on_result },
+        assets,
+        DETECTOR_INPUT_SIZE,
+    )?;
+    let options = if options.is_undefined() || options.is_null() {
+        Ok("{}".to_owned())
+    } else {
+        js_sys::JSON::stringify(options)
+            .map(String::from)
+            .map_err(|e| describe(&e))
+    };
+    let weak = Rc::downgrade(&page);
+    spawn_local(async move {
+        let plan = match options {
+            Ok(json) => load_embed_plan(&json).await,
+            Err(e) => Err(format!("invalid smile-factor options: {e}")),
+        };
+        with_page(&weak, |p| match plan {
+            Ok(plan) => {
+                if p.configure_embed(plan) {
+                    p.start_engine();
+                }
+            }
+            Err(detail) => p.fail_config(&detail),
+        });
+    });
+    Ok(page)
+}
+
+/// The options checked, with the page config loaded when a return URL must be checked.
+async fn load_embed_plan(json: &str) -> Result<EmbedPlan, String> {
+    let options = EmbedOptions::parse(json).map_err(|e| e.to_string())?;
+    let plan = if options.needs_page_config() {
+        let url = options.config.as_deref().unwrap_or(CONFIG_URL);
+        let page_config = fetch_text(url)
+            .await
+            .map_err(|e| format!("could not load {url}: {e}"))
+            .and_then(|json| Config::parse(&json).map_err(|e| format!("{url}: {e}")));
+        options.plan(page_config.as_ref().map_err(String::as_str))
+    } else {
+        options.plan(Err("not needed"))
+    };
+    plan.map_err(|e| e.to_string())
 }
 
 fn install_buttons(page: &Rc<RefCell<Page>>) -> Result<(), DomError> {
@@ -450,39 +604,6 @@ async fn fetch_text(url: &str) -> Result<String, String> {
         .ok_or_else(|| "the response is not text".to_owned())
 }
 
-async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
-    let response = fetch_response(url).await?;
-    let buf = JsFuture::from(response.array_buffer().map_err(|e| describe(&e))?)
-        .await
-        .map_err(|e| describe(&e))?;
-    Ok(js_sys::Uint8Array::new(&buf).to_vec())
-}
-
-async fn load_analyzer(input_size: usize) -> Result<FaceAnalyzer, String> {
-    let detector = fetch_bytes(DETECTOR_URL)
-        .await
-        .map_err(|e| format!("could not load {DETECTOR_URL}: {e}"))?;
-    let expression = fetch_bytes(EXPRESSION_URL)
-        .await
-        .map_err(|e| format!("could not load {EXPRESSION_URL}: {e}"))?;
-    let options = AnalyzerOptions {
-        input_size,
-        ..AnalyzerOptions::default()
-    };
-    FaceAnalyzer::new(&detector, &expression, options).map_err(|e| e.to_string())
-}
-
-/// Index of the largest box by area: with several faces in view, the one nearest the
-/// camera is the user's, and only that one is judged (and classified, which saves time).
-pub fn largest_box(boxes: &[BoundingBox]) -> Option<usize> {
-    let area = |b: &BoundingBox| b.width * b.height;
-    boxes
-        .iter()
-        .enumerate()
-        .max_by(|(_, a), (_, b)| area(a).total_cmp(&area(b)))
-        .map(|(i, _)| i)
-}
-
 /// Analysed frames per active second, one decimal, for `data-analysis-fps`.
 pub fn analysis_fps(frames: u32, elapsed_ms: f64) -> String {
     let fps = if elapsed_ms > 0.0 && elapsed_ms.is_finite() {
@@ -494,13 +615,10 @@ pub fn analysis_fps(frames: u32, elapsed_ms: f64) -> String {
 }
 
 impl Page {
-    /// Applies the config and checks state and return URL. False (after showing the
-    /// error screen) when the page must never redirect.
-    fn configure(&mut self, config: Config) -> bool {
-        self.texts = texts_for(&config.lang);
-        self.ui.apply_texts(self.texts);
-        self.ui.show(Phase::Loading);
-
+    /// The whole page: applies the config and checks state and return URL from the
+    /// query. False (after showing the error screen) when the page must never redirect.
+    fn configure_page(&mut self, config: Config) -> bool {
+        self.set_language(&config);
         let search = dom::window()
             .and_then(|w| w.location().search().map_err(DomError::from))
             .unwrap_or_default();
@@ -532,21 +650,60 @@ impl Page {
                     return false;
                 }
             };
+        self.begin_session(config, Some(target))
+    }
+
+    /// An embedded challenge: the plan is checked already; it has a return target only
+    /// with an allowed return URL.
+    fn configure_embed(&mut self, plan: EmbedPlan) -> bool {
+        self.set_language(&plan.config);
+        let target = match &plan.config.return_urls {
+            ReturnUrls::Fixed(url) => {
+                match ReturnTarget::new(url, plan.config.params.clone(), plan.state.as_deref()) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        self.fail_config(&e.to_string());
+                        return false;
+                    }
+                }
+            }
+            _ => None,
+        };
+        set_hidden(&self.ui.redirecting, target.is_none());
+        self.begin_session(plan.config, target)
+    }
+
+    fn set_language(&mut self, config: &Config) {
+        self.texts = texts_for(&config.lang);
+        self.ui.apply_texts(self.texts);
+        self.ui.show(Phase::Loading);
+    }
+
+    /// A config problem: on the error screen, and for an embed straight to the result
+    /// callback too (there is no session, so no button can report it later).
+    fn fail_config(&mut self, detail: &str) {
+        self.show_problem(Problem::Config, detail);
+        self.report(None, Some(detail));
+    }
+
+    /// Creates the session (redirecting only with a target) and shows the config.
+    fn begin_session(&mut self, config: Config, target: Option<ReturnTarget>) -> bool {
         let verdict = match Verdict::new(config.verdict_config()) {
             Ok(v) => v,
             Err(e) => {
-                self.show_problem(Problem::Config, &e.to_string());
+                self.fail_config(&e.to_string());
                 return false;
             }
         };
-        let navigator = WebNavigator {
-            camera: self.camera.clone(),
-        };
-        self.session = Some(Session::new(
-            verdict,
-            PerfClock,
-            Redirector::new(target, navigator),
-        ));
+        self.session = Some(match target {
+            Some(target) => {
+                let navigator = WebNavigator {
+                    camera: self.camera.clone(),
+                };
+                Session::new(verdict, PerfClock, Redirector::new(target, navigator))
+            }
+            None => Session::without_redirect(verdict, PerfClock),
+        });
         // The intro uses whole seconds; durations are checked to lie in 5..=120.
         let secs = config.duration_s.round() as u32;
         set_text(&self.ui.intro, &self.texts.intro_for(secs));
@@ -578,6 +735,44 @@ impl Page {
                 track.set_default(true);
                 let _ = v.append_child(&track);
             }
+        }
+    }
+
+    /// Starts the inference worker; the start screen shows once it has the models.
+    fn start_engine(&mut self) {
+        let weak = self.weak.clone();
+        let started = Engine::start(&self.assets, self.input_size, move |event| {
+            with_page(&weak, |p| p.on_engine(event));
+        });
+        match started {
+            Ok(engine) => self.engine = Some(engine),
+            Err(e) => self.show_problem(Problem::Engine, &e.0),
+        }
+    }
+
+    fn on_engine(&mut self, event: EngineEvent) {
+        match event {
+            EngineEvent::Ready => {
+                self.engine_ready = true;
+                if self.problem.is_none() && !self.starting {
+                    self.show_start();
+                }
+            }
+            EngineEvent::Failed(detail) => {
+                let running = self.challenge.is_some();
+                self.engine = None;
+                self.engine_ready = false;
+                if running {
+                    console_error(&format!("smile-factor: frame analysis failed: {detail}"));
+                    let outcome = self.session.as_mut().map(|s| *s.fail(Reason::Error));
+                    if let Some(outcome) = outcome {
+                        self.finish(outcome);
+                    }
+                } else {
+                    self.show_problem(Problem::Engine, &detail);
+                }
+            }
+            EngineEvent::Frame(result) => self.on_frame_result(&result),
         }
     }
 
@@ -618,10 +813,7 @@ impl Page {
 
     /// Start (or Try again): starts the camera, then the challenge.
     fn begin_camera(&mut self) {
-        if self.starting
-            || self.challenge.is_some()
-            || self.session.is_none()
-            || self.analyzer.is_none()
+        if self.starting || self.challenge.is_some() || self.session.is_none() || !self.engine_ready
         {
             return;
         }
@@ -709,7 +901,13 @@ impl Page {
         let weak = self.weak.clone();
         let frames = AnimationLoop::start(move || with_page(&weak, |p| p.step()).unwrap_or(false));
         let weak = self.weak.clone();
-        let keys = Listener::new(doc, "keydown", move |e| {
+        // An embedded widget must not take Space from the rest of the login page.
+        let key_target: &web_sys::EventTarget = if self.ui.whole_page {
+            doc
+        } else {
+            &self.ui.container
+        };
+        let keys = Listener::new(key_target, "keydown", move |e| {
             with_page(&weak, |p| p.on_key(&e));
         })?;
         let weak = self.weak.clone();
@@ -726,6 +924,8 @@ impl Page {
             last_announced: None,
             joke_offset_ms: (dom::now_ms() * 7.0).rem_euclid(JOKE_CARD_MS * 32.0),
             analyse_ms: 0.0,
+            detect_frames: 0,
+            dropped_frames: 0,
         })
     }
 
@@ -745,26 +945,19 @@ impl Page {
         }
     }
 
-    /// One animation frame: analyse the current camera frame (if any), feed the verdict,
-    /// update the screen. Returns false once the challenge is over.
+    /// One animation frame: hand the current camera frame to the worker (unless it is
+    /// still busy: then this frame is dropped), end the challenge when decided, update
+    /// the screen. Returns false once the challenge is over.
     fn step(&mut self) -> bool {
         let running = matches!(
             self.session.as_ref().map(|s| s.verdict().state()),
             Some(State::Running)
         );
         if running {
-            match self.analyse_frame() {
-                Ok(Some(smile)) => {
-                    if let Some(s) = self.session.as_mut() {
-                        s.frame(smile);
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    console_error(&format!("smile-factor: frame analysis failed: {e}"));
-                    if let Some(s) = self.session.as_mut() {
-                        s.fail(Reason::Error);
-                    }
+            if let Err(e) = self.send_frame() {
+                console_error(&format!("smile-factor: frame analysis failed: {e}"));
+                if let Some(s) = self.session.as_mut() {
+                    s.fail(Reason::Error);
                 }
             }
         }
@@ -777,18 +970,28 @@ impl Page {
         true
     }
 
-    /// `Ok(None)`: no camera frame yet (not counted). `Ok(Some(x))`: a frame was
-    /// analysed; `x` is the largest face's happy score, or `None` without a face.
-    fn analyse_frame(&mut self) -> Result<Option<Option<f32>>, String> {
+    /// Draws the camera frame at analysis size and transfers its pixels to the worker.
+    fn send_frame(&mut self) -> Result<(), String> {
+        let now = dom::now_ms();
+        let (Some(ch), Some(engine)) = (self.challenge.as_mut(), self.engine.as_mut()) else {
+            return Ok(());
+        };
+        match engine.busy_for_ms(now) {
+            Some(ms) if ms > WORKER_TIMEOUT_MS => {
+                return Err(format!("the worker has not answered for {ms:.0} ms"))
+            }
+            Some(_) => {
+                ch.dropped_frames += 1;
+                return Ok(());
+            }
+            None => {}
+        }
         let video = &self.ui.selfview;
         let (vw, vh) = (video.video_width(), video.video_height());
         // HAVE_CURRENT_DATA: a frame can be drawn.
         if video.ready_state() < 2 || vw == 0 || vh == 0 {
-            return Ok(None);
+            return Ok(());
         }
-        let (Some(ch), Some(analyzer)) = (self.challenge.as_mut(), self.analyzer.as_ref()) else {
-            return Ok(None);
-        };
         let w = ANALYSIS_WIDTH;
         let h = ((u64::from(w) * u64::from(vh)) / u64::from(vw)).clamp(1, 4 * u64::from(w)) as u32;
         if ch.canvas.height() != h {
@@ -800,29 +1003,43 @@ impl Page {
         ch.ctx
             .draw_image_with_html_video_element_and_dw_and_dh(video, 0.0, 0.0, wf, hf)
             .map_err(|e| describe(&e))?;
-        let data = ch
+        let image = ch
             .ctx
             .get_image_data(0.0, 0.0, wf, hf)
-            .map_err(|e| describe(&e))?
-            .data();
-        let t0 = dom::now_ms();
-        let frame = RgbaFrame::new(&data, w, h).map_err(|e| e.to_string())?;
-        let boxes: Vec<BoundingBox> = analyzer
-            .detect(&frame)
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|(b, _score)| b)
-            .collect();
-        let judged = largest_box(&boxes);
-        let happy = match judged.and_then(|i| boxes.get(i)) {
-            Some(b) => analyzer
-                .classify_box(&frame, b)
-                .map_err(|e| e.to_string())?
-                .map(|e| e.happy),
-            None => None,
-        };
-        ch.analyse_ms += dom::now_ms() - t0;
+            .map_err(|e| describe(&e))?;
+        engine.send_frame(&image, now).map_err(|e| e.0)
+    }
 
+    /// A frame's result from the worker: feeds the verdict and draws the boxes. Results
+    /// that arrive while paused or after the end are not counted.
+    fn on_frame_result(&mut self, result: &FrameResult) {
+        let Some(engine) = self.engine.as_mut() else {
+            return;
+        };
+        if !engine.accept(result) {
+            return;
+        }
+        let running = matches!(
+            self.session.as_ref().map(|s| s.verdict().state()),
+            Some(State::Running)
+        );
+        let Some(ch) = self.challenge.as_mut() else {
+            return;
+        };
+        if !running {
+            return;
+        }
+        if let Some(s) = self.session.as_mut() {
+            s.frame(result.happy);
+        }
+        ch.analyse_ms += result.ms;
+        ch.detect_frames += u32::from(result.detected);
+        if !self.first_analysis_marked {
+            self.first_analysis_marked = true;
+            if let Some(perf) = web_sys::window().and_then(|w| w.performance()) {
+                let _ = perf.mark(FIRST_ANALYSIS_MARK);
+            }
+        }
         let o = &ch.overlay_ctx;
         o.clear_rect(
             0.0,
@@ -830,13 +1047,12 @@ impl Page {
             f64::from(self.ui.overlay.width()),
             f64::from(self.ui.overlay.height()),
         );
-        for (i, b) in boxes.iter().enumerate() {
-            let is_judged = judged == Some(i);
+        for (i, [x, y, w, h]) in result.boxes.iter().copied().enumerate() {
+            let is_judged = result.judged == Some(i);
             o.set_line_width(if is_judged { 3.0 } else { 1.0 });
             o.set_stroke_style_str(if is_judged { "#ffcc00" } else { "#ffffff" });
-            o.stroke_rect(b.x, b.y, b.width, b.height);
+            o.stroke_rect(x, y, w, h);
         }
-        Ok(Some(happy))
     }
 
     fn update_display(&mut self) {
@@ -893,6 +1109,9 @@ impl Page {
             }
             State::Paused => {
                 session.resume();
+                if let Some(engine) = self.engine.as_ref() {
+                    engine.reset_tracking();
+                }
                 set_hidden(&self.ui.paused, true);
                 if matches!(self.content, Content::Video { .. }) {
                     self.play_content();
@@ -920,21 +1139,31 @@ impl Page {
         }
         if let Some(ch) = self.challenge.take() {
             let stats = outcome.stats;
-            web_sys::console::info_1(&JsValue::from_str(&format!(
-                "smile-factor: {} frames in {:.0} ms active, {:.1} ms per analysis",
-                stats.frames_analysed,
-                stats.elapsed_ms,
+            let per = |x: f64| {
                 if stats.frames_analysed > 0 {
-                    ch.analyse_ms / f64::from(stats.frames_analysed)
+                    x / f64::from(stats.frames_analysed)
                 } else {
                     0.0
-                },
+                }
+            };
+            web_sys::console::info_1(&JsValue::from_str(&format!(
+                "smile-factor: {} frames in {:.0} ms active, {:.1} ms per analysis in the worker, \
+                 {} with the detector, {} camera frames dropped while the worker was busy",
+                stats.frames_analysed,
+                stats.elapsed_ms,
+                per(ch.analyse_ms),
+                ch.detect_frames,
+                ch.dropped_frames,
             )));
         }
+        // The worker is done; terminating it frees its memory at once.
+        self.engine = None;
+        self.engine_ready = false;
         stop_camera(&self.camera);
         self.ui.selfview.set_src_object(None);
         let _ = self.ui.content_video.pause();
         self.record_outcome(&outcome);
+        self.report(Some(&outcome), None);
         set_text(&self.ui.result_message, self.texts.result(outcome.reason));
         self.ui.show(Phase::Result);
         focus(&self.ui.result_message);
@@ -966,6 +1195,30 @@ impl Page {
             .set_data("reason", outcome.reason.map_or("", Reason::as_str));
     }
 
+    /// Hands the outcome (or, without one, the config error) to an embedding page, once.
+    fn report(&mut self, outcome: Option<&Outcome>, message: Option<&str>) {
+        let Host::Embed { on_result, .. } = &self.host else {
+            return;
+        };
+        if self.reported {
+            return;
+        }
+        self.reported = true;
+        let detail = ResultDetail::new(outcome, message);
+        let serializer = serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true);
+        let called = detail
+            .serialize(&serializer)
+            .map_err(|e| e.to_string())
+            .and_then(|v| {
+                on_result
+                    .call1(&JsValue::NULL, &v)
+                    .map_err(|e| describe(&e))
+            });
+        if let Err(e) = called {
+            console_error(&format!("smile-factor: the result handler failed: {e}"));
+        }
+    }
+
     fn redirect(&mut self) {
         self.challenge = None;
         stop_camera(&self.camera);
@@ -985,9 +1238,48 @@ impl Page {
         };
         let outcome = *session.fail(reason);
         self.record_outcome(&outcome);
+        self.report(Some(&outcome), None);
         self.ui.return_btn.set_disabled(true);
         self.ui.retry.set_disabled(true);
         self.redirect();
+    }
+}
+
+/// The `detail` of the `smile-factor-result` event and the value `mount()` resolves to.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ResultDetail<'a> {
+    notsmiling: bool,
+    reason: Option<&'static str>,
+    frames_analysed: u32,
+    face_seen_ratio: f64,
+    max_smile_score: f32,
+    /// Only for a config error: what is wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+}
+
+impl<'a> ResultDetail<'a> {
+    /// Without an outcome the challenge never ran: a failure with reason `error`.
+    fn new(outcome: Option<&Outcome>, message: Option<&'a str>) -> Self {
+        match outcome {
+            Some(o) => Self {
+                notsmiling: o.notsmiling,
+                reason: o.reason.map(Reason::as_str),
+                frames_analysed: o.stats.frames_analysed,
+                face_seen_ratio: o.stats.face_seen_ratio,
+                max_smile_score: o.stats.max_smile_score,
+                message,
+            },
+            None => Self {
+                notsmiling: false,
+                reason: Some(Reason::Error.as_str()),
+                frames_analysed: 0,
+                face_seen_ratio: 0.0,
+                max_smile_score: 0.0,
+                message,
+            },
+        }
     }
 }
 

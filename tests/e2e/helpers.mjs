@@ -25,8 +25,10 @@ export function checkBuilt() {
   const missing = [];
   if (!existsSync(path.join(WWW, 'index.html'))) missing.push('www/index.html (the page itself)');
   const has = (d, ext) => existsSync(d) && readdirSync(d).some((f) => f.endsWith(ext));
-  if (!has(path.join(WWW, 'pkg'), '.wasm') || !has(path.join(WWW, 'pkg'), '.js')) missing.push('www/pkg/*.wasm + .js (the wasm package)');
-  if (!has(path.join(WWW, 'models'), '.onnx')) missing.push('www/models/*.onnx (the models)');
+  const pkg = path.join(WWW, 'pkg');
+  if (!existsSync(path.join(pkg, 'smile-factor.js'))) missing.push('www/pkg/smile-factor.js (the package entry)');
+  if (!has(path.join(pkg, 'engine'), '.wasm')) missing.push('www/pkg/engine/*.wasm (the engine)');
+  if (!has(path.join(pkg, 'models'), '.onnx')) missing.push('www/pkg/models/*.onnx (the models)');
   if (missing.length) {
     throw new Error(`the page is not built: missing ${missing.join(', ')}. Run \`./run build\` first (from the repository root).`);
   }
