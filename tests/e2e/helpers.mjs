@@ -162,3 +162,41 @@ export async function browserRequestUrls(browser) {
       : e.method === 'Network.webSocketCreated' ? [e.params.url]
         : []);
 }
+
+// W3C WebDriver keys for element and shadow-root references.
+const ELEMENT_KEY = 'element-6066-11e4-a52e-4f735466cecf';
+const SHADOW_KEY = 'shadow-6066-11e4-a52e-4f735466cecf';
+
+/** The element matching `css` inside the open shadow root of the element matching `hostCss`. */
+export async function findInShadow(browser, hostCss, css) {
+  const host = await browser.findElement(hostCss);
+  const shadow = (await browser.cmd('GET', browser.s(`/element/${host}/shadow`)))[SHADOW_KEY];
+  const found = await browser.cmd('POST', browser.s(`/shadow/${shadow}/element`), { using: 'css selector', value: css });
+  return found[ELEMENT_KEY];
+}
+
+/**
+ * Waits for the Start button in the shadow root of `hostCss` to be shown and enabled,
+ * then clicks it like a user. `failFast` (a page function) may return a message to stop early.
+ */
+export async function clickShadowStart(browser, hostCss, { timeoutMs = 60_000, failFast } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'not found';
+  for (;;) {
+    const early = failFast ? await browser.executeScript(failFast).catch(() => null) : null;
+    if (early) throw new Error(`failed before Start: ${early}`);
+    try {
+      const start = await findInShadow(browser, hostCss, '#start');
+      const [enabled, displayed] = await Promise.all([
+        browser.cmd('GET', browser.s(`/element/${start}/enabled`)),
+        browser.cmd('GET', browser.s(`/element/${start}/displayed`)),
+      ]);
+      if (enabled && displayed) return browser.click(start);
+      last = `found, enabled=${enabled}, displayed=${displayed}`;
+    } catch (e) {
+      last = e.message;
+    }
+    if (Date.now() > deadline) throw new Error(`no enabled Start button in the shadow root of ${hostCss} within ${timeoutMs} ms (${last})`);
+    await sleep(200);
+  }
+}

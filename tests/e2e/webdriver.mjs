@@ -208,8 +208,10 @@ export class Browser {
     const body = typeof script === 'function' ? `return (${script}).apply(null, arguments);` : script;
     return this.cmd('POST', this.s('/execute/sync'), { script: body, args }, timeoutMs);
   }
+  /** As executeScript; a function gets `args` and then the `done` callback last. */
   executeAsyncScript(script, args = [], timeoutMs) {
-    return this.cmd('POST', this.s('/execute/async'), { script, args }, timeoutMs);
+    const body = typeof script === 'function' ? `(${script}).apply(null, arguments);` : script;
+    return this.cmd('POST', this.s('/execute/async'), { script: body, args }, timeoutMs);
   }
 
   /** PNG bytes of the viewport; written to `file` when given. */
