@@ -118,3 +118,95 @@ fn fps_has_one_decimal_and_survives_zero_time() {
     assert_eq!(analysis_fps(0, 0.0), "0.0");
     assert_eq!(analysis_fps(5, f64::NAN), "0.0");
 }
+
+fn assets(module: &wasm_bindgen::JsValue) -> js_sys::Object {
+    let obj = js_sys::Object::new();
+    let set = |k: &str, v: &wasm_bindgen::JsValue| {
+        js_sys::Reflect::set(&obj, &k.into(), v).expect("set");
+    };
+    set("module", module);
+    for key in ["worker", "detector", "expression", "css"] {
+        set(key, &format!("/nowhere/{key}").into());
+    }
+    obj
+}
+
+#[wasm_bindgen_test]
+fn assets_must_carry_a_compiled_module_and_urls() {
+    use smile_factor::web::engine::Assets;
+    let e = Assets::from_js(&assets(&1.into()))
+        .err()
+        .expect("not a module");
+    assert!(e.0.contains("WebAssembly.Module"), "{e}");
+    let obj = assets(&wasm_bindgen::module());
+    js_sys::Reflect::set(&obj, &"css".into(), &2.into()).expect("set");
+    let e = Assets::from_js(&obj).err().expect("css is not a URL");
+    assert!(e.0.contains("assets.css"), "{e}");
+    assert!(Assets::from_js(&assets(&wasm_bindgen::module())).is_ok());
+}
+
+/// An embed with an unknown option renders into the shadow root, shows the error screen
+/// and reports `reason: "error"` with a message naming the option, without any camera.
+#[wasm_bindgen_test]
+async fn embed_with_bad_options_fails_closed_inside_its_shadow_root() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use wasm_bindgen::closure::Closure;
+
+    let doc = web_sys::window()
+        .and_then(|w| w.document())
+        .expect("document");
+    let host: web_sys::HtmlElement = doc
+        .create_element("div")
+        .expect("div")
+        .dyn_into()
+        .expect("html element");
+    doc.body()
+        .expect("body")
+        .append_child(&host)
+        .expect("append");
+    let shadow = host
+        .attach_shadow(&web_sys::ShadowRootInit::new(web_sys::ShadowRootMode::Open))
+        .expect("shadow root");
+    let got: Rc<RefCell<Option<wasm_bindgen::JsValue>>> = Rc::default();
+    let sink = got.clone();
+    let on_result = Closure::<dyn FnMut(wasm_bindgen::JsValue)>::new(move |v| {
+        *sink.borrow_mut() = Some(v);
+    });
+    let options = js_sys::JSON::parse(r#"{"colour": "red"}"#).expect("json");
+    let mut handle = smile_factor::web::mount_challenge(
+        shadow.clone(),
+        host.clone(),
+        options,
+        assets(&wasm_bindgen::module()).into(),
+        on_result
+            .as_ref()
+            .unchecked_ref::<js_sys::Function>()
+            .clone(),
+    )
+    .map_err(wasm_bindgen::JsValue::from)
+    .expect("mounts");
+    // The options are checked in a spawned task; let it run.
+    for _ in 0..50 {
+        if got.borrow().is_some() {
+            break;
+        }
+        wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(
+            &wasm_bindgen::JsValue::from(0),
+        ))
+        .await
+        .expect("tick");
+    }
+    let detail = got.borrow().clone().expect("a result was reported");
+    let field = |k: &str| js_sys::Reflect::get(&detail, &k.into()).expect("field");
+    assert_eq!(field("notsmiling").as_bool(), Some(false));
+    assert_eq!(field("reason").as_string().as_deref(), Some("error"));
+    let message = field("message").as_string().unwrap_or_default();
+    assert!(message.contains("colour"), "{message}");
+    // Rendered into the shadow root, not the document; the phase is on the host.
+    assert!(shadow.get_element_by_id("error-screen").is_some());
+    assert!(doc.get_element_by_id("error-screen").is_none());
+    assert_eq!(host.dataset().get("phase").as_deref(), Some("error"));
+    handle.destroy();
+    host.remove();
+}
