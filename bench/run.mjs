@@ -76,6 +76,7 @@ function parseArgs(argv) {
       console.log('usage: node bench/run.mjs [--out FILE] [--www DIR] [--calls 100] [--warmup 10] [--runs 5] [--duration 15] [--skip micro|pages]');
       process.exit(0);
     }
+    if (!['www', 'out', 'skip', 'calls', 'warmup', 'runs', 'duration'].includes(key)) throw new Error(`unknown option --${key} (try --help)`);
     const value = inline ?? argv[++i];
     if (value === undefined) throw new Error(`--${key} needs a value`);
     if (key === 'www' || key === 'out') opts[key] = path.resolve(value);
@@ -87,7 +88,7 @@ function parseArgs(argv) {
       const min = key === 'warmup' ? 0 : 1;
       if (!Number.isInteger(n) || n < min || n > 100_000) throw new Error(`--${key} must be an integer >= ${min}`);
       opts[key] = n;
-    } else throw new Error(`unknown option --${key}`);
+    }
   }
   if (opts.duration < 5 || opts.duration > 120) throw new Error('--duration must be 5 to 120 s (the page accepts no other)');
   return opts;
@@ -136,19 +137,27 @@ function walk(dir, rel = '') {
 
 /**
  * Our engine inside the built www/: the wasm-bindgen glue next to its *_bg.wasm, and the
- * models in the nearest models/ directory at or above the glue. Paths relative to www/.
+ * models in the nearest models/ directory at or above the glue. Names may carry a content
+ * hash (x.0123abcd.js). Paths relative to www/.
  */
 function findEngine(www) {
   const files = walk(www);
-  const glues = files.filter((f) => f.endsWith('_bg.wasm')).map((f) => f.replace(/_bg\.wasm$/, '.js')).filter((f) => files.includes(f));
-  if (glues.length !== 1) throw new Error(`expected one wasm-bindgen package (x.js + x_bg.wasm) under ${www}, found ${glues.length}`);
-  const glue = glues[0];
+  const hashed = (stem, ext) => new RegExp(`^${stem.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(\\.[0-9a-f]{6,})?\\.${ext}$`);
+  const inDir = (dir, re) => files.filter((f) => path.dirname(f) === dir && re.test(path.basename(f)));
+  const pairs = files.flatMap((f) => {
+    const m = /^(.+)_bg(\.[0-9a-f]{6,})?\.wasm$/.exec(path.basename(f));
+    if (!m) return [];
+    const glue = inDir(path.dirname(f), hashed(m[1], 'js'));
+    return glue.length === 1 ? [{ wasm: f, glue: glue[0] }] : [];
+  });
+  if (pairs.length !== 1) throw new Error(`expected one wasm-bindgen package (x.js + x_bg.wasm) under ${www}, found ${pairs.length}`);
+  const { wasm, glue } = pairs[0];
   for (let dir = path.dirname(glue); ; dir = path.dirname(dir)) {
-    const model = (name) => path.join(dir === '.' ? '' : dir, 'models', name);
-    const detector = model('tiny_face_detector.onnx');
-    const expression = model('face_expression.onnx');
-    if (files.includes(detector) && files.includes(expression)) return { glue, wasm: glue.replace(/\.js$/, '_bg.wasm'), detector, expression };
-    if (dir === '.' || dir === '') break;
+    const models = path.join(dir, 'models');
+    const detector = inDir(models, hashed('tiny_face_detector', 'onnx'));
+    const expression = inDir(models, hashed('face_expression', 'onnx'));
+    if (detector.length === 1 && expression.length === 1) return { glue, wasm, detector: detector[0], expression: expression[0] };
+    if (dir === '.') break;
   }
   throw new Error(`no models/tiny_face_detector.onnx + face_expression.onnx at or above ${glue} in ${www}`);
 }
@@ -212,13 +221,15 @@ function machine() {
   return { nproc, model, memGiB: os.totalmem() / 2 ** 30, kernel: os.release() };
 }
 
-function gitCommit() {
+/** The commit of the repository holding `dir` (the build under test), or 'not in git'. */
+function gitCommit(dir) {
+  const git = (...args) => execFileSync('git', ['-C', dir, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   try {
-    const head = execFileSync('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['-C', REPO, 'status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8' }).trim();
+    const head = git('rev-parse', '--short', 'HEAD');
+    const dirty = git('status', '--porcelain', '--untracked-files=no');
     return dirty ? `${head} (+ uncommitted changes)` : head;
   } catch {
-    return 'unknown';
+    return 'not in git';
   }
 }
 
@@ -233,14 +244,59 @@ async function newPage(browser, errors, label, contextOptions = {}) {
 }
 
 /**
+ * Records every finished request of a browser context, page and dedicated workers alike
+ * (playwright attaches to workers), keeping each body. DevTools evicts bodies larger than
+ * its buffer (our wasm): those are fetched again from the local static server, and must
+ * have the size the browser received.
+ */
+function byteCounter(context) {
+  const entries = [];
+  context.on('requestfinished', (req) => {
+    entries.push((async () => {
+      const response = await req.response();
+      const body = response ? await response.body().catch(() => null) : null;
+      return { req, url: req.url(), path: new URL(req.url()).pathname, start: req.timing().startTime, status: response ? response.status() : 0, body };
+    })().catch(() => null)); // the context closed while it finished: after the run, not counted
+  });
+  return {
+    /**
+     * Distinct URLs whose request started at or before `untilEpochMs`, with raw and gzip -9
+     * sizes and how often each was loaded. Call before the context closes.
+     */
+    async files(untilEpochMs = Infinity) {
+      const byUrl = new Map();
+      for (const e of await Promise.all(entries)) {
+        if (!e || e.start > untilEpochMs) continue;
+        const known = byUrl.get(e.url);
+        if (known) {
+          known.loads += 1;
+          continue;
+        }
+        let body = e.body;
+        const refetched = !body;
+        if (!body) {
+          const sizes = await e.req.sizes().catch(() => null);
+          const r = await fetch(e.url);
+          body = Buffer.from(await r.arrayBuffer());
+          if (!sizes || sizes.responseBodySize !== body.length) {
+            throw new Error(`${e.url}: DevTools kept no body and the browser received ${sizes ? sizes.responseBodySize : '?'} B, the server now sends ${body.length} B`);
+          }
+        }
+        byUrl.set(e.url, { path: e.path, status: e.status, raw: body.length, gzip: gzipSize(body), refetched, loads: 1 });
+      }
+      return [...byUrl.values()];
+    },
+  };
+}
+
+/**
  * Counts response bodies the way the page-level rows do, on a page whose module worker
  * imports a module and fetches a file itself: the counter must see both.
  */
 async function selfCheck(browser, origin) {
   const errors = [];
   const { context, page } = await newPage(browser, errors, 'self-check');
-  const seen = new Map();
-  context.on('response', (r) => seen.set(new URL(r.url()).pathname, r.body().then((b) => b.length, () => null)));
+  const counter = byteCounter(context);
   try {
     await page.goto(`${origin}/selfcheck/index.html`);
     const result = await withTimeout(page.waitForFunction(() => window.workerResult).then((h) => h.jsonValue()), 20_000, 'the self-check worker');
@@ -250,9 +306,10 @@ async function selfCheck(browser, origin) {
       '/selfcheck/dep.mjs': fs.statSync(path.join(SITE, 'selfcheck', 'dep.mjs')).size,
       '/selfcheck/blob.bin': result.bytes,
     };
+    const seen = new Map((await counter.files()).map((f) => [f.path, f.raw]));
     const problems = [];
     for (const [p, size] of Object.entries(want)) {
-      const got = seen.has(p) ? await seen.get(p) : undefined;
+      const got = seen.get(p);
       if (got !== size) problems.push(`${p}: counted ${got === undefined ? 'nothing' : got}, served ${size}`);
     }
     if (problems.length) throw new Error(`the byte counter misses worker requests:\n  ${problems.join('\n  ')}`);
@@ -350,16 +407,7 @@ async function micro(browser, origin, manifest, opts) {
 async function challengeRun(browser, { kind, url, srv }, opts) {
   const errors = [];
   const { context, page } = await newPage(browser, errors, kind, { permissions: ['camera'], viewport: { width: 1000, height: 800 } });
-  const responses = [];
-  context.on('response', (r) => {
-    responses.push({
-      path: new URL(r.url()).pathname,
-      url: r.url(),
-      status: r.status(),
-      start: r.request().timing().startTime,
-      body: r.body().catch(() => null),
-    });
-  });
+  const counter = byteCounter(context);
   let resolveReport;
   const reported = new Promise((resolve) => { resolveReport = resolve; });
   try {
@@ -380,15 +428,10 @@ async function challengeRun(browser, { kind, url, srv }, opts) {
     const first = firstSource === 'mark' ? data.firstMark : data.firstOverlay;
     const firstEpoch = data.timeOrigin + first;
 
-    // Bytes: every response whose request started before the first verdict.
-    const before = responses.filter((r) => r.start <= firstEpoch);
-    const files = [];
-    for (const r of before) {
-      const body = await withTimeout(r.body, 30_000, `${kind}: body of ${r.url}`);
-      files.push({ path: r.path, status: r.status, raw: body ? body.length : 0, gzip: body ? gzipSize(body) : 0, missing: !body });
-    }
+    // Bytes: every distinct URL whose request started before the first verdict.
+    const files = await withTimeout(counter.files(firstEpoch), 60_000, `${kind}: response bodies`);
     // Cross-check with what the server sent in that window: nothing may be missing.
-    const seen = new Set(before.map((r) => r.path));
+    const seen = new Set(files.map((f) => f.path));
     const served = srv.requests.filter((r) => r.time >= navStartEpoch - 50 && r.time <= firstEpoch).map((r) => r.url.split('?')[0]);
     const unseen = served.filter((p) => !seen.has(p));
     if (unseen.length) errors.push(`${kind}: served but not counted: ${unseen.join(', ')}`);
@@ -524,12 +567,15 @@ function build(microResult, runs, ctx) {
       + `1b alternates the 640x480 frames in tests/fixtures/frames (${microResult.faceCounts} faces at 224); face-api's detector call is `
       + `detectAllFaces(tensor, TinyFaceDetectorOptions({inputSize, scoreThreshold: 0.5})).`);
     if (!info.ours.hasDetect) notes.push('1b ours: this build has no FaceAnalyzer.detect(), so analyze() (detector + expressions of every face) stands in: a placeholder that overstates our detector time.');
+    const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
     notes.push(`1c: each 640x480 frame's six copies shifted by 0/1/2/1/0/-1 rows (the fake-camera sway of tests/e2e/y4m.mjs), played in a loop, `
       + `${pipe.oursMs.length} frames per engine split into ${ctx.manifest.frames.length} scenes (one scene change). face-api: `
       + `detectAllFaces(tensor, TinyFaceDetectorOptions({inputSize: 224})).withFaceExpressions() every frame. `
       + (info.ours.hasTracker
-        ? `Ours: one FaceTracker({inputSize: 224}) stepping through the same frames: ${detectMs.length} detect frames `
+        ? 'Ours: one FaceTracker({inputSize: 224}) stepping through the same frames, classifying the largest face only (the one the page judges; '
+          + `face-api classifies every face): ${detectMs.length} detect frames `
           + `(median ${median(detectMs).toFixed(1)} ms) and ${trackedMs.length} tracked frames (median ${trackedMs.length ? median(trackedMs).toFixed(1) : '-'} ms) of ${flags.length}. `
+          + `Mean per frame, which sets the frame rate: ours ${mean(pipe.oursMs).toFixed(1)} ms, face-api ${mean(pipe.faceapiMs).toFixed(1)} ms. `
           + "1c' is ours detecting every frame (analyze at 224) against the same face-api call, without tracking."
         : 'Ours: this build has no FaceTracker, so analyze() at 224 on every frame stands in (a placeholder: every frame a detect frame).'));
     notes.push(`Both engines answered alike on the inputs (max |happy difference| on the crops ${microResult.maxHappyDiff.toExponential(1)}, equal face counts at 224/320/416); `
@@ -548,11 +594,13 @@ function build(microResult, runs, ctx) {
     rows.push(tableRow('4. longest of those long tasks (ms)', 'ms', pick('ours', 'longMax'), pick('faceapi', 'longMax'), null));
     rows.push(tableRow('5. frames analysed per second in the challenge', 'fps', pick('ours', 'fps'), pick('faceapi', 'fps'), { min: 15 }));
 
-    const list = (kind) => runs[kind][0].files.map((f) => `${f.path} ${thousands(f.raw)}/${thousands(f.gzip)}`).join(', ');
+    const list = (kind) => runs[kind][0].files.map((f) => `${f.path} ${thousands(f.raw)}/${thousands(f.gzip)}${f.loads > 1 ? ` (loaded ${f.loads}x)` : ''}`).join(', ');
+    const repeated = ['ours', 'faceapi'].some((k) => runs[k][0].files.some((f) => f.loads > 1));
+    const refetched = [...new Set(['ours', 'faceapi'].flatMap((k) => runs[k][0].files.filter((f) => f.refetched).map((f) => f.path)))];
     const sources = [...new Set(pick('ours', 'firstSource'))];
     notes.push(`Page rows (2-5): ${ctx.opts.runs} runs per page, each in a fresh browser context (empty cache; the server also sends Cache-Control: no-store), `
       + 'the two pages alternating. Ours: www/index.html (?state=bench) served by tools/serve.mjs with config '
-      + `{returnUrl: the server, duration: ${ctx.opts.duration}}; it analyses the camera at 320x240 with the detector at 224. face-api.js: bench/pages/peer.html, `
+      + `{returnUrl: the server, duration: ${ctx.opts.duration}}, analysing frames its own way. face-api.js: bench/pages/peer.html, `
       + 'the first prototype\'s flow: load face-api 1.7.15 + tfjs wasm (SIMD, one thread) and both models, Start, getUserMedia (640x480), then '
       + 'detectAllFaces(video, TinyFaceDetectorOptions({inputSize: 224})).withFaceExpressions() on the 640x480 video, one call per animation frame, '
       + `for ${ctx.opts.duration} s. Both get Chromium's fake camera playing target/e2e/neutral.y4m (a neutral face, tests/e2e/helpers.mjs cameraFile).`);
@@ -560,9 +608,11 @@ function build(microResult, runs, ctx) {
       + `First verdict = the first analysed camera frame: the '${FIRST_MARK}' performance mark (the peer page sets it too)`
       + (sources.includes('overlay') ? "; this build of our page sets no mark, so the probe takes the first clearRect of its #overlay canvas, which the page does right after each analysis" : '')
       + '. Row 3 is that time from navigation start (performance.timeOrigin).');
-    notes.push('Bytes: every response whose request started before the first verdict, as seen by playwright\'s context "response" events, which include the '
+    notes.push('Bytes: every URL whose request started before the first verdict, as seen by playwright\'s context "requestfinished" events, which include the '
       + `requests of dedicated workers (self-check before the runs: ${ctx.selfCheck}); each run also checks that the server sent nothing the counter missed. `
       + 'Raw = body bytes as served (the local server does not compress); gzip = each body compressed locally with gzip -9 (zlib level 9), summed. '
+      + (repeated ? 'A URL loaded more than once counts once (a second load is a cache hit for a page with caching headers). ' : '')
+      + (refetched.length ? `DevTools kept no copy of ${refetched.join(', ')} (too large): fetched again from the local server, checked against the size the browser received. ` : '')
       + `Ours (path raw/gzip): ${list('ours')}. face-api.js: ${list('faceapi')}.`);
     const oursOutcomes = runs.ours.map((r) => r.outcome.notsmiling === 'true' ? 'passed' : `failed (${r.outcome.reason || 'smiled'})`);
     notes.push(`Long tasks: PerformanceObserver({type: 'longtask', buffered: true}) installed before navigation; counted from data-phase=challenge to data-phase=result. `
@@ -577,7 +627,12 @@ function build(microResult, runs, ctx) {
 // ---------------------------------------------------------------- main
 
 async function main() {
-  const opts = parseArgs(process.argv.slice(2));
+  let opts;
+  try {
+    opts = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    die(e.message);
+  }
   checkInputs(opts);
   const watchdog = setTimeout(() => die(`not finished within ${GLOBAL_TIMEOUT_MS / 60000} min`), GLOBAL_TIMEOUT_MS);
   watchdog.unref();
@@ -619,7 +674,7 @@ async function main() {
       `- Date: ${date} UTC; runtime ${minutes.toFixed(1)} min; command: \`node bench/run.mjs${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(' ')}` : ''}\``,
       `- Machine: ${host.model}, ${host.nproc} cores (nproc), ${host.memGiB.toFixed(0)} GiB, Linux ${host.kernel}; load average ${loadBefore[0].toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at the end`,
       `- Browser: Chromium ${chromiumVersion} (${CHROMIUM}), headless, driven by playwright-core; Node ${process.version}`,
-      `- Ours: commit ${gitCommit()}, ${opts.www}: ${wasm}. face-api.js: @vladmandic/face-api 1.7.15 with @tensorflow/tfjs-backend-wasm 4.22.0`,
+      `- Ours: ${path.relative(REPO, opts.www).startsWith('..') ? opts.www : path.relative(REPO, opts.www)} (commit ${gitCommit(opts.www)}): ${wasm}. face-api.js: @vladmandic/face-api 1.7.15 with @tensorflow/tfjs-backend-wasm 4.22.0`,
     ].join('\n');
     const table = markdownTable(rows);
     const noteText = notes.map((n) => `- ${n}`).join('\n');
@@ -628,9 +683,10 @@ async function main() {
       const doc = `# Benchmarks: smile-factor against face-api.js
 
 Written by \`bench/run.mjs\` (\`cd bench && npm ci && node run.mjs --out ../BENCHMARKS.md\`, after
-\`./run build\` and \`npm ci\` in \`tests/e2e\`). One run on one machine: quote the medians, and expect
-a few percent of noise on a shared 2-core machine (the load average is given). Ratios are ours /
-face-api.js, so below 1 is better for every row but 5 (frames per second).
+\`./run build\` and \`npm ci\` in \`tests/e2e\`). One run on one machine: quote the medians. Other
+work on the machine slows both engines (they alternate, so it hits both), but it can shift the
+ratios: the load average is given below. Ratios are ours / face-api.js, so below 1 is better for
+every row but 5 (frames per second).
 
 ${header}
 
