@@ -574,7 +574,7 @@ function build(microResult, runs, ctx) {
       + (info.ours.hasTracker
         ? 'Ours: one FaceTracker({inputSize: 224}) stepping through the same frames, classifying the largest face only (the one the page judges; '
           + `face-api classifies every face): ${detectMs.length} detect frames `
-          + `(median ${median(detectMs).toFixed(1)} ms) and ${trackedMs.length} tracked frames (median ${trackedMs.length ? median(trackedMs).toFixed(1) : '-'} ms) of ${flags.length}. `
+          + `(median ${detectMs.length ? median(detectMs).toFixed(1) : "-"} ms) and ${trackedMs.length} tracked frames (median ${trackedMs.length ? median(trackedMs).toFixed(1) : '-'} ms) of ${flags.length}. `
           + `Mean per frame, which sets the frame rate: ours ${mean(pipe.oursMs).toFixed(1)} ms, face-api ${mean(pipe.faceapiMs).toFixed(1)} ms. `
           + "1c' is ours detecting every frame (analyze at 224) against the same face-api call, without tracking."
         : 'Ours: this build has no FaceTracker, so analyze() at 224 on every frame stands in (a placeholder: every frame a detect frame).'));
