@@ -574,7 +574,7 @@ function build(microResult, runs, ctx) {
       + (info.ours.hasTracker
         ? 'Ours: one FaceTracker({inputSize: 224}) stepping through the same frames, classifying the largest face only (the one the page judges; '
           + `face-api classifies every face): ${detectMs.length} detect frames `
-          + `(median ${detectMs.length ? median(detectMs).toFixed(1) : "-"} ms) and ${trackedMs.length} tracked frames (median ${trackedMs.length ? median(trackedMs).toFixed(1) : '-'} ms) of ${flags.length}. `
+          + `(median ${detectMs.length ? median(detectMs).toFixed(1) : '-'} ms) and ${trackedMs.length} tracked frames (median ${trackedMs.length ? median(trackedMs).toFixed(1) : '-'} ms) of ${flags.length}. `
           + `Mean per frame, which sets the frame rate: ours ${mean(pipe.oursMs).toFixed(1)} ms, face-api ${mean(pipe.faceapiMs).toFixed(1)} ms. `
           + "1c' is ours detecting every frame (analyze at 224) against the same face-api call, without tracking."
         : 'Ours: this build has no FaceTracker, so analyze() at 224 on every frame stands in (a placeholder: every frame a detect frame).'));
@@ -674,7 +674,7 @@ async function main() {
       `- Date: ${date} UTC; runtime ${minutes.toFixed(1)} min; command: \`node bench/run.mjs${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(' ')}` : ''}\``,
       `- Machine: ${host.model}, ${host.nproc} cores (nproc), ${host.memGiB.toFixed(0)} GiB, Linux ${host.kernel}; load average ${loadBefore[0].toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at the end`,
       `- Browser: Chromium ${chromiumVersion} (${CHROMIUM}), headless, driven by playwright-core; Node ${process.version}`,
-      `- Ours: ${path.relative(REPO, opts.www).startsWith('..') ? opts.www : path.relative(REPO, opts.www)} (commit ${gitCommit(opts.www)}): ${wasm}. face-api.js: @vladmandic/face-api 1.7.15 with @tensorflow/tfjs-backend-wasm 4.22.0`,
+      `- Ours: ${path.relative(REPO, opts.www).startsWith('..') ? opts.www : path.relative(REPO, opts.www)} (checkout at ${gitCommit(opts.www)}): ${wasm}. face-api.js: @vladmandic/face-api 1.7.15 with @tensorflow/tfjs-backend-wasm 4.22.0`,
     ].join('\n');
     const table = markdownTable(rows);
     const noteText = notes.map((n) => `- ${n}`).join('\n');
