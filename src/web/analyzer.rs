@@ -7,12 +7,16 @@
 //! const analyzer = new FaceAnalyzer(detectorBytes, expressionBytes, { inputSize: 320 });
 //! const faces = analyzer.analyze(imageData.data, imageData.width, imageData.height);
 //! // [{ box: {x, y, width, height}, score, expressions: {neutral, happy, ...} }]
+//! const boxes = analyzer.detect(imageData.data, imageData.width, imageData.height);
+//! // [{ box: {x, y, width, height}, score }]   (detector only)
 //! ```
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use crate::analyzer::{AnalyzerOptions, FaceAnalyzer as CoreAnalyzer};
+use crate::detect::BoundingBox;
+use crate::frame::RgbaFrame;
 
 /// The options object JS may pass; every field is optional.
 #[derive(Deserialize, Default)]
@@ -20,6 +24,14 @@ use crate::analyzer::{AnalyzerOptions, FaceAnalyzer as CoreAnalyzer};
 struct JsOptions {
     input_size: Option<usize>,
     score_threshold: Option<f64>,
+}
+
+/// One detector result as JS sees it: `{ box: {x, y, width, height}, score }`.
+#[derive(Serialize)]
+struct JsDetection {
+    #[serde(rename = "box")]
+    bbox: BoundingBox,
+    score: f64,
 }
 
 fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsError> {
@@ -65,6 +77,19 @@ impl WebFaceAnalyzer {
     /// `[{ box: {x, y, width, height}, score, expressions: {neutral, happy, ...} }]`.
     pub fn analyze(&self, rgba: &[u8], width: u32, height: u32) -> Result<JsValue, JsError> {
         to_js(&self.inner.analyze(rgba, width, height)?)
+    }
+
+    /// `detect(rgba, width, height)`: the detector alone, no expressions, as
+    /// `[{ box: {x, y, width, height}, score }]`, strongest first, in pixels.
+    pub fn detect(&self, rgba: &[u8], width: u32, height: u32) -> Result<JsValue, JsError> {
+        let frame = RgbaFrame::new(rgba, width, height)?;
+        let found: Vec<JsDetection> = self
+            .inner
+            .detect(&frame)?
+            .into_iter()
+            .map(|(bbox, score)| JsDetection { bbox, score })
+            .collect();
+        to_js(&found)
     }
 
     /// `classifyFace(rgba, width, height)`: the expressions of an image that is already

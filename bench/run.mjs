@@ -1,0 +1,708 @@
+#!/usr/bin/env node
+// Side-by-side benchmark of smile-factor and face-api.js 1.7.15 (tfjs 4.22 wasm backend,
+// SIMD, one thread) in headless Chromium, on the same frames. Prints one table (medians
+// and p90, ratio ours / face-api.js, goal, met?) and its notes.
+//
+//   ./run build                        # www/pkg + www/models (the page and engine under test)
+//   (cd tests/e2e && npm ci)           # the fake-camera videos come from tests/e2e/helpers.mjs
+//   cd bench && npm ci && node run.mjs [--out ../BENCHMARKS.md]
+//
+// Options: --www DIR (default: the repository's www/), --out FILE (write the markdown
+// report), --calls N (timed calls per micro-benchmark row, default 100), --warmup N (10),
+// --runs N (fresh-context challenge runs per page, default 5), --duration S (challenge
+// length, 15), --skip micro|pages (development only: leaves those rows out).
+//
+// Micro-benchmarks (rows 1a-1c) run on a bench page's main thread (bench/pages/micro.*),
+// one page per engine, both alive at once, the calls of each row interleaved in chunks so
+// that background load hits both engines alike. Page-level rows (2-5) load the real pages
+// in a fresh browser context each: ours = www/index.html served by tools/serve.mjs with a
+// 15 s config, the peer = bench/pages/peer.* (face-api.js's detectAllFaces loop), both fed
+// by Chromium's fake camera with the neutral face video of the e2e tests, both instrumented
+// by bench/probe.js.
+
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import zlib from 'node:zlib';
+import { chromium } from 'playwright-core';
+import pngjs from 'pngjs';
+import { startServer } from '../tools/serve.mjs';
+
+const BENCH = path.dirname(fileURLToPath(import.meta.url));
+const REPO = path.resolve(BENCH, '..');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const FACEAPI_DIR = path.join(BENCH, 'node_modules', '@vladmandic', 'face-api');
+const TFJS_WASM_DIR = path.join(BENCH, 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist');
+const FIXTURES = path.join(REPO, 'tests', 'fixtures');
+const SITE = path.join(REPO, 'target', 'bench', 'site');
+const PROBE = path.join(BENCH, 'probe.js');
+const FIRST_MARK = 'smile-factor:first-analysis';
+const DETECTOR_SIZES = [224, 320, 416];
+const MICRO_CHUNKS = 4;
+const GLOBAL_TIMEOUT_MS = 25 * 60 * 1000;
+const BROWSER_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--disable-dev-shm-usage',
+];
+
+// ---------------------------------------------------------------- small helpers
+
+function die(message) {
+  console.error(`bench: ${message}`);
+  process.exit(1);
+}
+
+const log = (message) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
+
+/** Rejects after `ms` with a message naming the step, so nothing can hang. */
+function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timeout after ${ms / 1000} s: ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+function parseArgs(argv) {
+  const opts = { www: path.join(REPO, 'www'), out: null, calls: 100, warmup: 10, runs: 5, duration: 15, skip: new Set() };
+  for (let i = 0; i < argv.length; i++) {
+    const m = /^--([a-z]+)(?:=(.*))?$/.exec(argv[i]);
+    if (!m) throw new Error(`unknown argument ${argv[i]} (see the header of bench/run.mjs)`);
+    const [, key, inline] = m;
+    if (key === 'help') {
+      console.log('usage: node bench/run.mjs [--out FILE] [--www DIR] [--calls 100] [--warmup 10] [--runs 5] [--duration 15] [--skip micro|pages]');
+      process.exit(0);
+    }
+    if (!['www', 'out', 'skip', 'calls', 'warmup', 'runs', 'duration'].includes(key)) throw new Error(`unknown option --${key} (try --help)`);
+    const value = inline ?? argv[++i];
+    if (value === undefined) throw new Error(`--${key} needs a value`);
+    if (key === 'www' || key === 'out') opts[key] = path.resolve(value);
+    else if (key === 'skip') {
+      if (!['micro', 'pages'].includes(value)) throw new Error('--skip takes micro or pages');
+      opts.skip.add(value);
+    } else if (['calls', 'warmup', 'runs', 'duration'].includes(key)) {
+      const n = Number(value);
+      const min = key === 'warmup' ? 0 : 1;
+      if (!Number.isInteger(n) || n < min || n > 100_000) throw new Error(`--${key} must be an integer >= ${min}`);
+      opts[key] = n;
+    }
+  }
+  if (opts.duration < 5 || opts.duration > 120) throw new Error('--duration must be 5 to 120 s (the page accepts no other)');
+  return opts;
+}
+
+const sorted = (xs) => [...xs].sort((a, b) => a - b);
+function median(xs) {
+  if (!xs.length) return NaN;
+  const s = sorted(xs);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+/** Nearest-rank 90th percentile. */
+function p90(xs) {
+  if (!xs.length) return NaN;
+  const s = sorted(xs);
+  return s[Math.max(0, Math.ceil(0.9 * s.length) - 1)];
+}
+
+const gzipSize = (buf) => zlib.gzipSync(buf, { level: 9 }).length;
+const thousands = (n) => Math.round(n).toLocaleString('en-US');
+
+// ---------------------------------------------------------------- preparation
+
+function checkInputs(opts) {
+  const missing = [];
+  if (!fs.existsSync(path.join(opts.www, 'index.html'))) missing.push(`${opts.www}/index.html`);
+  else {
+    try {
+      findEngine(opts.www);
+    } catch (e) {
+      missing.push(`${e.message} (run ./run build)`);
+    }
+  }
+  if (!fs.existsSync(path.join(FACEAPI_DIR, 'dist', 'face-api.esm.js'))) missing.push(`${FACEAPI_DIR} (run npm ci in bench/)`);
+  if (!fs.existsSync(path.join(REPO, 'tests', 'e2e', 'node_modules', 'pngjs'))) missing.push('tests/e2e/node_modules (run npm ci in tests/e2e/: the fake-camera videos)');
+  if (!fs.existsSync(CHROMIUM)) missing.push(`${CHROMIUM} (set CHROMIUM=/path/to/chromium)`);
+  if (missing.length) die(`missing:\n  ${missing.join('\n  ')}`);
+}
+
+/** Every file under `dir`, as paths relative to it. */
+function walk(dir, rel = '') {
+  return fs.readdirSync(path.join(dir, rel), { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? walk(dir, path.join(rel, e.name)) : [path.join(rel, e.name)]);
+}
+
+/**
+ * Our engine inside the built www/: the wasm-bindgen glue next to its *_bg.wasm, and the
+ * models in the nearest models/ directory at or above the glue. Names may carry a content
+ * hash (x.0123abcd.js). Paths relative to www/.
+ */
+function findEngine(www) {
+  const files = walk(www);
+  const hashed = (stem, ext) => new RegExp(`^${stem.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(\\.[0-9a-f]{6,})?\\.${ext}$`);
+  const inDir = (dir, re) => files.filter((f) => path.dirname(f) === dir && re.test(path.basename(f)));
+  const pairs = files.flatMap((f) => {
+    const m = /^(.+)_bg(\.[0-9a-f]{6,})?\.wasm$/.exec(path.basename(f));
+    if (!m) return [];
+    const glue = inDir(path.dirname(f), hashed(m[1], 'js'));
+    return glue.length === 1 ? [{ wasm: f, glue: glue[0] }] : [];
+  });
+  if (pairs.length !== 1) throw new Error(`expected one wasm-bindgen package (x.js + x_bg.wasm) under ${www}, found ${pairs.length}`);
+  const { wasm, glue } = pairs[0];
+  for (let dir = path.dirname(glue); ; dir = path.dirname(dir)) {
+    const models = path.join(dir, 'models');
+    const detector = inDir(models, hashed('tiny_face_detector', 'onnx'));
+    const expression = inDir(models, hashed('face_expression', 'onnx'));
+    if (detector.length === 1 && expression.length === 1) return { glue, wasm, detector: detector[0], expression: expression[0] };
+    if (dir === '.') break;
+  }
+  throw new Error(`no models/tiny_face_detector.onnx + face_expression.onnx at or above ${glue} in ${www}`);
+}
+
+function readRgba(file) {
+  const png = pngjs.PNG.sync.read(fs.readFileSync(file));
+  return { width: png.width, height: png.height, data: png.data };
+}
+
+/**
+ * Assembles target/bench/site: the bench pages, face-api.js + its wasm files + models,
+ * our pkg + models (copied from --www), the fixture images as raw RGBA, the self-check.
+ * Returns the input manifest for the micro page.
+ */
+function buildSite(opts) {
+  fs.rmSync(SITE, { recursive: true, force: true });
+  fs.mkdirSync(SITE, { recursive: true });
+  for (const f of fs.readdirSync(path.join(BENCH, 'pages'))) fs.copyFileSync(path.join(BENCH, 'pages', f), path.join(SITE, f));
+  fs.cpSync(path.join(BENCH, 'selfcheck'), path.join(SITE, 'selfcheck'), { recursive: true });
+  // Deterministic filler the self-check worker fetches.
+  const blob = Buffer.alloc(40_000);
+  for (let i = 0; i < blob.length; i++) blob[i] = (i * 2654435761) >>> 24;
+  fs.writeFileSync(path.join(SITE, 'selfcheck', 'blob.bin'), blob);
+
+  fs.mkdirSync(path.join(SITE, 'faceapi', 'model'), { recursive: true });
+  fs.mkdirSync(path.join(SITE, 'faceapi', 'wasm'), { recursive: true });
+  fs.copyFileSync(path.join(FACEAPI_DIR, 'dist', 'face-api.esm.js'), path.join(SITE, 'faceapi', 'face-api.esm.js'));
+  for (const f of fs.readdirSync(path.join(FACEAPI_DIR, 'model'))) {
+    if (/^(tiny_face_detector|face_expression)_model/.test(f)) fs.copyFileSync(path.join(FACEAPI_DIR, 'model', f), path.join(SITE, 'faceapi', 'model', f));
+  }
+  for (const f of fs.readdirSync(TFJS_WASM_DIR)) {
+    if (f.endsWith('.wasm')) fs.copyFileSync(path.join(TFJS_WASM_DIR, f), path.join(SITE, 'faceapi', 'wasm', f));
+  }
+  // The whole built page, so the engine's glue finds whatever it loads next to itself.
+  fs.cpSync(opts.www, path.join(SITE, 'ours'), { recursive: true });
+  const engine = findEngine(opts.www);
+  const url = (rel) => `./ours/${rel.split(path.sep).join('/')}`;
+
+  fs.mkdirSync(path.join(SITE, 'inputs'));
+  const manifest = { crops: [], frames: [], ours: { glue: url(engine.glue), detector: url(engine.detector), expression: url(engine.expression) }, engine };
+  const add = (list, dir, file) => {
+    const img = readRgba(path.join(FIXTURES, dir, file));
+    const name = file.replace(/\.png$/, '');
+    fs.writeFileSync(path.join(SITE, 'inputs', `${name}.rgba`), img.data);
+    list.push({ name, file: `${name}.rgba`, width: img.width, height: img.height });
+  };
+  for (const f of fs.readdirSync(path.join(FIXTURES, 'crops')).filter((f) => f.endsWith('.png')).sort()) add(manifest.crops, 'crops', f);
+  for (const f of fs.readdirSync(path.join(FIXTURES, 'frames')).filter((f) => /_640x480\.png$/.test(f)).sort()) add(manifest.frames, 'frames', f);
+  if (!manifest.crops.length || manifest.crops.some((c) => c.width !== 112 || c.height !== 112)) die('tests/fixtures/crops must hold 112x112 PNGs');
+  if (manifest.frames.length < 1) die('tests/fixtures/frames holds no *_640x480.png');
+  return manifest;
+}
+
+function machine() {
+  const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
+  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown CPU';
+  let nproc = os.availableParallelism?.() ?? os.cpus().length;
+  try {
+    nproc = Number(execFileSync('nproc', { encoding: 'utf8' }).trim());
+  } catch { /* keep Node's count */ }
+  return { nproc, model, memGiB: os.totalmem() / 2 ** 30, kernel: os.release() };
+}
+
+/** The commit of the repository holding `dir` (the build under test), or 'not in git'. */
+function gitCommit(dir) {
+  const git = (...args) => execFileSync('git', ['-C', dir, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  try {
+    const head = git('rev-parse', '--short', 'HEAD');
+    const dirty = git('status', '--porcelain', '--untracked-files=no');
+    return dirty ? `${head} (+ uncommitted changes)` : head;
+  } catch {
+    return 'not in git';
+  }
+}
+
+// ---------------------------------------------------------------- browser
+
+async function newPage(browser, errors, label, contextOptions = {}) {
+  const context = await browser.newContext(contextOptions);
+  const page = await context.newPage();
+  page.on('pageerror', (e) => errors.push(`${label}: ${e.message}`));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(`${label}: console: ${m.text()}`); });
+  return { context, page };
+}
+
+/**
+ * Records every finished request of a browser context, page and dedicated workers alike
+ * (playwright attaches to workers), keeping each body. DevTools evicts bodies larger than
+ * its buffer (our wasm): those are fetched again from the local static server, and must
+ * have the size the browser received.
+ */
+function byteCounter(context) {
+  const entries = [];
+  context.on('requestfinished', (req) => {
+    entries.push((async () => {
+      const response = await req.response();
+      const body = response ? await response.body().catch(() => null) : null;
+      return { req, url: req.url(), path: new URL(req.url()).pathname, start: req.timing().startTime, status: response ? response.status() : 0, body };
+    })().catch(() => null)); // the context closed while it finished: after the run, not counted
+  });
+  return {
+    /**
+     * Distinct URLs whose request started at or before `untilEpochMs`, with raw and gzip -9
+     * sizes and how often each was loaded. Call before the context closes.
+     */
+    async files(untilEpochMs = Infinity) {
+      const byUrl = new Map();
+      for (const e of await Promise.all(entries)) {
+        if (!e || e.start > untilEpochMs) continue;
+        const known = byUrl.get(e.url);
+        if (known) {
+          known.loads += 1;
+          continue;
+        }
+        let body = e.body;
+        const refetched = !body;
+        if (!body) {
+          const sizes = await e.req.sizes().catch(() => null);
+          const r = await fetch(e.url);
+          body = Buffer.from(await r.arrayBuffer());
+          if (!sizes || sizes.responseBodySize !== body.length) {
+            throw new Error(`${e.url}: DevTools kept no body and the browser received ${sizes ? sizes.responseBodySize : '?'} B, the server now sends ${body.length} B`);
+          }
+        }
+        byUrl.set(e.url, { path: e.path, status: e.status, raw: body.length, gzip: gzipSize(body), refetched, loads: 1 });
+      }
+      return [...byUrl.values()];
+    },
+  };
+}
+
+/**
+ * Counts response bodies the way the page-level rows do, on a page whose module worker
+ * imports a module and fetches a file itself: the counter must see both.
+ */
+async function selfCheck(browser, origin) {
+  const errors = [];
+  const { context, page } = await newPage(browser, errors, 'self-check');
+  const counter = byteCounter(context);
+  try {
+    await page.goto(`${origin}/selfcheck/index.html`);
+    const result = await withTimeout(page.waitForFunction(() => window.workerResult).then((h) => h.jsonValue()), 20_000, 'the self-check worker');
+    if (result.error) throw new Error(`self-check worker: ${result.error}`);
+    const want = {
+      '/selfcheck/worker.mjs': fs.statSync(path.join(SITE, 'selfcheck', 'worker.mjs')).size,
+      '/selfcheck/dep.mjs': fs.statSync(path.join(SITE, 'selfcheck', 'dep.mjs')).size,
+      '/selfcheck/blob.bin': result.bytes,
+    };
+    const seen = new Map((await counter.files()).map((f) => [f.path, f.raw]));
+    const problems = [];
+    for (const [p, size] of Object.entries(want)) {
+      const got = seen.get(p);
+      if (got !== size) problems.push(`${p}: counted ${got === undefined ? 'nothing' : got}, served ${size}`);
+    }
+    if (problems.length) throw new Error(`the byte counter misses worker requests:\n  ${problems.join('\n  ')}`);
+    return `a module worker's import and fetch were both counted with their exact sizes (${Object.keys(want).length} files)`;
+  } finally {
+    await context.close();
+  }
+}
+
+// ---------------------------------------------------------------- micro-benchmarks
+
+async function micro(browser, origin, manifest, opts) {
+  const errors = [];
+  const engines = {};
+  for (const engine of ['ours', 'faceapi']) {
+    const { context, page } = await newPage(browser, errors, `micro ${engine}`);
+    await page.goto(`${origin}/micro.html?engine=${engine}`);
+    await withTimeout(page.waitForFunction(() => window.benchReady === true), 60_000, `micro page (${engine}) to load`);
+    const info = await withTimeout(page.evaluate((m) => window.bench.setup(m), manifest), 180_000, `${engine}: loading engine and inputs`)
+      .catch((e) => { throw new Error(`${e.message}\n  ${errors.join('\n  ')}`); });
+    engines[engine] = { context, page, info };
+    log(`micro page ready: ${engine} ${JSON.stringify(info)}`);
+  }
+  const fa = engines.faceapi.info;
+  if (fa.backend !== 'wasm' || fa.wasmSimd !== true || fa.wasmMultithread !== false) {
+    throw new Error(`face-api is not on the single-threaded SIMD wasm backend: ${JSON.stringify(fa)}`);
+  }
+  const ours = engines.ours.info;
+  const ev = (engine, fn, arg, what) => withTimeout(engines[engine].page.evaluate(fn, arg), 600_000, `${engine}: ${what}`);
+
+  // Both engines must answer alike, or the rows would compare different work.
+  const answers = {};
+  for (const engine of Object.keys(engines)) answers[engine] = await ev(engine, () => window.bench.answers(), undefined, 'answers');
+  const problems = [];
+  let maxHappyDiff = 0;
+  answers.ours.crops.forEach((c, i) => {
+    const d = Math.abs(c.happy - answers.faceapi.crops[i].happy);
+    maxHappyDiff = Math.max(maxHappyDiff, d);
+    if (!(d <= 0.02)) problems.push(`${c.name}: happy ${c.happy} vs face-api ${answers.faceapi.crops[i].happy}`);
+  });
+  answers.ours.faces.forEach((f, i) => {
+    const g = answers.faceapi.faces[i];
+    if (f.analyze !== g.analyze) problems.push(`${f.name} @${f.size}: ${f.analyze} faces vs face-api ${g.analyze}`);
+    if (ours.hasDetect && f.detect !== null && f.detect !== g.detect) problems.push(`${f.name} @${f.size}: detect() found ${f.detect} faces vs face-api ${g.detect}`);
+  });
+  if (problems.length) throw new Error(`the engines disagree on the benchmark inputs:\n  ${problems.join('\n  ')}`);
+  const faceCounts = answers.faceapi.faces.filter((f) => f.size === 224).map((f) => `${f.name}: ${f.analyze}`).join(', ');
+  log(`answers agree (max |happy diff| ${maxHappyDiff.toExponential(1)}; faces at 224: ${faceCounts})`);
+
+  const tensorsBefore = await ev('faceapi', () => window.bench.tensors(), undefined, 'tensor count');
+
+  // Each row: chunks of calls, alternating which engine goes first.
+  const chunkSizes = (n, k) => Array.from({ length: k }, (_, i) => Math.floor(n / k) + (i < n % k ? 1 : 0)).filter((x) => x > 0);
+  async function row(label, call, chunks = MICRO_CHUNKS, extra = {}) {
+    const samples = { ours: [], faceapi: [] };
+    let offset = 0;
+    const sizes = chunkSizes(opts.calls, chunks);
+    for (const [k, n] of sizes.entries()) {
+      const order = k % 2 ? ['faceapi', 'ours'] : ['ours', 'faceapi'];
+      for (const engine of order) {
+        const r = await ev(engine, call, { ...extra, n, warmup: k === 0 ? opts.warmup : 0, offset, chunk: k }, label);
+        samples[engine].push(...(Array.isArray(r) ? r : [r]));
+      }
+      offset += n;
+    }
+    const flat = (engine) => samples[engine].flatMap((r) => (typeof r === 'number' ? [r] : r.ms));
+    log(`${label}: ours ${median(flat('ours')).toFixed(1)} ms, face-api ${median(flat('faceapi')).toFixed(1)} ms (medians)`);
+    return { ours: samples.ours, faceapi: samples.faceapi, oursMs: flat('ours'), faceapiMs: flat('faceapi') };
+  }
+
+  const results = {};
+  results.crop = await row('(a) expression net', ({ n, warmup, offset }) => window.bench.crop(n, warmup, offset));
+  for (const size of DETECTOR_SIZES) {
+    results[`det${size}`] = await row(`(b) detector ${size}`, ({ n, warmup, offset, size }) => window.bench.detector(size, n, warmup, offset), MICRO_CHUNKS, { size });
+  }
+  // Pipelines keep state (our tracker) across calls: one pipeline per engine, one chunk per scene.
+  for (const engine of Object.keys(engines)) await ev(engine, () => window.bench.startPipeline(), undefined, 'start pipeline');
+  results.pipeline = await row('(c) per-frame pipeline', ({ n, warmup, chunk }) => window.bench.pipeline(chunk, n, warmup).then((r) => [r]), manifest.frames.length);
+  if (ours.hasTracker) {
+    results.analyze224 = await row("(c') detect + expressions every frame", ({ n, warmup, offset }) => window.bench.analyze(224, n, warmup, offset));
+  }
+  const tensors = { before: tensorsBefore, after: await ev('faceapi', () => window.bench.tensors(), undefined, 'tensor count') };
+
+  for (const { context } of Object.values(engines)) await context.close();
+  if (errors.length) log(`micro page errors:\n  ${errors.join('\n  ')}`);
+  return { results, info: { ours, faceapi: fa }, maxHappyDiff, faceCounts, tensors, errors };
+}
+
+// ---------------------------------------------------------------- page-level runs
+
+/**
+ * One cold run of a challenge page in a fresh browser context: navigate, let the probe
+ * click Start, wait for the verdict. Returns the timings, bytes and long tasks.
+ */
+async function challengeRun(browser, { kind, url, srv }, opts) {
+  const errors = [];
+  const { context, page } = await newPage(browser, errors, kind, { permissions: ['camera'], viewport: { width: 1000, height: 800 } });
+  const counter = byteCounter(context);
+  let resolveReport;
+  const reported = new Promise((resolve) => { resolveReport = resolve; });
+  try {
+    await context.exposeBinding('__benchReport', (_source, data) => resolveReport(data));
+    await context.addInitScript({ path: PROBE });
+    const navStartEpoch = Date.now();
+    await page.goto(url, { waitUntil: 'commit', timeout: 60_000 });
+    const data = await withTimeout(reported, 90_000 + opts.duration * 1000, `${kind}: the challenge to end (phase result)`)
+      .catch((e) => { throw new Error(`${e.message}\n  ${errors.join('\n  ')}`); });
+    if (data.endPhase !== 'result') throw new Error(`${kind}: the page ended in phase ${data.endPhase}\n  ${errors.join('\n  ')}`);
+    for (const e of data.errors) errors.push(`${kind}: ${e}`);
+    if (data.dataset.reason === 'error' || !(Number(data.dataset.framesAnalysed) > 0)) {
+      throw new Error(`${kind}: the challenge failed (${JSON.stringify(data.dataset)})\n  ${errors.join('\n  ')}`);
+    }
+
+    const firstSource = data.firstMark !== null ? 'mark' : data.firstOverlay !== null ? 'overlay' : null;
+    if (!firstSource) throw new Error(`${kind}: no analysed frame seen (no '${FIRST_MARK}' mark, no #overlay clear)`);
+    const first = firstSource === 'mark' ? data.firstMark : data.firstOverlay;
+    const firstEpoch = data.timeOrigin + first;
+
+    // Bytes: every distinct URL whose request started before the first verdict.
+    const files = await withTimeout(counter.files(firstEpoch), 60_000, `${kind}: response bodies`);
+    // Cross-check with what the server sent in that window: nothing may be missing.
+    const seen = new Set(files.map((f) => f.path));
+    const served = srv.requests.filter((r) => r.time >= navStartEpoch - 50 && r.time <= firstEpoch).map((r) => r.url.split('?')[0]);
+    const unseen = served.filter((p) => !seen.has(p));
+    if (unseen.length) errors.push(`${kind}: served but not counted: ${unseen.join(', ')}`);
+
+    const [cs, ce] = [data.challengeStart, data.challengeEnd];
+    const inChallenge = data.longtasks.filter(([start]) => start >= cs && start <= ce);
+    const beforeChallenge = data.longtasks.filter(([start]) => start < cs);
+    return {
+      firstMs: first,
+      firstSource,
+      startEnabledMs: data.startEnabled,
+      clickedMs: data.clicked,
+      challengeMs: ce - cs,
+      rawBytes: files.reduce((a, f) => a + f.raw, 0),
+      gzipBytes: files.reduce((a, f) => a + f.gzip, 0),
+      files,
+      longCount: inChallenge.length,
+      longMax: inChallenge.reduce((a, [, d]) => Math.max(a, d), 0),
+      loadLongCount: beforeChallenge.length,
+      loadLongMax: beforeChallenge.reduce((a, [, d]) => Math.max(a, d), 0),
+      fps: Number(data.dataset.analysisFps),
+      frames: Number(data.dataset.framesAnalysed),
+      outcome: { notsmiling: data.dataset.notsmiling, reason: data.dataset.reason || '' },
+      dataset: data.dataset,
+      errors,
+    };
+  } finally {
+    await context.close().catch(() => {});
+  }
+}
+
+async function pages(browser, siteSrv, opts) {
+  const oursSrv = await startServer({
+    root: opts.www,
+    config: (origin) => ({ returnUrl: origin, duration: opts.duration }),
+  });
+  try {
+    const targets = {
+      ours: { kind: 'ours', url: `${oursSrv.origin}/?state=bench`, srv: oursSrv },
+      faceapi: { kind: 'faceapi', url: `${siteSrv.origin}/peer.html?duration=${opts.duration}`, srv: siteSrv },
+    };
+    const runs = { ours: [], faceapi: [] };
+    for (let i = 0; i < opts.runs; i++) {
+      for (const kind of i % 2 ? ['faceapi', 'ours'] : ['ours', 'faceapi']) {
+        const r = await challengeRun(browser, targets[kind], opts);
+        runs[kind].push(r);
+        log(`run ${i + 1}/${opts.runs} ${kind}: first verdict ${r.firstMs.toFixed(0)} ms (${r.firstSource}), ${thousands(r.rawBytes)} B, `
+          + `${r.longCount} long tasks (max ${r.longMax.toFixed(0)} ms), ${r.fps} fps, ${r.frames} frames, outcome ${JSON.stringify(r.outcome)}`);
+        for (const e of r.errors) log(`  ${e}`);
+      }
+    }
+    const simd = runs.faceapi.map((r) => `${r.dataset.wasmSimd}/${r.dataset.wasmMultithread}`);
+    if (simd.some((s) => s !== 'true/false')) throw new Error(`the face-api page is not on single-threaded SIMD wasm: ${simd.join(', ')}`);
+    return runs;
+  } finally {
+    await oursSrv.close();
+  }
+}
+
+// ---------------------------------------------------------------- the table
+
+function fmtNumber(v, unit) {
+  if (v === null || v === undefined || Number.isNaN(v)) return '-';
+  if (unit === 'B') return thousands(v);
+  if (unit === 'count') return Number.isInteger(v) ? String(v) : v.toFixed(1);
+  return v.toFixed(1);
+}
+
+/**
+ * A table row from per-run or per-call samples. `goal`: {ratioMax} (ours/face-api median
+ * ratio at most this), {zero: true} (ours 0 in every sample), {min} (ours median at least).
+ */
+function tableRow(label, unit, ours, peer, goal, { spread = true } = {}) {
+  const oMed = ours ? median(ours) : null;
+  const pMed = peer ? median(peer) : null;
+  const ratio = oMed !== null && pMed ? oMed / pMed : null;
+  let goalText = '-';
+  let met = '-';
+  if (goal?.ratioMax !== undefined) {
+    goalText = `<= ${goal.ratioMax}x`;
+    if (ratio !== null) met = ratio <= goal.ratioMax ? 'yes' : 'no';
+  } else if (goal?.zero) {
+    goalText = '0 (ours)';
+    if (ours) met = ours.every((x) => x === 0) ? 'yes' : 'no';
+  } else if (goal?.min !== undefined) {
+    goalText = `>= ${goal.min} (ours)`;
+    if (oMed !== null) met = oMed >= goal.min ? 'yes' : 'no';
+  }
+  return [
+    label,
+    fmtNumber(oMed, unit),
+    spread && ours ? fmtNumber(p90(ours), unit) : '-',
+    fmtNumber(pMed, unit),
+    spread && peer ? fmtNumber(p90(peer), unit) : '-',
+    ratio === null ? '-' : `${ratio.toFixed(2)}x`,
+    goalText,
+    met,
+  ];
+}
+
+function markdownTable(rows) {
+  const head = ['row', 'ours median', 'ours p90', 'face-api median', 'face-api p90', 'ours / face-api', 'goal', 'met?'];
+  const line = (cells) => `| ${cells.join(' | ')} |`;
+  return [line(head), line(head.map((_, i) => (i === 0 ? '---' : '---:'))), ...rows.map(line)].join('\n');
+}
+
+function build(microResult, runs, ctx) {
+  const rows = [];
+  const notes = [];
+  if (microResult) {
+    const { results: r, info } = microResult;
+    const n = r.crop.oursMs.length;
+    rows.push(tableRow('1a. expression net, one 112x112 crop (ms)', 'ms', r.crop.oursMs, r.crop.faceapiMs, { ratioMax: 0.7 }));
+    for (const size of DETECTOR_SIZES) {
+      const what = info.ours.hasDetect ? '' : ' [ours: analyze() placeholder]';
+      rows.push(tableRow(`1b. detector at ${size}, 640x480 frame (ms)${what}`, 'ms', r[`det${size}`].oursMs, r[`det${size}`].faceapiMs, { ratioMax: 0.7 }));
+    }
+    const pipe = r.pipeline;
+    const flags = pipe.ours.flatMap((c) => c.detected);
+    const pipeMs = pipe.ours.flatMap((c) => c.ms);
+    const what = info.ours.hasTracker ? 'FaceTracker.step' : 'analyze() placeholder';
+    rows.push(tableRow(`1c. per-frame pipeline, 640x480, 224 (ms) [ours: ${what}]`, 'ms', pipe.oursMs, pipe.faceapiMs, { ratioMax: 0.7 }));
+    if (r.analyze224) {
+      rows.push(tableRow("1c'. detect + every face's expressions each frame, 224 (ms) [ours: analyze()]", 'ms', r.analyze224.oursMs, r.analyze224.faceapiMs, null));
+    }
+    const detectMs = pipeMs.filter((_, i) => flags[i]);
+    const trackedMs = pipeMs.filter((_, i) => !flags[i]);
+    notes.push(`Micro-benchmarks (1a-1c): ${n} timed calls per engine and row after ${ctx.opts.warmup} warm-up calls, on the main thread of a bench page, `
+      + `each call timed with performance.now() around the awaited call including reading its result; the two engines run in separate pages `
+      + `and their calls alternate in chunks. Same pixels for both: the fixture PNGs decoded once in Node to raw RGBA; ours gets the bytes `
+      + `(the copy into wasm memory is inside the timing), face-api an int32 tensor of the same RGB values made once outside the timing `
+      + `(its tensor path: padToSquare + resizeBilinear, no canvas). 1a cycles through the ${ctx.manifest.crops.length} crops in tests/fixtures/crops; `
+      + `1b alternates the 640x480 frames in tests/fixtures/frames (${microResult.faceCounts} faces at 224); face-api's detector call is `
+      + `detectAllFaces(tensor, TinyFaceDetectorOptions({inputSize, scoreThreshold: 0.5})).`);
+    if (!info.ours.hasDetect) notes.push('1b ours: this build has no FaceAnalyzer.detect(), so analyze() (detector + expressions of every face) stands in: a placeholder that overstates our detector time.');
+    const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    notes.push(`1c: each 640x480 frame's six copies shifted by 0/1/2/1/0/-1 rows (the fake-camera sway of tests/e2e/y4m.mjs), played in a loop, `
+      + `${pipe.oursMs.length} frames per engine split into ${ctx.manifest.frames.length} scenes (one scene change). face-api: `
+      + `detectAllFaces(tensor, TinyFaceDetectorOptions({inputSize: 224})).withFaceExpressions() every frame. `
+      + (info.ours.hasTracker
+        ? 'Ours: one FaceTracker({inputSize: 224}) stepping through the same frames, classifying the largest face only (the one the page judges; '
+          + `face-api classifies every face): ${detectMs.length} detect frames `
+          + `(median ${detectMs.length ? median(detectMs).toFixed(1) : '-'} ms) and ${trackedMs.length} tracked frames (median ${trackedMs.length ? median(trackedMs).toFixed(1) : '-'} ms) of ${flags.length}. `
+          + `Mean per frame, which sets the frame rate: ours ${mean(pipe.oursMs).toFixed(1)} ms, face-api ${mean(pipe.faceapiMs).toFixed(1)} ms. `
+          + "1c' is ours detecting every frame (analyze at 224) against the same face-api call, without tracking."
+        : 'Ours: this build has no FaceTracker, so analyze() at 224 on every frame stands in (a placeholder: every frame a detect frame).'));
+    notes.push(`Both engines answered alike on the inputs (max |happy difference| on the crops ${microResult.maxHappyDiff.toExponential(1)}, equal face counts at 224/320/416); `
+      + `face-api: tfjs ${info.faceapi.tfjs}, backend ${info.faceapi.backend}, WASM_HAS_SIMD_SUPPORT=${info.faceapi.wasmSimd}, `
+      + `WASM_HAS_MULTITHREAD_SUPPORT=${info.faceapi.wasmMultithread}, crossOriginIsolated=${info.faceapi.crossOriginIsolated} (no COOP/COEP: one thread), `
+      + `tfjs tensors alive before the timed calls ${microResult.tensors.before}, after ${microResult.tensors.after}`
+      + `${microResult.tensors.before === microResult.tensors.after ? ' (no leak)' : ' (WARNING: face-api leaked tensors)'}.`);
+  }
+  if (runs) {
+    const pick = (kind, key) => runs[kind].map((r) => r[key]);
+    rows.push(tableRow('2. bytes before the first verdict, raw', 'B', pick('ours', 'rawBytes'), pick('faceapi', 'rawBytes'), { ratioMax: 1 }, { spread: false }));
+    rows.push(tableRow('2. bytes before the first verdict, gzip -9', 'B', pick('ours', 'gzipBytes'), pick('faceapi', 'gzipBytes'), { ratioMax: 1 }, { spread: false }));
+    rows.push(tableRow(`3. navigation to first verdict, cold (ms), ${ctx.opts.runs} fresh contexts`, 'ms', pick('ours', 'firstMs'), pick('faceapi', 'firstMs'), { ratioMax: 1 }));
+    rows.push(tableRow('3. of which: navigation to Start enabled (ms)', 'ms', pick('ours', 'startEnabledMs'), pick('faceapi', 'startEnabledMs'), null));
+    rows.push(tableRow(`4. main-thread long tasks > 50 ms in the ${ctx.opts.duration} s challenge (count)`, 'count', pick('ours', 'longCount'), pick('faceapi', 'longCount'), { zero: true }));
+    rows.push(tableRow('4. longest of those long tasks (ms)', 'ms', pick('ours', 'longMax'), pick('faceapi', 'longMax'), null));
+    rows.push(tableRow('5. frames analysed per second in the challenge', 'fps', pick('ours', 'fps'), pick('faceapi', 'fps'), { min: 15 }));
+
+    const list = (kind) => runs[kind][0].files.map((f) => `${f.path} ${thousands(f.raw)}/${thousands(f.gzip)}${f.loads > 1 ? ` (loaded ${f.loads}x)` : ''}`).join(', ');
+    const repeated = ['ours', 'faceapi'].some((k) => runs[k][0].files.some((f) => f.loads > 1));
+    const refetched = [...new Set(['ours', 'faceapi'].flatMap((k) => runs[k][0].files.filter((f) => f.refetched).map((f) => f.path)))];
+    const sources = [...new Set(pick('ours', 'firstSource'))];
+    notes.push(`Page rows (2-5): ${ctx.opts.runs} runs per page, each in a fresh browser context (empty cache; the server also sends Cache-Control: no-store), `
+      + 'the two pages alternating. Ours: www/index.html (?state=bench) served by tools/serve.mjs with config '
+      + `{returnUrl: the server, duration: ${ctx.opts.duration}}, analysing frames its own way. face-api.js: bench/pages/peer.html, `
+      + 'the first prototype\'s flow: load face-api 1.7.15 + tfjs wasm (SIMD, one thread) and both models, Start, getUserMedia (640x480), then '
+      + 'detectAllFaces(video, TinyFaceDetectorOptions({inputSize: 224})).withFaceExpressions() on the 640x480 video, one call per animation frame, '
+      + `for ${ctx.opts.duration} s. Both get Chromium's fake camera playing target/e2e/neutral.y4m (a neutral face, tests/e2e/helpers.mjs cameraFile).`);
+    notes.push('Start: an init script (bench/probe.js) clicks #start, in a new task, as soon as it is enabled and visible, on both pages: no user delay is included. '
+      + `First verdict = the first analysed camera frame: the '${FIRST_MARK}' performance mark (the peer page sets it too)`
+      + (sources.includes('overlay') ? "; this build of our page sets no mark, so the probe takes the first clearRect of its #overlay canvas, which the page does right after each analysis" : '')
+      + '. Row 3 is that time from navigation start (performance.timeOrigin).');
+    notes.push('Bytes: every URL whose request started before the first verdict, as seen by playwright\'s context "requestfinished" events, which include the '
+      + `requests of dedicated workers (self-check before the runs: ${ctx.selfCheck}); each run also checks that the server sent nothing the counter missed. `
+      + 'Raw = body bytes as served (the local server does not compress); gzip = each body compressed locally with gzip -9 (zlib level 9), summed. '
+      + (repeated ? 'A URL loaded more than once counts once (a second load is a cache hit for a page with caching headers). ' : '')
+      + (refetched.length ? `DevTools kept no copy of ${refetched.join(', ')} (too large): fetched again from the local server, checked against the size the browser received. ` : '')
+      + `Ours (path raw/gzip): ${list('ours')}. face-api.js: ${list('faceapi')}.`);
+    const oursOutcomes = runs.ours.map((r) => r.outcome.notsmiling === 'true' ? 'passed' : `failed (${r.outcome.reason || 'smiled'})`);
+    notes.push(`Long tasks: PerformanceObserver({type: 'longtask', buffered: true}) installed before navigation; counted from data-phase=challenge to data-phase=result. `
+      + `Before the challenge (loading, Start): ours median ${median(pick('ours', 'loadLongCount'))} long tasks (longest ${median(pick('ours', 'loadLongMax')).toFixed(0)} ms), `
+      + `face-api ${median(pick('faceapi', 'loadLongCount'))} (longest ${median(pick('faceapi', 'loadLongMax')).toFixed(0)} ms). `
+      + `fps = data-analysis-fps written by each page at the end (frames analysed / active challenge time); frames analysed, median: ours ${median(pick('ours', 'frames'))}, `
+      + `face-api ${median(pick('faceapi', 'frames'))}. Our page's verdicts on the neutral face: ${oursOutcomes.join(', ')}.`);
+  }
+  return { rows, notes };
+}
+
+// ---------------------------------------------------------------- main
+
+async function main() {
+  let opts;
+  try {
+    opts = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    die(e.message);
+  }
+  checkInputs(opts);
+  const watchdog = setTimeout(() => die(`not finished within ${GLOBAL_TIMEOUT_MS / 60000} min`), GLOBAL_TIMEOUT_MS);
+  watchdog.unref();
+  const t0 = Date.now();
+  const host = machine();
+  const loadBefore = os.loadavg();
+
+  const manifest = buildSite(opts);
+  const { cameraFile } = await import(pathToFileURL(path.join(REPO, 'tests', 'e2e', 'helpers.mjs')).href);
+  const camera = await cameraFile('neutral');
+  const siteSrv = await startServer({ root: SITE });
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: 60_000,
+    args: [...BROWSER_ARGS, '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${camera}`],
+  });
+  let microResult = null;
+  let runs = null;
+  let selfCheckText = null;
+  try {
+    const chromiumVersion = browser.version();
+    log(`Chromium ${chromiumVersion}, ${host.nproc} cores, ${host.model}`);
+    if (!opts.skip.has('pages')) {
+      selfCheckText = await selfCheck(browser, siteSrv.origin);
+      log(`byte counter self-check: ${selfCheckText}`);
+    }
+    // Pages first: a page that fails stops the run before the long micro-benchmarks.
+    if (!opts.skip.has('pages')) runs = await pages(browser, siteSrv, opts);
+    if (!opts.skip.has('micro')) microResult = await micro(browser, siteSrv.origin, manifest, opts);
+
+    const engine = manifest.engine;
+    const wasmBytes = fs.readFileSync(path.join(opts.www, engine.wasm));
+    const wasm = `${engine.wasm} ${thousands(wasmBytes.length)} B (gzip -9 ${thousands(gzipSize(wasmBytes))}), models ${engine.detector}, ${engine.expression}`;
+    const { rows, notes } = build(microResult, runs, { opts, manifest, selfCheck: selfCheckText });
+    const minutes = (Date.now() - t0) / 60000;
+    const date = new Date().toISOString().replace('T', ' ').slice(0, 16);
+    const header = [
+      `- Date: ${date} UTC; runtime ${minutes.toFixed(1)} min; command: \`node bench/run.mjs${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(' ')}` : ''}\``,
+      `- Machine: ${host.model}, ${host.nproc} cores (nproc), ${host.memGiB.toFixed(0)} GiB, Linux ${host.kernel}; load average ${loadBefore[0].toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at the end`,
+      `- Browser: Chromium ${chromiumVersion} (${CHROMIUM}), headless, driven by playwright-core; Node ${process.version}`,
+      `- Ours: ${path.relative(REPO, opts.www).startsWith('..') ? opts.www : path.relative(REPO, opts.www)} (checkout at ${gitCommit(opts.www)}): ${wasm}. face-api.js: @vladmandic/face-api 1.7.15 with @tensorflow/tfjs-backend-wasm 4.22.0`,
+    ].join('\n');
+    const table = markdownTable(rows);
+    const noteText = notes.map((n) => `- ${n}`).join('\n');
+    console.log(`\n${header}\n\n${table}\n\nNotes:\n${noteText}\n`);
+    if (opts.out) {
+      const doc = `# Benchmarks: smile-factor against face-api.js
+
+Written by \`bench/run.mjs\` (\`cd bench && npm ci && node run.mjs --out ../BENCHMARKS.md\`, after
+\`./run build\` and \`npm ci\` in \`tests/e2e\`). One run on one machine: quote the medians. Other
+work on the machine slows both engines (they alternate, so it hits both), but it can shift the
+ratios: the load average is given below. Ratios are ours / face-api.js, so below 1 is better for
+every row but 5 (frames per second).
+
+${header}
+
+${table}
+
+Notes:
+
+${noteText}
+`;
+      fs.writeFileSync(opts.out, doc);
+      log(`wrote ${opts.out}`);
+    }
+  } finally {
+    await browser.close().catch(() => {});
+    await siteSrv.close();
+  }
+}
+
+main().then(() => process.exit(0), (e) => die(e && e.stack ? e.stack : String(e)));
