@@ -14,6 +14,7 @@ pub mod frame;
 pub mod model;
 pub mod preprocess;
 pub mod redirect;
+pub mod track;
 pub mod verdict;
 
 #[cfg(target_arch = "wasm32")]
@@ -23,3 +24,4 @@ pub use analyzer::{AnalyzerOptions, Expressions, Face, FaceAnalyzer, EXPRESSION_
 pub use detect::BoundingBox;
 pub use error::SmileError;
 pub use frame::RgbaFrame;
+pub use track::{TrackStep, Tracker, TrackerOptions};
