@@ -15,6 +15,7 @@ pub mod frame;
 pub mod model;
 pub mod preprocess;
 pub mod redirect;
+pub mod track;
 pub mod verdict;
 
 #[cfg(target_arch = "wasm32")]
@@ -24,3 +25,4 @@ pub use analyzer::{AnalyzerOptions, Expressions, Face, FaceAnalyzer, EXPRESSION_
 pub use detect::BoundingBox;
 pub use error::SmileError;
 pub use frame::RgbaFrame;
+pub use track::{TrackStep, Tracker, TrackerOptions};

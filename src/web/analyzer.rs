@@ -9,6 +9,10 @@
 //! // [{ box: {x, y, width, height}, score, expressions: {neutral, happy, ...} }]
 //! const boxes = analyzer.detect(imageData.data, imageData.width, imageData.height);
 //! // [{ box: {x, y, width, height}, score }]   (detector only)
+//!
+//! // Detect, then track: the detector runs only every few frames.
+//! const tracker = new FaceTracker(detectorBytes, expressionBytes, { inputSize: 224 });
+//! const { boxes, judged, happy, detected } = tracker.step(imageData.data, imageData.width, imageData.height);
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +21,7 @@ use wasm_bindgen::prelude::*;
 use crate::analyzer::{AnalyzerOptions, FaceAnalyzer as CoreAnalyzer};
 use crate::detect::BoundingBox;
 use crate::frame::RgbaFrame;
+use crate::track::{Tracker, TrackerOptions};
 
 /// The options object JS may pass; every field is optional.
 #[derive(Deserialize, Default)]
@@ -32,6 +37,25 @@ struct JsDetection {
     #[serde(rename = "box")]
     bbox: BoundingBox,
     score: f64,
+}
+
+/// `FaceTracker`'s options: the analyser's and the tracker's, every field optional.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct JsTrackerOptions {
+    input_size: Option<usize>,
+    score_threshold: Option<f64>,
+    redetect_every: Option<u32>,
+    margin: Option<f64>,
+}
+
+/// `undefined` or `null` mean every default; anything else must be an options object.
+fn parse_options<T: Default + for<'de> Deserialize<'de>>(options: JsValue) -> Result<T, JsError> {
+    if options.is_undefined() || options.is_null() {
+        return Ok(T::default());
+    }
+    serde_wasm_bindgen::from_value(options)
+        .map_err(|e| JsError::new(&format!("invalid options: {e}")))
 }
 
 fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsError> {
@@ -56,12 +80,7 @@ impl WebFaceAnalyzer {
         expression: &[u8],
         options: JsValue,
     ) -> Result<WebFaceAnalyzer, JsError> {
-        let js: JsOptions = if options.is_undefined() || options.is_null() {
-            JsOptions::default()
-        } else {
-            serde_wasm_bindgen::from_value(options)
-                .map_err(|e| JsError::new(&format!("invalid options: {e}")))?
-        };
+        let js: JsOptions = parse_options(options)?;
         let defaults = AnalyzerOptions::default();
         let options = AnalyzerOptions {
             input_size: js.input_size.unwrap_or(defaults.input_size),
@@ -97,5 +116,66 @@ impl WebFaceAnalyzer {
     #[wasm_bindgen(js_name = classifyFace)]
     pub fn classify_face(&self, rgba: &[u8], width: u32, height: u32) -> Result<JsValue, JsError> {
         to_js(&self.inner.classify_face(rgba, width, height)?)
+    }
+}
+
+/// Detect, then track: the largest face is followed between detector runs, and only
+/// the expression net runs on the frames in between (see `track` in the core).
+#[wasm_bindgen(js_name = FaceTracker)]
+pub struct WebFaceTracker {
+    analyzer: CoreAnalyzer,
+    tracker: Tracker,
+}
+
+#[wasm_bindgen(js_class = FaceTracker)]
+impl WebFaceTracker {
+    /// `new FaceTracker(detectorBytes, expressionBytes, options?)` with `options`
+    /// `{ inputSize?, scoreThreshold?, redetectEvery?, margin? }`: the analyser's two,
+    /// plus how often the detector runs at least (frames; default 5) and how much the
+    /// tracked box grows on each side before classification (fraction; default 0).
+    /// Throws an `Error` naming the problem for a bad model or a bad or unknown option.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        detector: &[u8],
+        expression: &[u8],
+        options: JsValue,
+    ) -> Result<WebFaceTracker, JsError> {
+        let js: JsTrackerOptions = parse_options(options)?;
+        let a = AnalyzerOptions::default();
+        let t = TrackerOptions::default();
+        let tracker = Tracker::new(TrackerOptions {
+            redetect_every: js.redetect_every.unwrap_or(t.redetect_every),
+            margin: js.margin.unwrap_or(t.margin),
+            ..t
+        })?;
+        let analyzer = CoreAnalyzer::new(
+            detector,
+            expression,
+            AnalyzerOptions {
+                input_size: js.input_size.unwrap_or(a.input_size),
+                score_threshold: js.score_threshold.unwrap_or(a.score_threshold),
+            },
+        )?;
+        Ok(Self { analyzer, tracker })
+    }
+
+    /// `step(rgba, width, height)`: one video frame, as
+    /// `{ boxes: [{x, y, width, height}], judged: number|null, happy: number|null, detected }`.
+    /// `boxes` holds every detection on a frame where the detector ran (`detected`), the
+    /// tracked box otherwise; `judged` indexes the face whose `happy` probability is
+    /// given; `happy` is null when there is no face.
+    pub fn step(&mut self, rgba: &[u8], width: u32, height: u32) -> Result<JsValue, JsError> {
+        let frame = RgbaFrame::new(rgba, width, height)?;
+        let step = self.tracker.step(&self.analyzer, &frame)?;
+        // `judged` and `happy` are `null`, not `undefined`, when there is no face.
+        let serializer = serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true);
+        step.serialize(&serializer)
+            .map_err(|e| JsError::new(&e.to_string()))
+    }
+
+    /// `reset()`: forget the face (after a pause or a camera switch); the next frame
+    /// runs the detector.
+    pub fn reset(&mut self) {
+        self.tracker.reset();
     }
 }
