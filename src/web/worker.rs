@@ -16,8 +16,8 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
 use crate::analyzer::{AnalyzerOptions, FaceAnalyzer};
-use crate::detect::BoundingBox;
 use crate::frame::RgbaFrame;
+use crate::track::{TrackStep, Tracker, TrackerOptions};
 
 use super::dom::{describe, DomError, Listener};
 
@@ -88,6 +88,8 @@ enum Reply<'a> {
 struct WorkerState {
     scope: DedicatedWorkerGlobalScope,
     analyzer: FaceAnalyzer,
+    /// Detect, then track: the detector runs on a minority of frames.
+    tracker: Tracker,
     _listener: Listener,
 }
 
@@ -143,6 +145,7 @@ pub async fn worker_main(init: JsValue) -> Result<(), JsError> {
         ..AnalyzerOptions::default()
     };
     let analyzer = FaceAnalyzer::new(&detector, &expression, options)?;
+    let tracker = Tracker::new(TrackerOptions::default())?;
     let listener =
         Listener::new(&scope, "message", on_message).map_err(|e: DomError| JsError::new(&e.0))?;
     post(&scope, &Reply::Ready);
@@ -150,6 +153,7 @@ pub async fn worker_main(init: JsValue) -> Result<(), JsError> {
         s.replace(Some(WorkerState {
             scope,
             analyzer,
+            tracker,
             _listener: listener,
         }))
     });
@@ -169,7 +173,7 @@ fn on_message(event: web_sys::Event) {
             return;
         };
         match request {
-            Ok(Request::Reset) => {}
+            Ok(Request::Reset) => state.tracker.reset(),
             Ok(Request::Frame {
                 id,
                 width,
@@ -203,23 +207,15 @@ impl WorkerState {
         let t0 = now_ms(&self.scope);
         let rgba = js_sys::Uint8Array::new(buffer).to_vec();
         let frame = RgbaFrame::new(&rgba, width, height).map_err(|e| e.to_string())?;
-        let boxes: Vec<BoundingBox> = self
-            .analyzer
-            .detect(&frame)
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .map(|(b, _)| b)
-            .collect();
-        let judged = crate::detect::largest(&boxes);
-        let happy = match judged.and_then(|i| boxes.get(i)) {
-            Some(b) => self
-                .analyzer
-                .classify_box(&frame, b)
-                .map_err(|e| e.to_string())?
-                .map(|e| e.happy),
-            None => None,
-        };
-        let detected = true;
+        let TrackStep {
+            boxes,
+            judged,
+            happy,
+            detected,
+        } = self
+            .tracker
+            .step(&self.analyzer, &frame)
+            .map_err(|e| e.to_string())?;
         Ok(Reply::Result {
             id,
             boxes: boxes
