@@ -12,7 +12,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { STRICT_CSP, startServer } from '../../tools/serve.mjs';
-import { DURATION_S, OUT, REPO, cameraFile, sleep } from './helpers.mjs';
+import { DURATION_S, OUT, REPO, cameraFile, clickShadowStart } from './helpers.mjs';
 import { launchBrowser } from './webdriver.mjs';
 
 const run = promisify(execFile);
@@ -26,8 +26,6 @@ const EXPECTED = [
   new RegExp(`^engine/smile_factor\\.${H}\\.js$`), new RegExp(`^engine/smile_factor_bg\\.${H}\\.wasm$`),
   new RegExp(`^models/tiny_face_detector\\.${H}\\.onnx$`), new RegExp(`^models/face_expression\\.${H}\\.onnx$`),
 ];
-const SHADOW = 'shadow-6066-11e4-a52e-4f735466cecf';
-const ELEMENT = 'element-6066-11e4-a52e-4f735466cecf';
 
 const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
 const kb = (n) => `${(n / 1024).toFixed(1)} KiB`;
@@ -243,8 +241,9 @@ describe('the npm package', { concurrency: false }, () => {
       await browser.navigate(`${srv.origin}/`, 30_000);
 
       // Like a user: wait for the element's own Start button, then click it.
-      const start = await waitForStart(browser, 60_000);
-      await browser.click(start);
+      await clickShadowStart(browser, '#factor smile-factor', {
+        failFast: () => document.documentElement.dataset.error ?? null,
+      });
       const ds = await browser.waitFor(() => {
         const d = document.documentElement.dataset;
         return d.result || d.error ? { ...d } : null;
@@ -277,41 +276,3 @@ describe('the npm package', { concurrency: false }, () => {
     }
   });
 });
-
-/** The Start button in the shadow root of #factor (or of a <smile-factor> inside it), once enabled. */
-async function waitForStart(browser, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  let last = 'not found';
-  const find = async () => {
-    const host = await browser.findElement('#factor');
-    let shadow;
-    try {
-      shadow = (await browser.cmd('GET', browser.s(`/element/${host}/shadow`)))[SHADOW];
-    } catch {
-      const inner = await browser.findElement('#factor smile-factor');
-      shadow = (await browser.cmd('GET', browser.s(`/element/${inner}/shadow`)))[SHADOW];
-    }
-    const v = await browser.cmd('POST', browser.s(`/shadow/${shadow}/element`), { using: 'css selector', value: '#start' });
-    return v[ELEMENT];
-  };
-  for (;;) {
-    const early = await browser.executeScript(() => document.documentElement.dataset.error ?? null).catch(() => null);
-    if (early) throw new Error(`mount() failed before Start: ${early}`);
-    try {
-      const start = await find();
-      const [enabled, displayed] = await Promise.all([
-        browser.cmd('GET', browser.s(`/element/${start}/enabled`)),
-        browser.cmd('GET', browser.s(`/element/${start}/displayed`)),
-      ]);
-      if (enabled && displayed) return start;
-      last = `found, enabled=${enabled}, displayed=${displayed}`;
-    } catch (e) {
-      last = e.message;
-    }
-    if (Date.now() > deadline) {
-      const ds = await browser.executeScript(() => ({ ...document.documentElement.dataset })).catch(() => ({}));
-      throw new Error(`no enabled Start button in the shadow root within ${timeoutMs} ms (${last}); page data: ${JSON.stringify(ds)}`);
-    }
-    await sleep(200);
-  }
-}
