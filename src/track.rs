@@ -213,7 +213,7 @@ impl Tracker {
             .into_iter()
             .map(|(b, _)| b)
             .collect();
-        let judged = largest(&boxes);
+        let judged = crate::detect::largest(&boxes);
         let mut happy = None;
         if let Some(b) = judged.and_then(|i| boxes.get(i)) {
             happy = analyzer.classify_box(frame, b)?.map(|e| e.happy);
@@ -236,16 +236,6 @@ impl Tracker {
     pub fn tracked_box(&self) -> Option<BoundingBox> {
         self.track.as_ref().map(|t| t.current)
     }
-}
-
-/// The largest box by area: with several faces in view the one nearest the camera is
-/// the user's (the page's rule).
-fn largest(boxes: &[BoundingBox]) -> Option<usize> {
-    boxes
-        .iter()
-        .enumerate()
-        .max_by(|(_, a), (_, b)| a.area().total_cmp(&b.area()))
-        .map(|(i, _)| i)
 }
 
 /// `b` grown by `margin` of its size on each side.
