@@ -8,12 +8,16 @@
 //!     padded into a larger frame. Prints accuracy of `happy > t`, ROC AUC, the best
 //!     threshold and the detection rate; with `--faceapi`, the largest difference from
 //!     face-api.js's own probabilities for the same crops.
+//! `... --labelled DIR --track [--frames N] [--motion PX] [--redetect-every N] [--margin M]`
+//!     also feeds each crop-in-frame as a sequence of N frames (default 6) through the
+//!     tracker and compares it, frame by frame, with detection on every frame. The crop
+//!     stands still, or moves PX pixels right and down per frame with `--motion`.
 
 use std::collections::HashMap;
 use std::error::Error;
 use std::path::{Path, PathBuf};
 
-use smile_factor::{AnalyzerOptions, Face, FaceAnalyzer};
+use smile_factor::{AnalyzerOptions, Face, FaceAnalyzer, RgbaFrame, Tracker, TrackerOptions};
 
 type AnyResult<T> = Result<T, Box<dyn Error>>;
 
@@ -27,7 +31,18 @@ struct Args {
     input_size: usize,
     labelled: Option<PathBuf>,
     faceapi: Option<PathBuf>,
+    track: Option<TrackArgs>,
     paths: Vec<PathBuf>,
+}
+
+/// How the labelled crops go through the tracker.
+#[derive(Clone, Copy)]
+struct TrackArgs {
+    /// Frames per crop. 6 with the default redetect_every of 5: detect, 4 tracked, detect.
+    frames: u32,
+    /// Pixels the crop moves right and down per frame (0 = a still sequence).
+    motion: u32,
+    options: TrackerOptions,
 }
 
 fn parse_args() -> AnyResult<Args> {
@@ -36,8 +51,15 @@ fn parse_args() -> AnyResult<Args> {
         input_size: AnalyzerOptions::default().input_size,
         labelled: None,
         faceapi: None,
+        track: None,
         paths: Vec::new(),
     };
+    let mut track = TrackArgs {
+        frames: 6,
+        motion: 0,
+        options: TrackerOptions::default(),
+    };
+    let mut tracking = false;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{a} needs a value"));
@@ -46,12 +68,25 @@ fn parse_args() -> AnyResult<Args> {
             "--input-size" => args.input_size = value()?.parse()?,
             "--labelled" => args.labelled = Some(value()?.into()),
             "--faceapi" => args.faceapi = Some(value()?.into()),
+            "--track" => tracking = true,
+            "--frames" => track.frames = value()?.parse()?,
+            "--motion" => track.motion = value()?.parse()?,
+            "--redetect-every" => track.options.redetect_every = value()?.parse()?,
+            "--margin" => track.options.margin = value()?.parse()?,
             "-h" | "--help" => {
-                println!("usage: score [--models DIR] [--input-size N] (<image|dir>... | --labelled DIR [--faceapi FILE])");
+                println!("usage: score [--models DIR] [--input-size N] (<image|dir>... | --labelled DIR [--faceapi FILE] [--track [--frames N] [--motion PX] [--redetect-every N] [--margin M]])");
                 std::process::exit(0);
             }
             _ => args.paths.push(a.into()),
         }
+    }
+    if tracking {
+        if !(1..=64).contains(&track.frames) || track.motion > 8 {
+            return Err("--frames must be 1 to 64 and --motion 0 to 8".into());
+        }
+        // Checks the tracker options before any image is read.
+        Tracker::new(track.options)?;
+        args.track = Some(track);
     }
     if args.labelled.is_none() && args.paths.is_empty() {
         return Err("give an image, a folder, or --labelled DIR (see --help)".into());
@@ -73,7 +108,10 @@ fn images_in(dir: &Path) -> AnyResult<Vec<PathBuf>> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             matches!(
-                p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(),
+                p.extension()
+                    .and_then(|e| e.to_str())
+                    .map(str::to_ascii_lowercase)
+                    .as_deref(),
                 Some("jpg" | "jpeg" | "png")
             )
         })
@@ -84,9 +122,19 @@ fn images_in(dir: &Path) -> AnyResult<Vec<PathBuf>> {
 
 /// The crop centred in a larger mid-grey frame.
 fn pad_into_frame(rgba: &[u8], w: u32, h: u32) -> (Vec<u8>, u32, u32) {
+    pad_into_frame_at(rgba, w, h, 0)
+}
+
+/// The crop in a larger mid-grey frame, `shift` pixels right and down of the centre
+/// (`shift` is at most the crop's size, so it stays inside the frame).
+fn pad_into_frame_at(rgba: &[u8], w: u32, h: u32, shift: i64) -> (Vec<u8>, u32, u32) {
     let (fw, fh) = (w * FRAME_FACTOR, h * FRAME_FACTOR);
     let mut out = vec![BACKGROUND; (fw * fh * 4) as usize];
-    let (ox, oy) = ((fw - w) / 2, (fh - h) / 2);
+    let shift_x = shift.clamp(-(w as i64), w as i64);
+    let shift_y = shift.clamp(-(h as i64), h as i64);
+    let ox = ((fw - w) / 2) as i64 + shift_x;
+    let oy = ((fh - h) / 2) as i64 + shift_y;
+    let (ox, oy) = (ox as u32, oy as u32);
     for y in 0..h {
         let src = (y * w * 4) as usize..((y + 1) * w * 4) as usize;
         let dst = (((oy + y) * fw + ox) * 4) as usize;
@@ -96,12 +144,18 @@ fn pad_into_frame(rgba: &[u8], w: u32, h: u32) -> (Vec<u8>, u32, u32) {
 }
 
 fn largest(faces: &[Face]) -> Option<&Face> {
-    faces.iter().max_by(|a, b| a.bbox.area().total_cmp(&b.bbox.area()))
+    faces
+        .iter()
+        .max_by(|a, b| a.bbox.area().total_cmp(&b.bbox.area()))
 }
 
 /// ROC AUC by the rank-sum formula, ties counted half.
 fn roc_auc(pos: &[f64], neg: &[f64]) -> f64 {
-    let mut all: Vec<(f64, bool)> = pos.iter().map(|&s| (s, true)).chain(neg.iter().map(|&s| (s, false))).collect();
+    let mut all: Vec<(f64, bool)> = pos
+        .iter()
+        .map(|&s| (s, true))
+        .chain(neg.iter().map(|&s| (s, false)))
+        .collect();
     all.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut rank_sum = 0.0;
     let mut i = 0;
@@ -159,15 +213,127 @@ fn read_faceapi(path: &Path) -> AnyResult<HashMap<String, [f64; 7]>> {
         let file = v["file"].as_str().ok_or("a line has no file")?.to_string();
         let mut p = [0.0; 7];
         for (slot, label) in p.iter_mut().zip(smile_factor::EXPRESSION_LABELS) {
-            *slot = v["probs"][label].as_f64().ok_or("a line lacks a probability")?;
+            *slot = v["probs"][label]
+                .as_f64()
+                .ok_or("a line lacks a probability")?;
         }
         out.insert(file, p);
     }
     Ok(out)
 }
 
-fn score_labelled(analyzer: &FaceAnalyzer, dir: &Path, faceapi: Option<&Path>) -> AnyResult<()> {
+/// Per-frame results of detection on every frame and of the tracker on the same frames.
+/// A frame without a face scores 0, as in the pipeline row.
+#[derive(Default)]
+struct TrackTally {
+    every: [Vec<f64>; 2],
+    tracked: [Vec<f64>; 2],
+    /// Only the frames where the tracker skipped the detector: (tracker, every frame).
+    skipped: [Vec<(f64, f64)>; 2],
+    every_faces: usize,
+    tracker_faces: usize,
+    detector_runs: usize,
+    frames: usize,
+    diff_sum: f64,
+    diff_max: f64,
+    same_call: usize,
+}
+
+impl TrackTally {
+    /// Feeds one crop through the tracker as a sequence. `still` is the detect-every-frame
+    /// result of the centred crop: a still sequence repeats the same frame, and the models
+    /// are deterministic, so every frame would give exactly it again.
+    fn crop(
+        &mut self,
+        analyzer: &FaceAnalyzer,
+        tracker: &mut Tracker,
+        args: TrackArgs,
+        class: usize,
+        (rgba, w, h): (&[u8], u32, u32),
+        still: Option<f64>,
+    ) -> AnyResult<()> {
+        tracker.reset();
+        let n = args.frames as i64;
+        for k in 0..n {
+            // Centred over the sequence, so the crop never leaves the frame.
+            let shift = (k - (n - 1) / 2) * args.motion as i64;
+            let (frame, fw, fh) = pad_into_frame_at(rgba, w, h, shift);
+            let every = if args.motion == 0 {
+                still
+            } else {
+                let faces = analyzer.analyze(&frame, fw, fh)?;
+                largest(&faces).map(|f| f.expressions.happy as f64)
+            };
+            let step = tracker.step(analyzer, &RgbaFrame::new(&frame, fw, fh)?)?;
+            let ours = step.happy.map(f64::from);
+            let (e, t) = (every.unwrap_or(0.0), ours.unwrap_or(0.0));
+            self.every[class].push(e);
+            self.tracked[class].push(t);
+            if !step.detected {
+                self.skipped[class].push((t, e));
+            }
+            self.every_faces += every.is_some() as usize;
+            self.tracker_faces += ours.is_some() as usize;
+            self.detector_runs += step.detected as usize;
+            self.frames += 1;
+            self.diff_sum += (t - e).abs();
+            self.diff_max = self.diff_max.max((t - e).abs());
+            self.same_call += ((t > 0.5) == (e > 0.5)) as usize;
+        }
+        Ok(())
+    }
+
+    fn print(&self, args: TrackArgs, input_size: usize) {
+        let o = args.options;
+        let motion = match args.motion {
+            0 => "a still sequence".to_string(),
+            m => format!("moving {m} px right and down per frame"),
+        };
+        println!();
+        println!(
+            "detect, then track: each crop in its {FRAME_FACTOR}x frame as {} frames, {motion}; \
+             detector input {input_size}, redetect_every {}, margin {}, min_correlation {}, max_shift {}",
+            args.frames, o.redetect_every, o.margin, o.min_correlation, o.max_shift
+        );
+        println!("| mode                               | frames | acc@0.5  |  AUC   | best thr  | best acc |");
+        println!("|------------------------------------|--------|----------|--------|-----------|----------|");
+        report("detection on every frame", &self.every[1], &self.every[0]);
+        report("tracker", &self.tracked[1], &self.tracked[0]);
+        let part = |i: usize| {
+            self.skipped.clone().map(|v| {
+                v.iter()
+                    .map(|p| if i == 0 { p.0 } else { p.1 })
+                    .collect::<Vec<f64>>()
+            })
+        };
+        let (ours, every) = (part(0), part(1));
+        report("tracker, tracked frames only", &ours[1], &ours[0]);
+        report("every frame, on those frames", &every[1], &every[0]);
+        let pct = |n: usize| 100.0 * n as f64 / self.frames.max(1) as f64;
+        println!(
+            "frames with a face: every frame {:.2}%, tracker {:.2}%; the tracker ran the detector on {:.2}% of frames",
+            pct(self.every_faces),
+            pct(self.tracker_faces),
+            pct(self.detector_runs)
+        );
+        println!(
+            "tracker vs every frame, per frame: mean |diff| happy {:.5}, max {:.4}, same happy>0.5 call {:.2}%",
+            self.diff_sum / self.frames.max(1) as f64,
+            self.diff_max,
+            pct(self.same_call)
+        );
+    }
+}
+
+fn score_labelled(
+    analyzer: &FaceAnalyzer,
+    dir: &Path,
+    faceapi: Option<&Path>,
+    track: Option<TrackArgs>,
+) -> AnyResult<()> {
     let reference = faceapi.map(read_faceapi).transpose()?;
+    let mut tally = TrackTally::default();
+    let mut tracker = track.map(|t| Tracker::new(t.options)).transpose()?;
     let (mut crop, mut piped) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
     let (mut detected, mut total) = (0usize, 0usize);
     let (mut max_diff, mut mean_diff, mut agree, mut compared) = (0f64, 0f64, 0usize, 0usize);
@@ -183,10 +349,21 @@ fn score_labelled(analyzer: &FaceAnalyzer, dir: &Path, faceapi: Option<&Path>) -
             detected += face.is_some() as usize;
             // An undetected face cannot be judged smiling: it scores 0 here.
             piped[class].push(face.map_or(0.0, |f| f.expressions.happy as f64));
-            let key = format!("{sub}/{}", path.file_name().and_then(|n| n.to_str()).unwrap_or(""));
+            if let (Some(t), Some(tracker)) = (track, tracker.as_mut()) {
+                let still = face.map(|f| f.expressions.happy as f64);
+                tally.crop(analyzer, tracker, t, class, (&rgba, w, h), still)?;
+            }
+            let key = format!(
+                "{sub}/{}",
+                path.file_name().and_then(|n| n.to_str()).unwrap_or("")
+            );
             if let Some(theirs) = reference.as_ref().and_then(|r| r.get(&key)) {
                 let ours = happy.to_array();
-                let d = ours.iter().zip(theirs).map(|(a, b)| (*a as f64 - b).abs()).fold(0.0, f64::max);
+                let d = ours
+                    .iter()
+                    .zip(theirs)
+                    .map(|(a, b)| (*a as f64 - b).abs())
+                    .fold(0.0, f64::max);
                 max_diff = max_diff.max(d);
                 mean_diff += (ours[1] as f64 - theirs[1]).abs();
                 agree += ((ours[1] > 0.5) == (theirs[1] > 0.5)) as usize;
@@ -203,7 +380,10 @@ fn score_labelled(analyzer: &FaceAnalyzer, dir: &Path, faceapi: Option<&Path>) -
         .iter()
         .map(|&t| format!("{t:.1}: {:.2}%", 100.0 * accuracy(&crop[1], &crop[0], t)))
         .collect();
-    println!("| whole-crop accuracy by threshold   | {} |", sweep.join(" | "));
+    println!(
+        "| whole-crop accuracy by threshold   | {} |",
+        sweep.join(" | ")
+    );
     report("detect+classify (crop in 3x frame)", &piped[1], &piped[0]);
     println!(
         "detection rate (crop in {FRAME_FACTOR}x frame, input {}): {detected}/{total} = {:.2}%",
@@ -212,16 +392,27 @@ fn score_labelled(analyzer: &FaceAnalyzer, dir: &Path, faceapi: Option<&Path>) -
     );
     if let Some(r) = &reference {
         let theirs: [Vec<f64>; 2] = ["non_smile/", "smile/"].map(|p| {
-            let mut v: Vec<(&String, f64)> = r.iter().filter(|(k, _)| k.starts_with(p)).map(|(k, v)| (k, v[1])).collect();
+            let mut v: Vec<(&String, f64)> = r
+                .iter()
+                .filter(|(k, _)| k.starts_with(p))
+                .map(|(k, v)| (k, v[1]))
+                .collect();
             v.sort_by(|a, b| a.0.cmp(b.0));
             v.into_iter().map(|x| x.1).collect()
         });
-        report("face-api.js 1.7.15 (from --faceapi)", &theirs[1], &theirs[0]);
+        report(
+            "face-api.js 1.7.15 (from --faceapi)",
+            &theirs[1],
+            &theirs[0],
+        );
         println!(
             "vs face-api.js on {compared} crops: max |diff| over 7 probs {max_diff:.4}, mean |diff| happy {:.5}, same happy>0.5 call {:.2}%",
             mean_diff / compared.max(1) as f64,
             100.0 * agree as f64 / compared.max(1) as f64
         );
+    }
+    if let Some(t) = track {
+        tally.print(t, analyzer.options().input_size);
     }
     Ok(())
 }
@@ -232,14 +423,25 @@ fn main() -> AnyResult<()> {
         let p = args.models.join(name);
         std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()).into())
     };
-    let options = AnalyzerOptions { input_size: args.input_size, ..Default::default() };
-    let analyzer = FaceAnalyzer::new(&read("tiny_face_detector.onnx")?, &read("face_expression.onnx")?, options)?;
+    let options = AnalyzerOptions {
+        input_size: args.input_size,
+        ..Default::default()
+    };
+    let analyzer = FaceAnalyzer::new(
+        &read("tiny_face_detector.onnx")?,
+        &read("face_expression.onnx")?,
+        options,
+    )?;
     if let Some(dir) = &args.labelled {
-        return score_labelled(&analyzer, dir, args.faceapi.as_deref());
+        return score_labelled(&analyzer, dir, args.faceapi.as_deref(), args.track);
     }
     let mut results = Vec::new();
     for p in &args.paths {
-        let files = if p.is_dir() { images_in(p)? } else { vec![p.clone()] };
+        let files = if p.is_dir() {
+            images_in(p)?
+        } else {
+            vec![p.clone()]
+        };
         for f in files {
             let (rgba, w, h) = load_rgba(&f)?;
             let faces = analyzer.analyze(&rgba, w, h)?;

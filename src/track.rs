@@ -14,7 +14,7 @@
 //! `max_shift` means it drifted: either way the detector runs on that very frame.
 //! The template is never updated between detections, so errors cannot accumulate.
 //! Matching reads about 100k pixels and does about 75k multiply-adds: 0.3 ms natively,
-//! against ~25 ms for the detector on the page's 320x240 frame.
+//! against 15-20 ms for the detector on the page's 320x240 frame.
 
 use serde::Serialize;
 
@@ -40,8 +40,9 @@ pub struct TrackerOptions {
     /// the expression net.
     pub redetect_every: u32,
     /// On tracked frames the box is grown by this fraction of its width and height on
-    /// each side before classification, so that a shift the one-cell matching steps do
-    /// not follow still leaves the whole face in the crop. 0 to 0.5.
+    /// each side before classification: slack against tracking error, paid for with a
+    /// crop looser than the detector's boxes that the expression net is used to.
+    /// Detect frames classify the detector's box as it is. 0 to 0.5.
     pub margin: f64,
     /// Lost below this normalised cross-correlation with the template (0 to 1). A held
     /// face, even one that starts smiling, stays far above it; a face that left the
@@ -124,16 +125,10 @@ pub struct TrackStep {
 /// Follows the largest face across frames; see the module docs.
 pub struct Tracker {
     options: TrackerOptions,
-    track: Option<Track>,
+    /// The face being followed: its template from the last detection.
+    track: Option<Template>,
     /// Frames since the detector last ran (0 on a detect frame).
     since_detect: u32,
-}
-
-/// The face being followed.
-struct Track {
-    template: Template,
-    /// Where the face was matched last, for drawing.
-    current: BoundingBox,
 }
 
 impl Tracker {
@@ -164,8 +159,8 @@ impl Tracker {
     pub fn step(&mut self, analyzer: &FaceAnalyzer, frame: &RgbaFrame) -> Result<TrackStep> {
         let track = self.track.take();
         let due = self.since_detect + 1 >= self.options.redetect_every;
-        if let (Some(mut track), false) = (track, due) {
-            if let Some(step) = self.follow(&mut track, analyzer, frame)? {
+        if let (Some(track), false) = (track, due) {
+            if let Some(step) = self.follow(&track, analyzer, frame)? {
                 self.track = Some(track);
                 self.since_detect += 1;
                 return Ok(step);
@@ -177,11 +172,11 @@ impl Tracker {
     /// A tracked frame, or `None` when the face is lost or drifted.
     fn follow(
         &self,
-        track: &mut Track,
+        template: &Template,
         analyzer: &FaceAnalyzer,
         frame: &RgbaFrame,
     ) -> Result<Option<TrackStep>> {
-        let Some(found) = track.template.locate(frame, self.options.window_cells()) else {
+        let Some(found) = template.locate(frame, self.options.window_cells()) else {
             return Ok(None);
         };
         let reach = self.options.max_shift * TEMPLATE_CELLS as f64;
@@ -191,12 +186,11 @@ impl Tracker {
         {
             return Ok(None);
         }
-        let bbox = track.template.shifted(found.dx, found.dy);
+        let bbox = template.shifted(found.dx, found.dy);
         let crop = grow(&bbox, self.options.margin);
         let Some(expressions) = analyzer.classify_box(frame, &crop)? else {
             return Ok(None);
         };
-        track.current = bbox;
         Ok(Some(TrackStep {
             boxes: vec![bbox],
             judged: Some(0),
@@ -218,10 +212,7 @@ impl Tracker {
         if let Some(b) = judged.and_then(|i| boxes.get(i)) {
             happy = analyzer.classify_box(frame, b)?.map(|e| e.happy);
             if happy.is_some() {
-                self.track = Template::capture(frame, *b).map(|template| Track {
-                    template,
-                    current: *b,
-                });
+                self.track = Template::capture(frame, *b);
             }
         }
         Ok(TrackStep {
@@ -230,11 +221,6 @@ impl Tracker {
             happy,
             detected: true,
         })
-    }
-
-    /// The box last drawn for the tracked face, if one is held.
-    pub fn tracked_box(&self) -> Option<BoundingBox> {
-        self.track.as_ref().map(|t| t.current)
     }
 }
 
