@@ -178,6 +178,7 @@ class GraphBuilder:
         self.dequant_nodes = []
         self.n_dequant = 0
         self.shapes = set()
+        self.consts = set()
 
     def init(self, name, array):
         """Add weight `name`; returns the name of a float32 tensor holding its tfjs value.
@@ -234,6 +235,13 @@ class GraphBuilder:
 
     def node(self, op, inputs, name, **attrs):
         self.nodes.append(helper.make_node(op, inputs, [name], name=name, **attrs))
+        return name
+
+    def const(self, name, array):
+        """A small constant initializer, stored once however often it is used."""
+        if name not in self.consts:
+            self.consts.add(name)
+            self.initializers.append(numpy_helper.from_array(array, name))
         return name
 
     def check_all_used(self):
@@ -305,12 +313,33 @@ def build_tiny_face_detector(weights, quantized=True):
         return g.node("MaxPool", [t], name, kernel_shape=[2, 2], strides=[stride, stride],
                       auto_pad="SAME_UPPER")
 
+    def maxpool_s2(t, name, odd):
+        # The same pool at stride 2, as Max of strided slices: tract 0.23 runs a stride-2
+        # MaxPool as a scalar loop per tap (over half the detector natively), while
+        # slices and Max are vectorised. Exact: max is order-independent. Rows first, so
+        # the column taps read half the data. An odd side is padded at the end as TF
+        # does, with -inf, which never wins.
+        if odd:
+            pads = g.const("pool/pads_end", np.array([0, 0, 0, 0, 0, 0, 1, 1], np.int64))
+            t = g.node("Pad", [t, pads, g.const("pool/-inf", np.array(-np.inf, np.float32))],
+                       f"{name}/pad")
+        for axis, half in ((2, "rows"), (3, "cols")):
+            taps = [g.node("Slice", [t, g.const(f"pool/start{k}", np.array([k], np.int64)),
+                                     g.const("pool/end", np.array([2**62], np.int64)),
+                                     g.const(f"pool/axis{axis}", np.array([axis], np.int64)),
+                                     g.const("pool/step", np.array([2], np.int64))],
+                           f"{name}/{half}{k}")
+                    for k in (0, 1)]
+            t = g.node("Max", taps, name if axis == 3 else f"{name}/{half}")
+        return t
+
     out = leaky(g.conv(x, "conv0", pads=[0, 0, 0, 0]), "conv0")  # 'valid'
-    out = maxpool(out, "pool0", 2)
+    # Sides for an input of s = 32k: conv0 s-2, conv1 s/2-1 (odd), conv2..4 s/4..s/16.
+    out = maxpool_s2(out, "pool0", odd=False)
     for i in range(1, 6):
         # tf.pad by 1 on H and W, then separableConv2d 'valid', + bias, leaky.
         out = leaky(g.separable_conv(out, f"conv{i}", pads=[1, 1, 1, 1]), f"conv{i}")
-        out = maxpool(out, f"pool{i}", 2 if i < 5 else 1)
+        out = maxpool_s2(out, f"pool{i}", odd=i == 1) if i < 5 else maxpool(out, "pool5", 1)
     g.conv(out, "conv8", pads=[0, 0, 0, 0], out="grid")  # 'valid', no activation
     g.check_all_used()
 
