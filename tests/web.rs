@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::{check_crops, check_frames, OurFace, RefBox, DETECTOR, EXPRESSION};
+use common::{check_crops, check_frames, rgba, OurFace, RefBox, DETECTOR, EXPRESSION};
 use serde::Deserialize;
-use smile_factor::web::WebFaceAnalyzer;
+use smile_factor::web::{WebFaceAnalyzer, WebFaceTracker};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
 
@@ -87,4 +87,61 @@ fn bad_input_throws_a_js_error_with_the_reason() {
     let err = a.analyze(&[0; 10], 64, 64).err().map(JsValue::from).expect("short buffer throws");
     let msg = js_sys::Error::from(err).message().as_string().unwrap_or_default();
     assert!(msg.contains("16384 bytes"), "{msg}");
+}
+
+/// What `FaceTracker.step` returns.
+#[derive(Deserialize)]
+struct JsStep {
+    boxes: Vec<RefBox>,
+    judged: Option<usize>,
+    happy: Option<f32>,
+    detected: bool,
+}
+
+fn step(t: &mut WebFaceTracker, buf: &[u8], w: u32, h: u32) -> JsStep {
+    let v = t.step(buf, w, h).unwrap_or_else(|_| panic!("step"));
+    serde_wasm_bindgen::from_value(v).unwrap()
+}
+
+#[wasm_bindgen_test]
+fn tracker_detects_then_follows_the_largest_face() {
+    let (buf, w, h) = rgba("frames/sample6_640x480.png");
+    // What detection on every frame says: the largest face and its happy probability.
+    let faces: Vec<JsFace> =
+        serde_wasm_bindgen::from_value(analyzer(224).analyze(&buf, w, h).unwrap_or_else(|_| panic!("analyze"))).unwrap();
+    let largest = faces
+        .iter()
+        .max_by(|a, b| (a.bbox.width * a.bbox.height).total_cmp(&(b.bbox.width * b.bbox.height)))
+        .expect("the fixture has faces");
+
+    let mut t = WebFaceTracker::new(DETECTOR, EXPRESSION, options(224)).unwrap_or_else(|_| panic!("tracker loads"));
+    let steps: Vec<JsStep> = (0..6).map(|_| step(&mut t, &buf, w, h)).collect();
+    // The detector runs on the first frame and again after redetectEvery (5) frames.
+    let detected: Vec<bool> = steps.iter().map(|s| s.detected).collect();
+    assert_eq!(detected, [true, false, false, false, false, true]);
+
+    let first = &steps[0];
+    assert_eq!(first.boxes.len(), faces.len(), "a detect frame draws every face");
+    let judged = first.boxes[first.judged.expect("a face is judged")];
+    assert!(judged.iou(&largest.bbox) > 0.99, "judged {judged:?}, largest {:?}", largest.bbox);
+    let happy = first.happy.expect("happy on a detect frame");
+    assert!((happy - largest.expressions.happy).abs() < 1e-4, "{happy} vs {}", largest.expressions.happy);
+    for s in &steps[1..5] {
+        assert_eq!((s.boxes.len(), s.judged), (1, Some(0)), "a tracked frame draws the tracked box");
+        assert!(s.boxes[0].iou(&largest.bbox) > 0.9, "tracked box {:?}", s.boxes[0]);
+        let h = s.happy.expect("happy on a tracked frame");
+        assert!((h - happy).abs() < 0.02, "tracked happy {h} vs detected {happy}");
+    }
+
+    // reset() forgets the face: the next frame runs the detector.
+    t.reset();
+    assert!(step(&mut t, &buf, w, h).detected);
+
+    // An empty scene: no face, nothing judged, and the detector keeps looking.
+    let grey = vec![128u8; (w * h * 4) as usize];
+    for _ in 0..2 {
+        let s = step(&mut t, &grey, w, h);
+        assert!(s.detected && s.boxes.is_empty(), "{} boxes", s.boxes.len());
+        assert_eq!((s.judged, s.happy), (None, None));
+    }
 }

@@ -27,7 +27,7 @@ use std::rc::Rc;
 
 use wasm_bindgen::prelude::*;
 
-pub use analyzer::WebFaceAnalyzer;
+pub use analyzer::{WebFaceAnalyzer, WebFaceTracker};
 
 /// Runs once when the module is instantiated (on the page and in the worker).
 #[wasm_bindgen(start)]

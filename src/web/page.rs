@@ -348,6 +348,9 @@ pub struct Page {
     problem: Option<Problem>,
     /// A camera start is under way; further clicks are ignored.
     starting: bool,
+    /// The camera, started while the worker still loads the models; the challenge
+    /// begins when the worker is ready.
+    waiting_camera: Option<Camera>,
     result_timer: Option<Timeout>,
     /// The buttons' listeners, alive as long as the page.
     _buttons: Vec<Listener>,
@@ -391,6 +394,7 @@ fn new_page(
             challenge: None,
             problem: None,
             starting: false,
+            waiting_camera: None,
             result_timer: None,
             _buttons: Vec::new(),
             weak: weak.clone(),
@@ -447,7 +451,7 @@ pub async fn start_page(root: HtmlElement, assets: Assets) -> Result<(), DomErro
         }
     };
     // 2. State, return URL and the session; any failure here means no redirect ever.
-    // 3. The worker loads the models; the start screen shows when it is ready.
+    // 3. The worker loads the models while the start screen shows.
     with_page(&weak, |p| {
         if p.configure_page(config) {
             p.start_engine();
@@ -738,14 +742,18 @@ impl Page {
         }
     }
 
-    /// Starts the inference worker; the start screen shows once it has the models.
+    /// Starts the inference worker and shows the start screen at once: the user can
+    /// start (and answer the camera prompt) while the worker loads the models.
     fn start_engine(&mut self) {
         let weak = self.weak.clone();
         let started = Engine::start(&self.assets, self.input_size, move |event| {
             with_page(&weak, |p| p.on_engine(event));
         });
         match started {
-            Ok(engine) => self.engine = Some(engine),
+            Ok(engine) => {
+                self.engine = Some(engine);
+                self.show_start();
+            }
             Err(e) => self.show_problem(Problem::Engine, &e.0),
         }
     }
@@ -754,8 +762,8 @@ impl Page {
         match event {
             EngineEvent::Ready => {
                 self.engine_ready = true;
-                if self.problem.is_none() && !self.starting {
-                    self.show_start();
+                if let Some(camera) = self.waiting_camera.take() {
+                    self.begin_challenge(camera);
                 }
             }
             EngineEvent::Failed(detail) => {
@@ -790,6 +798,7 @@ impl Page {
             self.texts.problem(problem)
         ));
         self.challenge = None;
+        self.waiting_camera = None; // dropping it stops it
         stop_camera(&self.camera);
         self.ui.selfview.set_src_object(None);
         self.problem = Some(problem);
@@ -811,9 +820,14 @@ impl Page {
         }
     }
 
-    /// Start (or Try again): starts the camera, then the challenge.
+    /// Start (or Try again): starts the camera, then the challenge once the worker is
+    /// ready too.
     fn begin_camera(&mut self) {
-        if self.starting || self.challenge.is_some() || self.session.is_none() || !self.engine_ready
+        if self.starting
+            || self.challenge.is_some()
+            || self.waiting_camera.is_some()
+            || self.session.is_none()
+            || self.engine.is_none()
         {
             return;
         }
@@ -827,13 +841,26 @@ impl Page {
             let handled = with_page(&weak, |p| {
                 p.starting = false;
                 match result {
-                    Ok(camera) => p.begin_challenge(camera),
+                    Ok(camera) => p.on_camera(camera),
                     Err(e) => p.show_problem(e.problem, &e.detail),
                 }
             });
             // The page is gone (replaced): the camera in `result` was dropped and stopped.
             let _ = handled;
         });
+    }
+
+    /// The camera is on: begin, or wait for the worker (the loading screen stays).
+    fn on_camera(&mut self, camera: Camera) {
+        // The worker failed meanwhile (the error screen shows): dropping stops the camera.
+        if self.engine.is_none() || self.problem.is_some() {
+            return;
+        }
+        if self.engine_ready {
+            self.begin_challenge(camera);
+        } else {
+            self.waiting_camera = Some(camera);
+        }
     }
 
     fn begin_challenge(&mut self, camera: Camera) {
