@@ -163,8 +163,10 @@ async function resolveInside(root, pathname) {
  * @param {string} [o.csp]        a Content-Security-Policy sent with every response (e.g. STRICT_CSP);
  *   /continue, the stand-in identity provider's page, keeps its own stricter policy
  * @param {boolean} [o.log=false]  print each /continue to stdout
+ * @param {(pathname: string) => Promise<void>|undefined} [o.hold]  tests: a file request waits
+ *   for the returned promise (a slow network for chosen files)
  */
-export async function startServer({ root, port = 0, host = '127.0.0.1', config, csp, log = false } = {}) {
+export async function startServer({ root, port = 0, host = '127.0.0.1', config, csp, log = false, hold } = {}) {
   if (!root) throw new Error('startServer: root is required');
   const rootDir = await realpath(path.resolve(root)).catch(() => {
     throw new Error(`startServer: root ${root} does not exist`);
@@ -233,6 +235,7 @@ export async function startServer({ root, port = 0, host = '127.0.0.1', config, 
         if (notModified(req, res, etag, CACHE_REVALIDATE)) return;
         return send(res, 200, body, MIME_TYPES['.json'], { ETag: etag, 'Cache-Control': CACHE_REVALIDATE });
       }
+      await hold?.(url.pathname);
       const found = await resolveInside(rootDir, url.pathname);
       if (!found) return send(res, 403, 'forbidden\n');
       if (!found.st) return send(res, 404, 'not found\n');

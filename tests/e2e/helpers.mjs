@@ -63,12 +63,14 @@ const dataset = () => ({ ...document.documentElement.dataset });
  * @param {object} o
  * @param {'neutral'|'smile'|'empty'} [o.camera='neutral']
  * @param {boolean|null} [o.grantCamera=true]
+ * @param {function} [o.hold]  passed to the server: holds chosen file requests
  * @param {(ctx: {srv, browser, origin, open}) => Promise<any>} body
  */
-export async function withPage({ camera = 'neutral', grantCamera = true, config } = {}, body) {
+export async function withPage({ camera = 'neutral', grantCamera = true, config, hold } = {}, body) {
   const srv = await startServer({
     root: WWW,
     config: config ?? ((origin) => ({ returnUrl: origin, duration: DURATION_S })),
+    hold,
   });
   let browser;
   try {

@@ -167,4 +167,31 @@ describe('smile-factor page', { concurrency: false }, () => {
       t.diagnostic(`browser requested ${urls.length} URLs; server paths: ${paths.join(' ')}`);
     });
   });
+
+  test('9. Start works while the models still load: the countdown waits for them', T, async () => {
+    let release;
+    const released = new Promise((resolve) => { release = resolve; });
+    const hold = (pathname) => (pathname.includes('/models/') ? released : undefined);
+    try {
+      await withPage({ camera: 'neutral', hold }, async ({ srv, browser, open, origin }) => {
+        assert.equal(await open(q({ state: 'early-9' })), 'start', 'Start is offered before the models arrive');
+        for (let i = 0; !srv.requests.some((r) => r.url.includes('/models/')); i++) {
+          assert.ok(i < 200, 'the worker asked for a model');
+          await sleep(50);
+        }
+        await browser.clickSelector('#start');
+        await sleep(1_500);
+        const held = await browser.executeScript(() => document.documentElement.dataset.phase);
+        assert.equal(held, 'loading', 'no countdown while the models are still on their way');
+        const releasedAt = Date.now();
+        release();
+        const raw = await srv.waitForContinue(DURATION_S * 1000 + 30_000);
+        assertContinue(new URL(raw, origin), origin, { state: 'early-9', notsmiling: 'true' });
+        const took = srv.requests.find((r) => r.url === raw).time - releasedAt;
+        assert.ok(took >= DURATION_S * 1000, `the whole countdown ran after the models arrived (${took} ms)`);
+      });
+    } finally {
+      release();
+    }
+  });
 });
