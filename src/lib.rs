@@ -13,6 +13,7 @@ pub mod embed;
 pub mod error;
 pub mod frame;
 pub mod model;
+pub mod nn;
 pub mod preprocess;
 pub mod redirect;
 pub mod track;

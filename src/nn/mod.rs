@@ -1,0 +1,944 @@
+//! Our own small inference engine for the two face-api.js networks, in place of a
+//! general ONNX runtime: the page downloads and compiles a few hundred KB instead of
+//! megabytes, and loading is parsing plus repacking weights, no graph optimiser.
+//!
+//! [`Net::load`] reads an ONNX file ([`proto`]), folds everything computed from
+//! initializers alone (the dequantisation subgraphs, in float64 as tfjs does), pins the
+//! input shape, infers every shape, fuses the patterns these graphs use (activation after
+//! Conv; `Slice`+`Max` pairs, which are 2x2 max pools) and keeps a list of steps.
+//! [`Net::run`] executes the steps with the kernels in [`kernels`]. Only the operators
+//! and attribute values the two models need are accepted; anything else is a load error,
+//! never a wrong answer.
+
+pub mod kernels;
+pub mod proto;
+
+use std::collections::HashMap;
+
+use kernels::{Act, Window};
+use proto::{Attr, NodeProto};
+
+/// No tensor may exceed this many elements (256 MiB of f32): a hostile file fails to
+/// load instead of exhausting memory.
+const MAX_ELEMENTS: usize = 1 << 26;
+
+/// Why a file could not be loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// Not an ONNX file we can run: malformed, or an operator or attribute we do not support.
+    #[error("{0}")]
+    Invalid(String),
+    /// A well-formed graph that does not fit the requested input shape: usually the
+    /// other model's file, or a wrong input size.
+    #[error("{0}")]
+    Shape(String),
+}
+
+impl From<String> for NetError {
+    fn from(s: String) -> Self {
+        NetError::Invalid(s)
+    }
+}
+
+impl From<&str> for NetError {
+    fn from(s: &str) -> Self {
+        NetError::Invalid(s.to_string())
+    }
+}
+
+type R<T> = std::result::Result<T, NetError>;
+
+/// A constant: an initializer or something folded from initializers.
+#[derive(Clone, Debug)]
+struct Const {
+    dims: Vec<usize>,
+    values: Vec<f64>,
+}
+
+#[derive(Debug)]
+enum Op {
+    Conv {
+        depthwise: bool,
+        /// Packed for [`kernels::gemm`] when dense, `[c][kh*kw]` when depthwise.
+        weights: Vec<f32>,
+        bias: Vec<f32>,
+        cin: usize,
+        cout: usize,
+        hw: (usize, usize),
+        win: Window,
+        act: Act,
+    },
+    Act(Act),
+    Add,
+    Max,
+    /// `out = max(x[2i], x[2i+1])` along `axis`: a `Max` of two stride-2 `Slice`s.
+    PairMax {
+        axis: usize,
+    },
+    Slice {
+        axis: usize,
+        start: usize,
+        step: usize,
+    },
+    Pad {
+        pads: Vec<usize>,
+        value: f32,
+    },
+    Pool {
+        max: bool,
+        c: usize,
+        hw: (usize, usize),
+        win: Window,
+    },
+    /// Reshape or Flatten: the data is unchanged.
+    Copy,
+    Gemm {
+        packed: Vec<f32>,
+        bias: Vec<f32>,
+        k: usize,
+        n: usize,
+    },
+    Softmax,
+}
+
+#[derive(Debug)]
+struct Step {
+    op: Op,
+    inputs: Vec<usize>,
+    output: usize,
+}
+
+/// A loaded network for one input shape.
+#[derive(Debug)]
+pub struct Net {
+    steps: Vec<Step>,
+    shapes: Vec<Vec<usize>>,
+    input: usize,
+    output: usize,
+    /// Values whose last reader is step i, freed after it.
+    free_after: Vec<Vec<usize>>,
+}
+
+impl Net {
+    /// Parses `bytes` as ONNX and prepares it for inputs of `input_shape` (NCHW, batch 1).
+    pub fn load(bytes: &[u8], input_shape: &[usize]) -> R<Self> {
+        let graph = proto::parse_model(bytes)?;
+        let mut consts: HashMap<String, Const> = graph
+            .initializers
+            .into_iter()
+            .map(|t| {
+                (
+                    t.name,
+                    Const {
+                        dims: t.dims,
+                        values: t.values,
+                    },
+                )
+            })
+            .collect();
+        let inputs: Vec<&String> = graph
+            .inputs
+            .iter()
+            .filter(|n| !consts.contains_key(*n))
+            .collect();
+        let [input_name] = inputs[..] else {
+            return Err(format!("expected 1 input, found {}", inputs.len()).into());
+        };
+        let output_name = graph.outputs.first().ok_or("the graph has no output")?;
+        if input_shape.len() != 4 || input_shape[0] != 1 {
+            return Err(format!("input shape {input_shape:?} is not NCHW with batch 1").into());
+        }
+        let mut b = Builder::default();
+        let input = b.value(input_name, input_shape.to_vec())?;
+        for node in &graph.nodes {
+            if !node.domain.is_empty() && node.domain != "ai.onnx" {
+                return Err(format!("operator domain {} is not supported", node.domain).into());
+            }
+            let all_const = node
+                .inputs
+                .iter()
+                .all(|i| i.is_empty() || consts.contains_key(i));
+            if all_const {
+                let out = node.outputs.first().ok_or("a node has no output")?;
+                let folded = fold(node, &consts)?;
+                consts.insert(out.clone(), folded);
+            } else {
+                b.node(node, &consts)?;
+            }
+        }
+        let output = *b
+            .ids
+            .get(output_name)
+            .ok_or("the output is not computed from the input")?;
+        b.fuse(output);
+        Ok(b.finish(input, output))
+    }
+
+    pub fn output_shape(&self) -> &[usize] {
+        &self.shapes[self.output]
+    }
+
+    /// Runs the network on an NCHW input of the loaded shape.
+    pub fn run(&self, input: Vec<f32>) -> R<Vec<f32>> {
+        let want: usize = self.shapes[self.input].iter().product();
+        if input.len() != want {
+            return Err(NetError::Shape(format!(
+                "input has {} values, expected {want}",
+                input.len()
+            )));
+        }
+        let mut vals: Vec<Option<Vec<f32>>> = vec![None; self.shapes.len()];
+        vals[self.input] = Some(input);
+        for (step, free) in self.steps.iter().zip(&self.free_after) {
+            let mut out = vec![0f32; self.shapes[step.output].iter().product()];
+            let args = step
+                .inputs
+                .iter()
+                .map(|&i| {
+                    vals[i].as_deref().ok_or(NetError::Invalid(
+                        "a value was used after it was freed".into(),
+                    ))
+                })
+                .collect::<R<Vec<&[f32]>>>()?;
+            let shape = &self.shapes[step.inputs[0]];
+            eval(&step.op, &args, shape, &mut out);
+            vals[step.output] = Some(out);
+            for &v in free {
+                if v != self.output {
+                    vals[v] = None;
+                }
+            }
+        }
+        vals[self.output]
+            .take()
+            .ok_or(NetError::Invalid("no output".into()))
+    }
+}
+
+fn eval(op: &Op, args: &[&[f32]], shape: &[usize], out: &mut [f32]) {
+    let x = args[0];
+    match op {
+        Op::Conv {
+            depthwise: true,
+            weights,
+            bias,
+            cin,
+            hw,
+            win,
+            act,
+            ..
+        } => kernels::conv_depthwise(x, *cin, *hw, *win, weights, bias, out, *act),
+        Op::Conv {
+            weights,
+            bias,
+            cin,
+            cout,
+            hw,
+            win,
+            act,
+            ..
+        } => {
+            if win.kh == 1 && win.kw == 1 && win.stride == 1 && win.pads == [0; 4] {
+                let n = hw.0 * hw.1;
+                kernels::gemm(weights, bias, *cout, *cin, x, n, n, out, n, 0, *act)
+            } else {
+                kernels::conv_dense(x, *cin, *hw, *win, weights, bias, *cout, out, *act)
+            }
+        }
+        Op::Act(act) => {
+            for (o, v) in out.iter_mut().zip(x) {
+                *o = act.apply(*v);
+            }
+        }
+        Op::Add => {
+            for ((o, a), b) in out.iter_mut().zip(x).zip(args[1]) {
+                *o = a + b;
+            }
+        }
+        Op::Max => {
+            for ((o, a), b) in out.iter_mut().zip(x).zip(args[1]) {
+                *o = a.max(*b);
+            }
+        }
+        Op::PairMax { axis } => {
+            let (outer, dim, inner) = split(shape, *axis);
+            let half = out.len() / (outer * inner);
+            for o in 0..outer {
+                for i in 0..half {
+                    let a = &x[(o * dim + 2 * i) * inner..][..inner];
+                    let b = &x[(o * dim + 2 * i + 1) * inner..][..inner];
+                    let d = &mut out[(o * half + i) * inner..][..inner];
+                    for ((d, a), b) in d.iter_mut().zip(a).zip(b) {
+                        *d = a.max(*b);
+                    }
+                }
+            }
+        }
+        Op::Slice { axis, start, step } => {
+            let (outer, dim, inner) = split(shape, *axis);
+            let len = out.len() / (outer * inner);
+            for o in 0..outer {
+                for i in 0..len {
+                    let src = &x[(o * dim + start + i * step) * inner..][..inner];
+                    out[(o * len + i) * inner..][..inner].copy_from_slice(src);
+                }
+            }
+        }
+        Op::Pad { pads, value } => pad(x, shape, pads, *value, out),
+        Op::Pool { max, c, hw, win } => kernels::pool(x, *c, *hw, *win, *max, out),
+        Op::Copy => out.copy_from_slice(x),
+        Op::Gemm { packed, bias, k, n } => {
+            kernels::gemm(packed, bias, *n, *k, x, 1, 1, out, 1, 0, Act::None)
+        }
+        Op::Softmax => {
+            out.copy_from_slice(x);
+            let last = shape.last().copied().unwrap_or(1).max(1);
+            for row in out.chunks_mut(last) {
+                kernels::softmax(row);
+            }
+        }
+    }
+}
+
+/// `(product of dims before axis, dims[axis], product after)`.
+fn split(shape: &[usize], axis: usize) -> (usize, usize, usize) {
+    (
+        shape[..axis].iter().product(),
+        shape[axis],
+        shape[axis + 1..].iter().product(),
+    )
+}
+
+fn pad(x: &[f32], shape: &[usize], pads: &[usize], value: f32, out: &mut [f32]) {
+    let rank = shape.len();
+    let oshape: Vec<usize> = (0..rank)
+        .map(|a| shape[a] + pads[a] + pads[a + rank])
+        .collect();
+    out.fill(value);
+    // Copy the input row by row (last axis contiguous) to its place in the output.
+    let last = shape[rank - 1];
+    let rows = x.len() / last.max(1);
+    for r in 0..rows {
+        let (mut rem, mut off, mut ostride) = (r, 0, 1);
+        let mut idx = vec![0; rank];
+        for a in (0..rank - 1).rev() {
+            idx[a] = rem % shape[a];
+            rem /= shape[a];
+        }
+        idx[rank - 1] = 0;
+        for a in (0..rank).rev() {
+            off += (idx[a] + pads[a]) * ostride;
+            ostride *= oshape[a];
+        }
+        out[off..off + last].copy_from_slice(&x[r * last..(r + 1) * last]);
+    }
+}
+
+/// Evaluates a node whose inputs are all constants.
+fn fold(node: &NodeProto, consts: &HashMap<String, Const>) -> R<Const> {
+    let arg = |i: usize| -> R<&Const> {
+        node.inputs
+            .get(i)
+            .and_then(|n| consts.get(n))
+            .ok_or_else(|| format!("{} needs input {i}", node.op_type).into())
+    };
+    match node.op_type.as_str() {
+        "Cast" => {
+            let a = arg(0)?;
+            let values = match node.attr("to") {
+                // To float32: round each value, as a Float32Array store does.
+                Some(Attr::Int(1)) => a.values.iter().map(|&v| v as f32 as f64).collect(),
+                Some(Attr::Int(11)) => a.values.clone(),
+                other => return Err(format!("Cast to {other:?} is not supported").into()),
+            };
+            Ok(Const {
+                dims: a.dims.clone(),
+                values,
+            })
+        }
+        "Mul" | "Add" => {
+            let (a, b) = (arg(0)?, arg(1)?);
+            let f = |x: f64, y: f64| if node.op_type == "Mul" { x * y } else { x + y };
+            let (big, small, swap) = if a.values.len() >= b.values.len() {
+                (a, b, false)
+            } else {
+                (b, a, true)
+            };
+            let values = match small.values.len() {
+                1 => big
+                    .values
+                    .iter()
+                    .map(|&v| {
+                        if swap {
+                            f(small.values[0], v)
+                        } else {
+                            f(v, small.values[0])
+                        }
+                    })
+                    .collect(),
+                n if n == big.values.len() && a.dims == b.dims => a
+                    .values
+                    .iter()
+                    .zip(&b.values)
+                    .map(|(&x, &y)| f(x, y))
+                    .collect(),
+                _ => {
+                    return Err(format!(
+                        "{} of constants {:?} and {:?} is not supported",
+                        node.op_type, a.dims, b.dims
+                    )
+                    .into())
+                }
+            };
+            Ok(Const {
+                dims: big.dims.clone(),
+                values,
+            })
+        }
+        "Reshape" => {
+            let (a, s) = (arg(0)?, arg(1)?);
+            let dims = reshape_dims(&a.dims, &s.values)?;
+            Ok(Const {
+                dims,
+                values: a.values.clone(),
+            })
+        }
+        op => Err(format!("{op} on constants is not supported").into()),
+    }
+}
+
+/// ONNX Reshape's target: 0 keeps a dim, one -1 is inferred.
+fn reshape_dims(from: &[usize], spec: &[f64]) -> R<Vec<usize>> {
+    let total: usize = from.iter().product();
+    let mut dims = Vec::with_capacity(spec.len());
+    let mut infer = None;
+    for (i, &s) in spec.iter().enumerate() {
+        match s as i64 {
+            0 => dims.push(*from.get(i).ok_or("Reshape: 0 past the input's rank")?),
+            -1 if infer.is_none() => {
+                infer = Some(i);
+                dims.push(1);
+            }
+            d if d > 0 => dims.push(d as usize),
+            d => return Err(format!("Reshape: bad dim {d}").into()),
+        }
+    }
+    let known: usize = dims.iter().product();
+    if let Some(i) = infer {
+        if known == 0 || total % known != 0 {
+            return Err("Reshape: cannot infer -1".into());
+        }
+        dims[i] = total / known;
+    }
+    if dims.iter().product::<usize>() != total {
+        return Err(NetError::Shape(format!(
+            "Reshape: {from:?} to {dims:?} changes the size"
+        )));
+    }
+    Ok(dims)
+}
+
+fn ints(node: &NodeProto, name: &str) -> R<Option<Vec<usize>>> {
+    match node.attr(name) {
+        None => Ok(None),
+        Some(Attr::Ints(v)) => v
+            .iter()
+            .map(|&i| {
+                usize::try_from(i).map_err(|_| format!("{}: negative {name}", node.op_type).into())
+            })
+            .collect::<R<Vec<_>>>()
+            .map(Some),
+        Some(_) => Err(format!("{}: {name} is not a list of ints", node.op_type).into()),
+    }
+}
+
+fn int(node: &NodeProto, name: &str, default: i64) -> R<i64> {
+    match node.attr(name) {
+        None => Ok(default),
+        Some(Attr::Int(i)) => Ok(*i),
+        Some(_) => Err(format!("{}: {name} is not an int", node.op_type).into()),
+    }
+}
+
+fn float(node: &NodeProto, name: &str, default: f32) -> R<f32> {
+    match node.attr(name) {
+        None => Ok(default),
+        Some(Attr::Float(f)) => Ok(*f),
+        Some(_) => Err(format!("{}: {name} is not a float", node.op_type).into()),
+    }
+}
+
+/// A 2-D window from kernel_shape/strides/pads/auto_pad/dilations.
+fn window(node: &NodeProto, kernel: (usize, usize), hw: (usize, usize)) -> R<Window> {
+    let op = &node.op_type;
+    if let Some(d) = ints(node, "dilations")? {
+        if d.iter().any(|&v| v != 1) {
+            return Err(format!("{op}: dilations are not supported").into());
+        }
+    }
+    let strides = ints(node, "strides")?.unwrap_or(vec![1, 1]);
+    let [sy, sx] = strides[..] else {
+        return Err(format!("{op}: strides must have 2 values").into());
+    };
+    if sy != sx || sy == 0 {
+        return Err(format!("{op}: only equal, non-zero strides are supported").into());
+    }
+    let auto = match node.attr("auto_pad") {
+        None => "NOTSET".to_string(),
+        Some(Attr::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
+        Some(_) => return Err(format!("{op}: auto_pad is not a string").into()),
+    };
+    let pads = match auto.as_str() {
+        "NOTSET" => match ints(node, "pads")? {
+            None => [0; 4],
+            Some(p) => {
+                let [t, l, b, r] = p[..] else {
+                    return Err(format!("{op}: pads must have 4 values").into());
+                };
+                [t, l, b, r]
+            }
+        },
+        "VALID" => [0; 4],
+        "SAME_UPPER" | "SAME_LOWER" => {
+            let total = |n: usize, k: usize| (n.div_ceil(sy) - 1) * sy + k;
+            let (ph, pw) = (
+                total(hw.0, kernel.0).saturating_sub(hw.0),
+                total(hw.1, kernel.1).saturating_sub(hw.1),
+            );
+            if auto == "SAME_UPPER" {
+                [ph / 2, pw / 2, ph - ph / 2, pw - pw / 2]
+            } else {
+                [ph - ph / 2, pw - pw / 2, ph / 2, pw / 2]
+            }
+        }
+        other => return Err(format!("{op}: auto_pad {other} is not supported").into()),
+    };
+    Ok(Window {
+        kh: kernel.0,
+        kw: kernel.1,
+        stride: sy,
+        pads,
+    })
+}
+
+#[derive(Default)]
+struct Builder {
+    ids: HashMap<String, usize>,
+    shapes: Vec<Vec<usize>>,
+    steps: Vec<Step>,
+}
+
+impl Builder {
+    fn value(&mut self, name: &str, shape: Vec<usize>) -> R<usize> {
+        let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        if !n.is_some_and(|n| n <= MAX_ELEMENTS) {
+            return Err(NetError::Shape(format!(
+                "{name} would have shape {shape:?}, too large"
+            )));
+        }
+        if self.ids.contains_key(name) {
+            return Err(format!("{name} is defined twice").into());
+        }
+        let id = self.shapes.len();
+        self.shapes.push(shape);
+        self.ids.insert(name.to_string(), id);
+        Ok(id)
+    }
+
+    fn node(&mut self, node: &NodeProto, consts: &HashMap<String, Const>) -> R<()> {
+        let op_type = node.op_type.as_str();
+        let name = |i: usize| node.inputs.get(i).filter(|s| !s.is_empty());
+        let x = name(0).and_then(|n| self.ids.get(n)).copied();
+        let x = x.ok_or_else(|| {
+            format!("{op_type}: its first input must be computed from the model input")
+        })?;
+        let xs = self.shapes[x].clone();
+        let konst = |i: usize| name(i).and_then(|n| consts.get(n));
+        let rank4 = || -> R<(usize, usize, usize)> {
+            match xs[..] {
+                [1, c, h, w] => Ok((c, h, w)),
+                _ => Err(NetError::Shape(format!(
+                    "{op_type}: input {xs:?} is not NCHW with batch 1"
+                ))),
+            }
+        };
+        let f32s = |c: &Const| c.values.iter().map(|&v| v as f32).collect::<Vec<f32>>();
+        let mut inputs = vec![x];
+        let (op, shape) = match op_type {
+            "Conv" => {
+                let (cin, h, w) = rank4()?;
+                let wt = konst(1).ok_or("Conv: the weights must be constant")?;
+                let [cout, cpg, kh, kw] = wt.dims[..] else {
+                    return Err("Conv: weights must be 4-D".into());
+                };
+                let group =
+                    usize::try_from(int(node, "group", 1)?).map_err(|_| "Conv: bad group")?;
+                let depthwise = group > 1;
+                if depthwise && !(group == cin && cout == cin && cpg == 1) {
+                    return Err(
+                        "Conv: only group 1 or depthwise (group = channels) is supported".into(),
+                    );
+                }
+                if !depthwise && cpg != cin {
+                    return Err(NetError::Shape(format!(
+                        "Conv: weights for {cpg} channels, input has {cin}"
+                    )));
+                }
+                if let Some(k) = ints(node, "kernel_shape")? {
+                    if k != [kh, kw] {
+                        return Err("Conv: kernel_shape disagrees with the weights".into());
+                    }
+                }
+                let bias = match konst(2) {
+                    Some(b) if b.values.len() == cout => f32s(b),
+                    Some(_) => {
+                        return Err("Conv: bias length differs from the output channels".into())
+                    }
+                    None if name(2).is_some() => {
+                        return Err("Conv: the bias must be constant".into())
+                    }
+                    None => vec![0.0; cout],
+                };
+                let win = window(node, (kh, kw), (h, w))?;
+                let (oh, ow) = win.out_dims(h, w).ok_or(NetError::Shape(
+                    "Conv: the kernel is larger than the input".into(),
+                ))?;
+                let weights = if depthwise {
+                    f32s(wt)
+                } else {
+                    kernels::pack_weights(&f32s(wt), cout, cin * kh * kw)
+                };
+                let op = Op::Conv {
+                    depthwise,
+                    weights,
+                    bias,
+                    cin,
+                    cout,
+                    hw: (h, w),
+                    win,
+                    act: Act::None,
+                };
+                (op, vec![1, cout, oh, ow])
+            }
+            "Relu" => (Op::Act(Act::Relu), xs.clone()),
+            "LeakyRelu" => (Op::Act(Act::Leaky(float(node, "alpha", 0.01)?)), xs.clone()),
+            "Add" | "Max" => {
+                let y = name(1).and_then(|n| self.ids.get(n)).copied();
+                let y =
+                    y.ok_or_else(|| format!("{op_type}: both inputs must be computed tensors"))?;
+                if node.inputs.len() != 2 || self.shapes[y] != xs {
+                    return Err(NetError::Shape(format!(
+                        "{op_type}: only two inputs of equal shape are supported"
+                    )));
+                }
+                inputs.push(y);
+                (if op_type == "Add" { Op::Add } else { Op::Max }, xs.clone())
+            }
+            "Slice" => {
+                let one = |i: usize, default: Option<i64>| -> R<i64> {
+                    match konst(i) {
+                        Some(c) if c.values.len() == 1 => Ok(c.values[0] as i64),
+                        None if name(i).is_none() => {
+                            default.ok_or_else(|| format!("Slice: input {i} is required").into())
+                        }
+                        _ => Err("Slice: only constant, single-axis slices are supported".into()),
+                    }
+                };
+                let rank = xs.len() as i64;
+                let axis = one(3, Some(0))?;
+                let axis = if axis < 0 { axis + rank } else { axis };
+                if !(0..rank).contains(&axis) {
+                    return Err("Slice: axis out of range".into());
+                }
+                let axis = axis as usize;
+                let dim = xs[axis] as i64;
+                let step = one(4, Some(1))?;
+                if step <= 0 {
+                    return Err("Slice: only positive steps are supported".into());
+                }
+                let clamp = |v: i64| (if v < 0 { v + dim } else { v }).clamp(0, dim);
+                let (start, end) = (clamp(one(1, None)?), clamp(one(2, None)?));
+                let len = if end > start {
+                    (end - start + step - 1) / step
+                } else {
+                    0
+                };
+                let mut shape = xs.clone();
+                shape[axis] = len as usize;
+                (
+                    Op::Slice {
+                        axis,
+                        start: start as usize,
+                        step: step as usize,
+                    },
+                    shape,
+                )
+            }
+            "Pad" => {
+                if !matches!(node.attr("mode"), None | Some(Attr::Bytes(_))) {
+                    return Err("Pad: bad mode".into());
+                }
+                if let Some(Attr::Bytes(m)) = node.attr("mode") {
+                    if m != b"constant" {
+                        return Err("Pad: only constant mode is supported".into());
+                    }
+                }
+                let p = konst(1).ok_or("Pad: pads must be constant")?;
+                if p.values.len() != 2 * xs.len() || p.values.iter().any(|&v| v < 0.0) {
+                    return Err("Pad: pads must be non-negative, two per axis".into());
+                }
+                let pads: Vec<usize> = p.values.iter().map(|&v| v as usize).collect();
+                let value = match konst(2) {
+                    Some(c) if c.values.len() == 1 => c.values[0] as f32,
+                    None if name(2).is_none() => 0.0,
+                    _ => return Err("Pad: the value must be a constant scalar".into()),
+                };
+                let r = xs.len();
+                let shape = (0..r).map(|a| xs[a] + pads[a] + pads[a + r]).collect();
+                (Op::Pad { pads, value }, shape)
+            }
+            "MaxPool" | "AveragePool" => {
+                let (c, h, w) = rank4()?;
+                if int(node, "ceil_mode", 0)? != 0 || int(node, "storage_order", 0)? != 0 {
+                    return Err(format!(
+                        "{op_type}: ceil_mode and storage_order are not supported"
+                    )
+                    .into());
+                }
+                if node.outputs.len() > 1 {
+                    return Err("MaxPool: the indices output is not supported".into());
+                }
+                let [kh, kw] = ints(node, "kernel_shape")?.unwrap_or_default()[..] else {
+                    return Err(format!("{op_type}: kernel_shape must have 2 values").into());
+                };
+                let win = window(node, (kh, kw), (h, w))?;
+                if op_type == "AveragePool"
+                    && int(node, "count_include_pad", 0)? != 0
+                    && win.pads != [0; 4]
+                {
+                    return Err("AveragePool: count_include_pad is not supported".into());
+                }
+                let (oh, ow) = win.out_dims(h, w).ok_or(NetError::Shape(
+                    "pool: the window is larger than the input".into(),
+                ))?;
+                (
+                    Op::Pool {
+                        max: op_type == "MaxPool",
+                        c,
+                        hw: (h, w),
+                        win,
+                    },
+                    vec![1, c, oh, ow],
+                )
+            }
+            "Flatten" => {
+                let axis = int(node, "axis", 1)?;
+                let axis = usize::try_from(if axis < 0 {
+                    axis + xs.len() as i64
+                } else {
+                    axis
+                })
+                .ok()
+                .filter(|&a| a <= xs.len())
+                .ok_or("Flatten: axis out of range")?;
+                (
+                    Op::Copy,
+                    vec![xs[..axis].iter().product(), xs[axis..].iter().product()],
+                )
+            }
+            "Reshape" => {
+                let s = konst(1).ok_or("Reshape: the shape must be constant")?;
+                (Op::Copy, reshape_dims(&xs, &s.values)?)
+            }
+            "Gemm" => {
+                let [1, k] = xs[..] else {
+                    return Err(NetError::Shape(format!("Gemm: input {xs:?} is not [1, K]")));
+                };
+                if int(node, "transA", 0)? != 0 {
+                    return Err("Gemm: transA is not supported".into());
+                }
+                let b = konst(1).ok_or("Gemm: B must be constant")?;
+                let trans_b = int(node, "transB", 0)? != 0;
+                let (alpha, beta) = (float(node, "alpha", 1.0)?, float(node, "beta", 1.0)?);
+                let n = match (&b.dims[..], trans_b) {
+                    ([bk, n], false) | ([n, bk], true) if *bk == k => *n,
+                    _ => {
+                        return Err(NetError::Shape(format!(
+                            "Gemm: B {:?} does not fit [1, {k}]",
+                            b.dims
+                        )))
+                    }
+                };
+                // W[j][i] = alpha * B[i][j] (or B[j][i] when transposed).
+                let mut w = vec![0f32; n * k];
+                for j in 0..n {
+                    for i in 0..k {
+                        let v = if trans_b {
+                            b.values[j * k + i]
+                        } else {
+                            b.values[i * n + j]
+                        };
+                        w[j * k + i] = alpha * v as f32;
+                    }
+                }
+                let bias = match konst(2) {
+                    Some(c) if c.values.len() == n => {
+                        c.values.iter().map(|&v| beta * v as f32).collect()
+                    }
+                    Some(c) if c.values.len() == 1 => vec![beta * c.values[0] as f32; n],
+                    None if name(2).is_none() => vec![0.0; n],
+                    _ => return Err("Gemm: C must be a constant of length N or 1".into()),
+                };
+                (
+                    Op::Gemm {
+                        packed: kernels::pack_weights(&w, n, k),
+                        bias,
+                        k,
+                        n,
+                    },
+                    vec![1, n],
+                )
+            }
+            "Softmax" => {
+                let axis = int(node, "axis", -1)?;
+                if axis != -1 && axis != xs.len() as i64 - 1 {
+                    return Err("Softmax: only the last axis is supported".into());
+                }
+                (Op::Softmax, xs.clone())
+            }
+            other => return Err(format!("the operator {other} is not supported").into()),
+        };
+        let out_name = node.outputs.first().ok_or("a node has no output")?;
+        let output = self.value(out_name, shape)?;
+        self.steps.push(Step { op, inputs, output });
+        Ok(())
+    }
+
+    fn readers(&self, output: usize) -> Vec<usize> {
+        let mut n = vec![0; self.shapes.len()];
+        for s in &self.steps {
+            for &i in &s.inputs {
+                n[i] += 1;
+            }
+        }
+        n[output] += 1;
+        n
+    }
+
+    /// Rewrites the patterns these graphs use into single steps.
+    fn fuse(&mut self, output: usize) {
+        let producer = |steps: &[Step], v: usize| steps.iter().position(|s| s.output == v);
+        // Max(Slice(x, 0, axis, 2), Slice(x, 1, axis, 2)) -> PairMax(x, axis).
+        let readers = self.readers(output);
+        let mut dead = vec![false; self.steps.len()];
+        for i in 0..self.steps.len() {
+            if !matches!(self.steps[i].op, Op::Max) {
+                continue;
+            }
+            let (a, b) = (self.steps[i].inputs[0], self.steps[i].inputs[1]);
+            let (Some(pa), Some(pb)) = (producer(&self.steps, a), producer(&self.steps, b)) else {
+                continue;
+            };
+            let fits = match (&self.steps[pa].op, &self.steps[pb].op) {
+                (
+                    Op::Slice {
+                        axis: x1,
+                        start: 0,
+                        step: 2,
+                    },
+                    Op::Slice {
+                        axis: x2,
+                        start: 1,
+                        step: 2,
+                    },
+                ) => (x1 == x2 && self.steps[pa].inputs == self.steps[pb].inputs).then_some(*x1),
+                _ => None,
+            };
+            if let Some(axis) = fits {
+                if readers[a] == 1 && readers[b] == 1 {
+                    self.steps[i].op = Op::PairMax { axis };
+                    self.steps[i].inputs = self.steps[pa].inputs.clone();
+                    dead[pa] = true;
+                    dead[pb] = true;
+                }
+            }
+        }
+        let mut keep = dead.iter().map(|d| !d);
+        self.steps.retain(|_| keep.next().unwrap_or(true));
+
+        // Conv followed by its only reader, an activation -> one Conv step.
+        let readers = self.readers(output);
+        let mut i = 0;
+        while i + 1 < self.steps.len() {
+            let v = self.steps[i].output;
+            let next_act = match self.steps[i + 1].op {
+                Op::Act(a) if self.steps[i + 1].inputs == [v] && readers[v] == 1 => Some(a),
+                _ => None,
+            };
+            if let (Some(a), Op::Conv { act, .. }) = (next_act, &mut self.steps[i].op) {
+                if *act == Act::None {
+                    *act = a;
+                    self.steps[i].output = self.steps[i + 1].output;
+                    self.steps.remove(i + 1);
+                }
+            }
+            i += 1;
+        }
+    }
+
+    fn finish(self, input: usize, output: usize) -> Net {
+        let mut last = vec![None; self.shapes.len()];
+        for (i, s) in self.steps.iter().enumerate() {
+            for &v in &s.inputs {
+                last[v] = Some(i);
+            }
+        }
+        let mut free_after = vec![Vec::new(); self.steps.len()];
+        for (v, l) in last.iter().enumerate() {
+            if let Some(i) = l {
+                free_after[*i].push(v);
+            }
+        }
+        Net {
+            steps: self.steps,
+            shapes: self.shapes,
+            input,
+            output,
+            free_after,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_both_models_and_fuses_their_patterns() {
+        let det = std::fs::read("models/tiny_face_detector.onnx").unwrap();
+        let net = Net::load(&det, &[1, 3, 224, 224]).unwrap();
+        assert_eq!(net.output_shape(), [1, 25, 7, 7]);
+        // 12 convs (activations fused), 10 pair-maxes, 1 pad, 1 max pool: no slices left.
+        assert_eq!(net.steps.len(), 24);
+        assert!(!net
+            .steps
+            .iter()
+            .any(|s| matches!(s.op, Op::Slice { .. } | Op::Act(_))));
+        let expr = std::fs::read("models/face_expression.onnx").unwrap();
+        let net = Net::load(&expr, &[1, 3, 112, 112]).unwrap();
+        assert_eq!(net.output_shape(), [1, 7]);
+        let p = net.run(vec![0.1; 3 * 112 * 112]).unwrap();
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        assert!(net.run(vec![0.0; 5]).is_err());
+    }
+
+    #[test]
+    fn wrong_files_fail_to_load() {
+        let expr = std::fs::read("models/face_expression.onnx").unwrap();
+        // The expression net cannot take a 3x8x8 input (its average pool is 7x7 at 1/16).
+        assert!(Net::load(&expr, &[1, 3, 8, 8]).is_err());
+        assert!(Net::load(&expr, &[2, 3, 112, 112]).is_err());
+        assert!(Net::load(b"", &[1, 3, 112, 112]).is_err());
+        assert!(Net::load(&expr, &[1, 3, 1 << 14, 1 << 14]).is_err());
+    }
+}
