@@ -163,7 +163,7 @@ impl FaceAnalyzer {
             Padding::BottomRight,
             self.options.input_size,
             DETECTOR_MEAN_RGB,
-        )?;
+        );
         self.detector.run(input)
     }
 
@@ -200,7 +200,7 @@ impl FaceAnalyzer {
             Padding::Centered,
             EXPRESSION_INPUT_SIZE,
             EXPRESSION_MEAN_RGB,
-        )?;
+        );
         Expressions::from_probabilities(&self.expression.run(input)?)
     }
 

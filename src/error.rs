@@ -4,7 +4,7 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum SmileError {
-    /// The model bytes could not be parsed or optimised (truncated, corrupt, not ONNX).
+    /// The model bytes could not be parsed (truncated, corrupt, not ONNX, unsupported ops).
     #[error("the {model} model could not be loaded: {reason}")]
     ModelLoad { model: &'static str, reason: String },
 
@@ -25,7 +25,7 @@ pub enum SmileError {
     #[error("invalid option: {0}")]
     Option(String),
 
-    /// tract failed while running a loaded model.
+    /// The engine rejected an input while running a loaded model.
     #[error("inference failed in the {model} model: {reason}")]
     Inference { model: &'static str, reason: String },
 }

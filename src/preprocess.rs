@@ -4,10 +4,7 @@
 //! The padded square is never materialised: each output pixel samples the source
 //! region directly, so a huge frame costs no more memory than a small one.
 
-use ndarray::Array4;
-use tract_onnx::prelude::Tensor;
 
-use crate::error::{Result, SmileError};
 use crate::frame::{Region, RgbaFrame};
 
 /// TinyFaceDetector's per-channel mean (face-api src/tinyFaceDetector/const.ts, MEAN_RGB).
@@ -53,7 +50,7 @@ fn taps(out: usize, side: usize) -> Vec<Tap> {
         .collect()
 }
 
-/// Builds a `[1, 3, size, size]` NCHW tensor from `region` of `frame`:
+/// Builds a `[1, 3, size, size]` NCHW tensor (flattened) from `region` of `frame`:
 /// pad to a square with zeros, resize bilinearly, subtract `mean`, divide by 255.
 /// `region` must lie inside the frame and be non-empty (callers clip first).
 pub fn square_input(
@@ -62,7 +59,7 @@ pub fn square_input(
     padding: Padding,
     size: usize,
     mean: [f32; 3],
-) -> Result<Tensor> {
+) -> Vec<f32> {
     let (w, h) = (region.width as usize, region.height as usize);
     let side = w.max(h);
     // Offset of the image inside the padded square. Centred padding appends
@@ -95,9 +92,7 @@ pub fn square_input(
             }
         }
     }
-    Array4::from_shape_vec((1, 3, size, size), data)
-        .map(Tensor::from)
-        .map_err(|e| SmileError::Image(format!("building the input tensor: {e}")))
+    data
 }
 
 #[cfg(test)]
@@ -110,8 +105,9 @@ mod tests {
             .collect()
     }
 
-    fn at(t: &Tensor, c: usize, y: usize, x: usize) -> f32 {
-        t.to_plain_array_view::<f32>().unwrap()[[0, c, y, x]]
+    fn at(t: &[f32], c: usize, y: usize, x: usize) -> f32 {
+        let size = ((t.len() / 3) as f64).sqrt() as usize;
+        t[(c * size + y) * size + x]
     }
 
     #[test]
@@ -124,9 +120,8 @@ mod tests {
             Padding::Centered,
             16,
             [5.0, 0.0, 10.0],
-        )
-        .unwrap();
-        assert_eq!(t.shape(), &[1, 3, 16, 16]);
+        );
+        assert_eq!(t.len(), 3 * 16 * 16);
         assert!((at(&t, 0, 3, 3) - 250.0 / 255.0).abs() < 1e-6);
         assert_eq!(at(&t, 1, 0, 15), 0.0);
         assert_eq!(at(&t, 2, 15, 0), 0.0);
@@ -137,7 +132,7 @@ mod tests {
         // 16 wide, 8 high: rows 8..16 of the square are padding.
         let buf = solid(16, 8, [200, 200, 200]);
         let f = RgbaFrame::new(&buf, 16, 8).unwrap();
-        let t = square_input(&f, Region::whole(&f), Padding::BottomRight, 16, [100.0; 3]).unwrap();
+        let t = square_input(&f, Region::whole(&f), Padding::BottomRight, 16, [100.0; 3]);
         assert!((at(&t, 0, 7, 0) - 100.0 / 255.0).abs() < 1e-6);
         assert!((at(&t, 0, 8, 0) + 100.0 / 255.0).abs() < 1e-6);
     }
@@ -147,7 +142,7 @@ mod tests {
         // 8 wide, 13 high: diff 5, face-api appends round(2.5) = 3 and prepends 2.
         let buf = solid(8, 13, [255, 255, 255]);
         let f = RgbaFrame::new(&buf, 8, 13).unwrap();
-        let t = square_input(&f, Region::whole(&f), Padding::Centered, 13, [0.0; 3]).unwrap();
+        let t = square_input(&f, Region::whole(&f), Padding::Centered, 13, [0.0; 3]);
         let row: Vec<f32> = (0..13).map(|x| at(&t, 0, 0, x)).collect();
         assert_eq!(&row[..2], &[0.0, 0.0]);
         assert_eq!(&row[2..10], &[1.0; 8]);
@@ -166,12 +161,12 @@ mod tests {
             })
             .collect();
         let f = RgbaFrame::new(&buf, w, w).unwrap();
-        let t4 = square_input(&f, Region::whole(&f), Padding::BottomRight, 4, [0.0; 3]).unwrap();
+        let t4 = square_input(&f, Region::whole(&f), Padding::BottomRight, 4, [0.0; 3]);
         let got: Vec<f32> = (0..4).map(|x| at(&t4, 0, 1, x) * 255.0).collect();
         for (g, e) in got.iter().zip([0.0, 20.0, 40.0, 60.0]) {
             assert!((g - e).abs() < 1e-3, "{got:?}");
         }
-        let t5 = square_input(&f, Region::whole(&f), Padding::BottomRight, 5, [0.0; 3]).unwrap();
+        let t5 = square_input(&f, Region::whole(&f), Padding::BottomRight, 5, [0.0; 3]);
         let got: Vec<f32> = (0..5).map(|x| at(&t5, 0, 0, x) * 255.0).collect();
         for (g, e) in got.iter().zip([0.0, 16.0, 32.0, 48.0, 64.0]) {
             assert!((g - e).abs() < 1e-3, "{got:?}");
@@ -195,7 +190,7 @@ mod tests {
             width: 8,
             height: 8,
         };
-        let t = square_input(&f, r, Padding::Centered, 8, [0.0; 3]).unwrap();
+        let t = square_input(&f, r, Padding::Centered, 8, [0.0; 3]);
         assert_eq!(at(&t, 0, 0, 0), 1.0);
         assert_eq!(at(&t, 2, 7, 7), 1.0);
     }
