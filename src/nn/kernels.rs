@@ -1,8 +1,14 @@
-//! The arithmetic, on NCHW f32 tensors of batch 1. Plain Rust written so LLVM
-//! vectorises the inner loops (fixed-width tiles, no bounds checks inside them): the same
-//! code runs natively in `cargo test` and as simd128 in the browser.
+//! The arithmetic, on NCHW f32 tensors of batch 1, written on [`F4`] (four f32 lanes:
+//! simd128 in the browser, SSE or NEON natively) so the same code, with the same
+//! rounding, runs in `cargo test` and in the page.
+//!
+//! Windowed ops (convolutions, pools) first lay each input channel out as [`Planes`]:
+//! padded, and split by column phase for strides above 1, so every tap of an output row
+//! is one contiguous slice and the inner loops are plain vector loops without borders.
 
-/// Output channels per GEMM tile, and pixels per tile (two f32x4 lanes each).
+use super::simd::{axpy, vadd, vmax, F4};
+
+/// Output channels per GEMM tile, and pixels per tile (two F4 each).
 pub const MR: usize = 4;
 pub const NR: usize = 8;
 
@@ -18,7 +24,13 @@ impl Act {
     pub fn apply(self, v: f32) -> f32 {
         match self {
             Act::None => v,
-            Act::Relu => v.max(0.0),
+            Act::Relu => {
+                if v < 0.0 {
+                    0.0
+                } else {
+                    v
+                }
+            }
             Act::Leaky(a) => {
                 if v < 0.0 {
                     v * a
@@ -26,6 +38,27 @@ impl Act {
                     v
                 }
             }
+        }
+    }
+
+    #[inline(always)]
+    fn apply4(self, v: F4) -> F4 {
+        match self {
+            Act::None => v,
+            Act::Relu => v.max(F4::splat(0.0)),
+            Act::Leaky(a) => v.leaky(F4::splat(a)),
+        }
+    }
+
+    /// `v[i] = act(v[i] + bias)`.
+    pub fn apply_with_bias(self, v: &mut [f32], bias: f32) {
+        let b = F4::splat(bias);
+        let (chunks, tail) = v.as_chunks_mut::<4>();
+        for c in chunks {
+            self.apply4(F4::load(c).add(b)).store(c);
+        }
+        for x in tail {
+            *x = self.apply(*x + bias);
         }
     }
 }
@@ -60,39 +93,64 @@ pub fn gemm(
     o_off: usize,
     act: Act,
 ) {
-    let mut col = vec![0f32; k * NR];
+    // One panel of NR pixels by k inputs, contiguous; it stays in L1 while every block
+    // of weights passes over it.
+    let mut panel = vec![0f32; k * NR];
     for p0 in (0..n).step_by(NR) {
         let width = NR.min(n - p0);
-        // Gather the tile's columns contiguously: k rows of NR pixels.
-        for (ki, dst) in col.chunks_exact_mut(NR).enumerate() {
-            let src = &x[ki * x_stride + p0..ki * x_stride + p0 + width];
+        for (ki, dst) in panel.chunks_exact_mut(NR).enumerate() {
+            let src = &x[ki * x_stride + p0..][..width];
             dst[..width].copy_from_slice(src);
             dst[width..].fill(0.0);
         }
         for (blk, w) in packed.chunks_exact(k * MR).enumerate() {
-            let mut acc = [[0f32; NR]; MR];
-            for (wk, xk) in w.chunks_exact(MR).zip(col.chunks_exact(NR)) {
-                let wk: &[f32; MR] = wk.try_into().unwrap_or(&[0.0; MR]);
-                let xk: &[f32; NR] = xk.try_into().unwrap_or(&[0.0; NR]);
-                for r in 0..MR {
-                    for j in 0..NR {
-                        acc[r][j] += wk[r] * xk[j];
-                    }
-                }
-            }
+            let acc = tile(w, &panel);
             for (r, row) in acc.iter().enumerate() {
                 let co = blk * MR + r;
                 if co >= cout {
                     break;
                 }
-                let b = bias[co];
-                let o = &mut out[co * o_stride + o_off + p0..co * o_stride + o_off + p0 + width];
-                for (dst, &v) in o.iter_mut().zip(row) {
-                    *dst = act.apply(v + b);
+                let b = F4::splat(bias[co]);
+                let mut v = [0f32; NR];
+                let (lo, hi) = v.split_at_mut(4);
+                if let (Ok(lo), Ok(hi)) =
+                    (<&mut [f32; 4]>::try_from(lo), <&mut [f32; 4]>::try_from(hi))
+                {
+                    act.apply4(row[0].add(b)).store(lo);
+                    act.apply4(row[1].add(b)).store(hi);
                 }
+                out[co * o_stride + o_off + p0..][..width].copy_from_slice(&v[..width]);
             }
         }
     }
+}
+
+/// The MR x NR micro-kernel: one block of packed weights `[k][MR]` times one panel
+/// `[k][NR]`, accumulated in registers (8 F4 accumulators, 2 inputs, 1 broadcast).
+#[inline(always)]
+fn tile(w: &[f32], panel: &[f32]) -> [[F4; 2]; MR] {
+    let z = F4::splat(0.0);
+    let (mut a00, mut a01, mut a10, mut a11) = (z, z, z, z);
+    let (mut a20, mut a21, mut a30, mut a31) = (z, z, z, z);
+    let (wc, _) = w.as_chunks::<MR>();
+    let (xc, _) = panel.as_chunks::<NR>();
+    for (wk, xk) in wc.iter().zip(xc) {
+        let wv = F4::load(wk);
+        let (x0, x1) = F4::load2(xk);
+        let w0 = wv.lane::<0>();
+        a00 = a00.mul_add(w0, x0);
+        a01 = a01.mul_add(w0, x1);
+        let w1 = wv.lane::<1>();
+        a10 = a10.mul_add(w1, x0);
+        a11 = a11.mul_add(w1, x1);
+        let w2 = wv.lane::<2>();
+        a20 = a20.mul_add(w2, x0);
+        a21 = a21.mul_add(w2, x1);
+        let w3 = wv.lane::<3>();
+        a30 = a30.mul_add(w3, x0);
+        a31 = a31.mul_add(w3, x1);
+    }
+    [[a00, a01], [a10, a11], [a20, a21], [a30, a31]]
 }
 
 /// Geometry of a 2-D convolution or pooling window.
@@ -120,6 +178,81 @@ impl Window {
     }
 }
 
+/// Channels laid out for a window: padded with a fill value, each padded row split into
+/// `stride` phase rows (phase q holds padded columns q, q + s, q + 2s, ...). Tap (dy, dx)
+/// of output row oy then reads `ow` contiguous values.
+#[derive(Default)]
+struct Planes {
+    buf: Vec<f32>,
+    /// Padded rows per channel, and values per phase row.
+    rows: usize,
+    len: usize,
+    stride: usize,
+}
+
+impl Planes {
+    fn fill(&mut self, x: &[f32], c: usize, (h, w): (usize, usize), win: Window, value: f32) {
+        let s = win.stride.max(1);
+        let [pt, pl, pb, pr] = win.pads;
+        self.rows = h + pt + pb;
+        self.len = (w + pl + pr).div_ceil(s);
+        self.stride = s;
+        self.buf.clear();
+        self.buf.resize(c * self.rows * s * self.len, value);
+        for ch in 0..c {
+            for iy in 0..h {
+                let src = &x[(ch * h + iy) * w..][..w];
+                let row =
+                    &mut self.buf[(ch * self.rows + iy + pt) * s * self.len..][..s * self.len];
+                if s == 1 {
+                    row[pl..pl + w].copy_from_slice(src);
+                } else if s == 2 {
+                    // Even input columns land in phase pl % 2 from pl / 2 on, odd ones in
+                    // the other phase from (pl + 1) / 2 on.
+                    let (len, (chunks, tail)) = (self.len, src.as_chunks::<8>());
+                    let (even, odd) = row.split_at_mut(len);
+                    let (e, o) = if pl % 2 == 0 {
+                        (even, odd)
+                    } else {
+                        (odd, even)
+                    };
+                    let (e, o) = (&mut e[pl / 2..], &mut o[pl.div_ceil(2)..]);
+                    for (j, c) in chunks.iter().enumerate() {
+                        let (ev, ov) = F4::deinterleave(c);
+                        if let (Some(de), Some(dd)) = (
+                            e[4 * j..].first_chunk_mut::<4>(),
+                            o[4 * j..].first_chunk_mut::<4>(),
+                        ) {
+                            ev.store(de);
+                            ov.store(dd);
+                        }
+                    }
+                    let j0 = 4 * chunks.len();
+                    for (i, &v) in tail.iter().enumerate() {
+                        if i % 2 == 0 {
+                            e[j0 + i / 2] = v;
+                        } else {
+                            o[j0 + i / 2] = v;
+                        }
+                    }
+                } else {
+                    for (ix, &v) in src.iter().enumerate() {
+                        let px = ix + pl;
+                        row[(px % s) * self.len + px / s] = v;
+                    }
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn tap(&self, ch: usize, oy: usize, dy: usize, dx: usize, ow: usize) -> &[f32] {
+        let s = self.stride;
+        let py = oy * s + dy;
+        &self.buf[((ch * self.rows + py) * s + dx % s) * self.len + dx / s..][..ow]
+    }
+}
+
 /// A dense convolution (group 1) as im2col of a few output rows at a time, then [`gemm`].
 #[allow(clippy::too_many_arguments)]
 pub fn conv_dense(
@@ -136,6 +269,8 @@ pub fn conv_dense(
     let Some((oh, ow)) = win.out_dims(h, w) else {
         return;
     };
+    let mut planes = Planes::default();
+    planes.fill(x, cin, (h, w), win, 0.0);
     let k = cin * win.kh * win.kw;
     let rows = 256usize.div_ceil(ow).max(1);
     let mut col = vec![0f32; k * rows * ow];
@@ -147,22 +282,8 @@ pub fn conv_dense(
                 for dx in 0..win.kw {
                     let ki = (c * win.kh + dy) * win.kw + dx;
                     let dst = &mut col[ki * n..(ki + 1) * n];
-                    for r in 0..nrows {
-                        let iy = ((y0 + r) * win.stride + dy) as isize - win.pads[0] as isize;
-                        let d = &mut dst[r * ow..(r + 1) * ow];
-                        if iy < 0 || iy >= h as isize {
-                            d.fill(0.0);
-                            continue;
-                        }
-                        let src = &x[c * h * w + iy as usize * w..][..w];
-                        for (ox, v) in d.iter_mut().enumerate() {
-                            let ix = (ox * win.stride + dx) as isize - win.pads[1] as isize;
-                            *v = if ix < 0 || ix >= w as isize {
-                                0.0
-                            } else {
-                                src[ix as usize]
-                            };
-                        }
+                    for (r, d) in dst.chunks_exact_mut(ow).enumerate() {
+                        d.copy_from_slice(planes.tap(c, y0 + r, dy, dx, ow));
                     }
                 }
             }
@@ -199,76 +320,19 @@ pub fn conv_depthwise(
         return;
     };
     let taps = win.kh * win.kw;
-    let fast = win.stride == 1 && win.kh == 3 && win.kw == 3 && win.pads == [1; 4] && w >= 3;
+    let mut planes = Planes::default();
     for ch in 0..c {
-        let xin = &x[ch * h * w..(ch + 1) * h * w];
-        let f = &filters[ch * taps..(ch + 1) * taps];
-        let o = &mut out[ch * oh * ow..(ch + 1) * oh * ow];
-        if fast {
-            depthwise3x3_s1(xin, h, w, f.try_into().unwrap_or(&[0.0; 9]), o);
-        } else {
-            depthwise_any(xin, (h, w), win, f, (oh, ow), o);
-        }
-        let b = bias[ch];
-        for v in o.iter_mut() {
-            *v = act.apply(*v + b);
-        }
-    }
-}
-
-/// 3x3, stride 1, padding 1: each output row is three shifted input rows per filter row,
-/// so the interior vectorises along x; the two border columns are done apart.
-fn depthwise3x3_s1(x: &[f32], h: usize, w: usize, f: &[f32; 9], o: &mut [f32]) {
-    o.fill(0.0);
-    for y in 0..h {
-        let orow = &mut o[y * w..(y + 1) * w];
-        for dy in 0..3 {
-            let iy = y as isize + dy as isize - 1;
-            if iy < 0 || iy >= h as isize {
-                continue;
-            }
-            let r = &x[iy as usize * w..(iy as usize + 1) * w];
-            let (f0, f1, f2) = (f[dy * 3], f[dy * 3 + 1], f[dy * 3 + 2]);
-            // Interior: out[x] += f0*r[x-1] + f1*r[x] + f2*r[x+1] for 1 <= x < w-1.
-            let inner = &mut orow[1..w - 1];
-            for (((dst, &a), &b), &c) in inner
-                .iter_mut()
-                .zip(&r[..w - 2])
-                .zip(&r[1..w - 1])
-                .zip(&r[2..])
-            {
-                *dst += f0 * a + f1 * b + f2 * c;
-            }
-            orow[0] += f1 * r[0] + f2 * r[1];
-            orow[w - 1] += f0 * r[w - 2] + f1 * r[w - 1];
-        }
-    }
-}
-
-fn depthwise_any(
-    x: &[f32],
-    (h, w): (usize, usize),
-    win: Window,
-    f: &[f32],
-    (oh, ow): (usize, usize),
-    o: &mut [f32],
-) {
-    for oy in 0..oh {
-        for ox in 0..ow {
-            let mut acc = 0.0;
+        planes.fill(&x[ch * h * w..][..h * w], 1, (h, w), win, 0.0);
+        let f = &filters[ch * taps..][..taps];
+        let o = &mut out[ch * oh * ow..][..oh * ow];
+        for (oy, orow) in o.chunks_exact_mut(ow).enumerate() {
+            orow.fill(0.0);
             for dy in 0..win.kh {
-                let iy = (oy * win.stride + dy) as isize - win.pads[0] as isize;
-                if iy < 0 || iy >= h as isize {
-                    continue;
-                }
                 for dx in 0..win.kw {
-                    let ix = (ox * win.stride + dx) as isize - win.pads[1] as isize;
-                    if ix >= 0 && ix < w as isize {
-                        acc += f[dy * win.kw + dx] * x[iy as usize * w + ix as usize];
-                    }
+                    axpy(orow, f[dy * win.kw + dx], planes.tap(0, oy, dy, dx, ow));
                 }
             }
-            o[oy * ow + ox] = acc;
+            act.apply_with_bias(orow, bias[ch]);
         }
     }
 }
@@ -278,49 +342,45 @@ pub fn pool(x: &[f32], c: usize, (h, w): (usize, usize), win: Window, max: bool,
     let Some((oh, ow)) = win.out_dims(h, w) else {
         return;
     };
+    // How many of a window's rows (columns) fall inside the input, for averages.
+    let inside = |o: usize, k: usize, pad: usize, n: usize| {
+        (0..k)
+            .filter(|d| (o * win.stride + d).checked_sub(pad).is_some_and(|i| i < n))
+            .count() as f32
+    };
+    let cols: Vec<f32> = (0..ow)
+        .map(|ox| inside(ox, win.kw, win.pads[1], w))
+        .collect();
+    let mut planes = Planes::default();
     for ch in 0..c {
-        let xin = &x[ch * h * w..(ch + 1) * h * w];
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let (mut acc, mut n) = (if max { f32::NEG_INFINITY } else { 0.0 }, 0u32);
-                for dy in 0..win.kh {
-                    let iy = (oy * win.stride + dy) as isize - win.pads[0] as isize;
-                    if iy < 0 || iy >= h as isize {
+        planes.fill(
+            &x[ch * h * w..][..h * w],
+            1,
+            (h, w),
+            win,
+            if max { f32::NEG_INFINITY } else { 0.0 },
+        );
+        let o = &mut out[ch * oh * ow..][..oh * ow];
+        for (oy, orow) in o.chunks_exact_mut(ow).enumerate() {
+            orow.copy_from_slice(planes.tap(0, oy, 0, 0, ow));
+            for dy in 0..win.kh {
+                for dx in 0..win.kw {
+                    if dy + dx == 0 {
                         continue;
                     }
-                    for dx in 0..win.kw {
-                        let ix = (ox * win.stride + dx) as isize - win.pads[1] as isize;
-                        if ix >= 0 && ix < w as isize {
-                            let v = xin[iy as usize * w + ix as usize];
-                            acc = if max { acc.max(v) } else { acc + v };
-                            n += 1;
-                        }
+                    let src = planes.tap(0, oy, dy, dx, ow);
+                    if max {
+                        vmax(orow, src)
+                    } else {
+                        vadd(orow, src)
                     }
                 }
-                out[(ch * oh + oy) * ow + ox] = if max || n == 0 { acc } else { acc / n as f32 };
             }
-        }
-    }
-}
-
-/// 2x2 max pooling with stride 2 over rows `0..2*oh` and columns `0..2*ow` (the callers
-/// pad odd sides with -inf first, as the models' Pad + Slice + Max pattern does).
-pub fn maxpool2x2s2(
-    x: &[f32],
-    c: usize,
-    (h, w): (usize, usize),
-    (oh, ow): (usize, usize),
-    out: &mut [f32],
-) {
-    for ch in 0..c {
-        for oy in 0..oh {
-            let r0 = &x[(ch * h + 2 * oy) * w..][..w];
-            let r1 = &x[(ch * h + 2 * oy + 1) * w..][..w];
-            let o = &mut out[(ch * oh + oy) * ow..][..ow];
-            for (ox, v) in o.iter_mut().enumerate() {
-                let a = r0[2 * ox].max(r0[2 * ox + 1]);
-                let b = r1[2 * ox].max(r1[2 * ox + 1]);
-                *v = a.max(b);
+            if !max {
+                let rows = inside(oy, win.kh, win.pads[0], h);
+                for (v, n) in orow.iter_mut().zip(&cols) {
+                    *v /= rows * n;
+                }
             }
         }
     }
@@ -533,7 +593,13 @@ mod tests {
     fn pools() {
         let x: Vec<f32> = (0..16).map(|v| v as f32).collect();
         let mut out = vec![0.0; 4];
-        maxpool2x2s2(&x, 1, (4, 4), (2, 2), &mut out);
+        let two = Window {
+            kh: 2,
+            kw: 2,
+            stride: 2,
+            pads: [0; 4],
+        };
+        pool(&x, 1, (4, 4), two, true, &mut out);
         assert_eq!(out, [5.0, 7.0, 13.0, 15.0]);
         let mut avg = vec![0.0; 1];
         pool(

@@ -12,6 +12,7 @@
 
 pub mod kernels;
 pub mod proto;
+mod simd;
 
 use std::collections::HashMap;
 
@@ -180,6 +181,74 @@ impl Net {
 
     /// Runs the network on an NCHW input of the loaded shape.
     pub fn run(&self, input: Vec<f32>) -> R<Vec<f32>> {
+        self.run_observed(input, |_| {})
+    }
+
+    /// [`Net::run`], reading `now` (milliseconds) around every step: the per-operator
+    /// profile behind `examples/profile_ops.rs`. Returns the output and each step's time.
+    pub fn run_timed(
+        &self,
+        input: Vec<f32>,
+        mut now: impl FnMut() -> f64,
+    ) -> R<(Vec<f32>, Vec<f64>)> {
+        let mut times = Vec::with_capacity(self.steps.len());
+        let mut t = now();
+        let out = self.run_observed(input, |_| {
+            let t1 = now();
+            times.push(t1 - t);
+            t = t1;
+        })?;
+        Ok((out, times))
+    }
+
+    /// What each step does, its multiply-adds and the bytes it reads and writes.
+    pub fn describe(&self) -> Vec<StepInfo> {
+        let len = |v: usize| self.shapes[v].iter().product::<usize>() as u64;
+        self.steps
+            .iter()
+            .map(|s| {
+                let out = len(s.output);
+                let (label, macs, weights) = match &s.op {
+                    Op::Conv {
+                        depthwise: true,
+                        win,
+                        weights,
+                        ..
+                    } => (
+                        format!("dwconv {}x{}/{}", win.kh, win.kw, win.stride),
+                        out * (win.kh * win.kw) as u64,
+                        weights.len(),
+                    ),
+                    Op::Conv {
+                        cin, win, weights, ..
+                    } => (
+                        format!("conv {}x{}/{}", win.kh, win.kw, win.stride),
+                        out * (cin * win.kh * win.kw) as u64,
+                        weights.len(),
+                    ),
+                    Op::Gemm { packed, k, n, .. } => ("gemm".into(), (k * n) as u64, packed.len()),
+                    op => (
+                        format!("{op:?}")
+                            .split([' ', '{', '('])
+                            .next()
+                            .unwrap_or("?")
+                            .to_lowercase(),
+                        0,
+                        0,
+                    ),
+                };
+                let reads: u64 = s.inputs.iter().map(|&v| len(v)).sum();
+                StepInfo {
+                    label,
+                    out_shape: self.shapes[s.output].clone(),
+                    macs,
+                    bytes: 4 * (reads + out + weights as u64),
+                }
+            })
+            .collect()
+    }
+
+    fn run_observed(&self, input: Vec<f32>, mut after_step: impl FnMut(usize)) -> R<Vec<f32>> {
         let want: usize = self.shapes[self.input].iter().product();
         if input.len() != want {
             return Err(NetError::Shape(format!(
@@ -189,7 +258,7 @@ impl Net {
         }
         let mut vals: Vec<Option<Vec<f32>>> = vec![None; self.shapes.len()];
         vals[self.input] = Some(input);
-        for (step, free) in self.steps.iter().zip(&self.free_after) {
+        for (i, (step, free)) in self.steps.iter().zip(&self.free_after).enumerate() {
             let mut out = vec![0f32; self.shapes[step.output].iter().product()];
             let args = step
                 .inputs
@@ -208,11 +277,23 @@ impl Net {
                     vals[v] = None;
                 }
             }
+            after_step(i);
         }
         vals[self.output]
             .take()
             .ok_or(NetError::Invalid("no output".into()))
     }
+}
+
+/// One step of a loaded network, for profiles.
+#[derive(Clone, Debug)]
+pub struct StepInfo {
+    pub label: String,
+    pub out_shape: Vec<usize>,
+    /// Multiply-adds per run.
+    pub macs: u64,
+    /// Bytes read (inputs, weights) and written (output) per run.
+    pub bytes: u64,
 }
 
 fn eval(op: &Op, args: &[&[f32]], shape: &[usize], out: &mut [f32]) {
@@ -519,6 +600,74 @@ fn window(node: &NodeProto, kernel: (usize, usize), hw: (usize, usize)) -> R<Win
         stride: sy,
         pads,
     })
+}
+
+/// `b(a(x))` as one op, for the pairs [`Builder::fuse`] merges; `x` is `a`'s input shape.
+fn merge(a: &Op, b: &Op, x: &[usize]) -> Option<Op> {
+    match (a, b) {
+        (Op::Conv { act: Act::None, .. }, Op::Act(act)) => {
+            let Op::Conv {
+                depthwise,
+                weights,
+                bias,
+                cin,
+                cout,
+                hw,
+                win,
+                ..
+            } = a
+            else {
+                return None;
+            };
+            let (weights, bias) = (weights.clone(), bias.clone());
+            Some(Op::Conv {
+                depthwise: *depthwise,
+                weights,
+                bias,
+                cin: *cin,
+                cout: *cout,
+                hw: *hw,
+                win: *win,
+                act: *act,
+            })
+        }
+        (Op::PairMax { axis: 2 }, Op::PairMax { axis: 3 }) => match x {
+            [1, c, h, w] => Some(Op::Pool {
+                max: true,
+                c: *c,
+                hw: (*h, *w),
+                win: Window {
+                    kh: 2,
+                    kw: 2,
+                    stride: 2,
+                    pads: [0; 4],
+                },
+            }),
+            _ => None,
+        },
+        (
+            Op::Pad { pads, value },
+            Op::Pool {
+                max: true, c, win, ..
+            },
+        ) => match (x, &pads[..]) {
+            ([1, _, h, w], [0, 0, t, l, 0, 0, b, r]) if *value == f32::NEG_INFINITY => {
+                let p = win.pads;
+                let win = Window {
+                    pads: [p[0] + t, p[1] + l, p[2] + b, p[3] + r],
+                    ..*win
+                };
+                Some(Op::Pool {
+                    max: true,
+                    c: *c,
+                    hw: (*h, *w),
+                    win,
+                })
+            }
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 #[derive(Default)]
@@ -866,23 +1015,29 @@ impl Builder {
         let mut keep = dead.iter().map(|d| !d);
         self.steps.retain(|_| keep.next().unwrap_or(true));
 
-        // Conv followed by its only reader, an activation -> one Conv step.
+        // A step whose output only the next step reads, merged into it where one kernel
+        // does both: Conv + activation, the two PairMaxes of a 2x2 max pool, and a -inf
+        // Pad before a max pool (which ignores padding anyway).
         let readers = self.readers(output);
         let mut i = 0;
         while i + 1 < self.steps.len() {
             let v = self.steps[i].output;
-            let next_act = match self.steps[i + 1].op {
-                Op::Act(a) if self.steps[i + 1].inputs == [v] && readers[v] == 1 => Some(a),
-                _ => None,
+            let merged = if self.steps[i + 1].inputs == [v] && readers[v] == 1 {
+                let x = &self.shapes[self.steps[i].inputs[0]];
+                merge(&self.steps[i].op, &self.steps[i + 1].op, x)
+            } else {
+                None
             };
-            if let (Some(a), Op::Conv { act, .. }) = (next_act, &mut self.steps[i].op) {
-                if *act == Act::None {
-                    *act = a;
-                    self.steps[i].output = self.steps[i + 1].output;
-                    self.steps.remove(i + 1);
+            match merged {
+                Some(op) => {
+                    let next = self.steps.remove(i + 1);
+                    self.steps[i].op = op;
+                    self.steps[i].output = next.output;
+                    // The merged step may now merge with the one before it.
+                    i = i.saturating_sub(1);
                 }
+                None => i += 1,
             }
-            i += 1;
         }
     }
 
@@ -918,12 +1073,10 @@ mod tests {
         let det = std::fs::read("models/tiny_face_detector.onnx").unwrap();
         let net = Net::load(&det, &[1, 3, 224, 224]).unwrap();
         assert_eq!(net.output_shape(), [1, 25, 7, 7]);
-        // 12 convs (activations fused), 10 pair-maxes, 1 pad, 1 max pool: no slices left.
-        assert_eq!(net.steps.len(), 24);
-        assert!(!net
-            .steps
-            .iter()
-            .any(|s| matches!(s.op, Op::Slice { .. } | Op::Act(_))));
+        // 12 convs (activations fused) and 6 max pools (5 from Slice+Max pairs, one with
+        // its -inf Pad folded in): nothing else is left.
+        assert_eq!(net.steps.len(), 18);
+        assert!(net.steps.iter().all(|s| matches!(s.op, Op::Conv { .. } | Op::Pool { .. })));
         let expr = std::fs::read("models/face_expression.onnx").unwrap();
         let net = Net::load(&expr, &[1, 3, 112, 112]).unwrap();
         assert_eq!(net.output_shape(), [1, 7]);
