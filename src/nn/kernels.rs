@@ -98,10 +98,16 @@ pub fn gemm(
     let mut panel = vec![0f32; k * NR];
     for p0 in (0..n).step_by(NR) {
         let width = NR.min(n - p0);
-        for (ki, dst) in panel.chunks_exact_mut(NR).enumerate() {
+        for (ki, dst) in panel.as_chunks_mut::<NR>().0.iter_mut().enumerate() {
             let src = &x[ki * x_stride + p0..][..width];
-            dst[..width].copy_from_slice(src);
-            dst[width..].fill(0.0);
+            // Fixed-size copies: a variable-length one is a memcpy call in wasm.
+            match src.first_chunk::<NR>() {
+                Some(full) => *dst = *full,
+                None => {
+                    dst[..width].copy_from_slice(src);
+                    dst[width..].fill(0.0);
+                }
+            }
         }
         for (blk, w) in packed.chunks_exact(k * MR).enumerate() {
             let acc = tile(w, &panel);
@@ -111,15 +117,27 @@ pub fn gemm(
                     break;
                 }
                 let b = F4::splat(bias[co]);
-                let mut v = [0f32; NR];
-                let (lo, hi) = v.split_at_mut(4);
-                if let (Ok(lo), Ok(hi)) =
-                    (<&mut [f32; 4]>::try_from(lo), <&mut [f32; 4]>::try_from(hi))
-                {
-                    act.apply4(row[0].add(b)).store(lo);
-                    act.apply4(row[1].add(b)).store(hi);
+                let (lo, hi) = (act.apply4(row[0].add(b)), act.apply4(row[1].add(b)));
+                let dst = &mut out[co * o_stride + o_off + p0..][..width];
+                if let Some(d) = dst.first_chunk_mut::<NR>() {
+                    let (d0, d1) = d.split_at_mut(4);
+                    if let (Some(d0), Some(d1)) =
+                        (d0.first_chunk_mut::<4>(), d1.first_chunk_mut::<4>())
+                    {
+                        lo.store(d0);
+                        hi.store(d1);
+                    }
+                } else {
+                    let mut v = [0f32; NR];
+                    let (v0, v1) = v.split_at_mut(4);
+                    if let (Some(v0), Some(v1)) =
+                        (v0.first_chunk_mut::<4>(), v1.first_chunk_mut::<4>())
+                    {
+                        lo.store(v0);
+                        hi.store(v1);
+                    }
+                    dst.copy_from_slice(&v[..width]);
                 }
-                out[co * o_stride + o_off + p0..][..width].copy_from_slice(&v[..width]);
             }
         }
     }
@@ -326,10 +344,33 @@ pub fn conv_depthwise(
         let f = &filters[ch * taps..][..taps];
         let o = &mut out[ch * oh * ow..][..oh * ow];
         for (oy, orow) in o.chunks_exact_mut(ow).enumerate() {
-            orow.fill(0.0);
-            for dy in 0..win.kh {
-                for dx in 0..win.kw {
-                    axpy(orow, f[dy * win.kw + dx], planes.tap(0, oy, dy, dx, ow));
+            if let Ok(f9) = <&[f32; 9]>::try_from(f) {
+                // 3x3: all nine taps of four outputs summed in registers, one store.
+                let t: [&[f32]; 9] = std::array::from_fn(|i| planes.tap(0, oy, i / 3, i % 3, ow));
+                let fv: [F4; 9] = std::array::from_fn(|i| F4::splat(f9[i]));
+                let (chunks, tail) = orow.as_chunks_mut::<4>();
+                for (j, dst) in chunks.iter_mut().enumerate() {
+                    let mut acc = F4::splat(0.0);
+                    for (fi, ti) in fv.iter().zip(&t) {
+                        if let Some(v) = ti[4 * j..].first_chunk::<4>() {
+                            acc = acc.mul_add(*fi, F4::load(v));
+                        }
+                    }
+                    acc.store(dst);
+                }
+                let j0 = 4 * chunks.len();
+                for (j, dst) in tail.iter_mut().enumerate() {
+                    *dst = f9
+                        .iter()
+                        .zip(&t)
+                        .fold(0.0, |a, (fi, ti)| a + fi * ti[j0 + j]);
+                }
+            } else {
+                orow.fill(0.0);
+                for dy in 0..win.kh {
+                    for dx in 0..win.kw {
+                        axpy(orow, f[dy * win.kw + dx], planes.tap(0, oy, dy, dx, ow));
+                    }
                 }
             }
             act.apply_with_bias(orow, bias[ch]);
@@ -556,9 +597,42 @@ mod tests {
                     pads: [0, 0, 1, 1],
                 },
             ),
+            (
+                2,
+                11,
+                21,
+                Window {
+                    kh: 3,
+                    kw: 3,
+                    stride: 2,
+                    pads: [1; 4],
+                },
+            ),
+            (
+                2,
+                9,
+                13,
+                Window {
+                    kh: 2,
+                    kw: 2,
+                    stride: 2,
+                    pads: [0, 1, 0, 1],
+                },
+            ),
+            (
+                2,
+                9,
+                13,
+                Window {
+                    kh: 2,
+                    kw: 3,
+                    stride: 3,
+                    pads: [1, 2, 0, 1],
+                },
+            ),
         ] {
             let x = data(c * h * w, 3);
-            let f = data(c * 9, 4);
+            let f = data(c * win.kh * win.kw, 4);
             let (oh, ow) = win.out_dims(h, w).unwrap();
             let mut out = vec![f32::NAN; c * oh * ow];
             conv_depthwise(&x, c, (h, w), win, &f, &vec![0.0; c], &mut out, Act::None);

@@ -14,6 +14,7 @@ pub mod kernels;
 pub mod proto;
 mod simd;
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use kernels::{Act, Window};
@@ -70,7 +71,9 @@ enum Op {
         act: Act,
     },
     Act(Act),
-    Add,
+    /// `act(x0 + (x1 + (... + xn)))`: ONNX Add, and right-nested chains of Adds with the
+    /// activation after them.
+    Sum(Act),
     Max,
     /// `out = max(x[2i], x[2i+1])` along `axis`: a `Max` of two stride-2 `Slice`s.
     PairMax {
@@ -118,6 +121,9 @@ pub struct Net {
     output: usize,
     /// Values whose last reader is step i, freed after it.
     free_after: Vec<Vec<usize>>,
+    /// Freed buffers, reused by later steps and runs: no allocation or zeroing per step
+    /// once the first run has sized them.
+    spare: RefCell<Vec<Vec<f32>>>,
 }
 
 impl Net {
@@ -256,32 +262,54 @@ impl Net {
                 input.len()
             )));
         }
+        let numel = |v: usize| self.shapes[v].iter().product::<usize>();
+        // Buffers may be longer than their value (reused ones never shrink); value v is
+        // the first numel(v) entries.
         let mut vals: Vec<Option<Vec<f32>>> = vec![None; self.shapes.len()];
         vals[self.input] = Some(input);
+        let mut spare = self.spare.take();
         for (i, (step, free)) in self.steps.iter().zip(&self.free_after).enumerate() {
-            let mut out = vec![0f32; self.shapes[step.output].iter().product()];
+            // The smallest spare buffer that fits, else the largest, grown. Every kernel
+            // writes all of its output, so a reused buffer's old values never show.
+            let n = numel(step.output);
+            let fits = spare
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.len() >= n)
+                .min_by_key(|(_, b)| b.len());
+            let pick = fits.map(|(j, _)| j).or(spare.len().checked_sub(1));
+            let mut out = pick.map(|j| spare.swap_remove(j)).unwrap_or_default();
+            if out.len() < n {
+                out.resize(n, 0.0);
+            }
             let args = step
                 .inputs
                 .iter()
-                .map(|&i| {
-                    vals[i].as_deref().ok_or(NetError::Invalid(
-                        "a value was used after it was freed".into(),
-                    ))
+                .map(|&v| {
+                    vals[v]
+                        .as_deref()
+                        .map(|b| &b[..numel(v)])
+                        .ok_or(NetError::Invalid(
+                            "a value was used after it was freed".into(),
+                        ))
                 })
                 .collect::<R<Vec<&[f32]>>>()?;
-            let shape = &self.shapes[step.inputs[0]];
-            eval(&step.op, &args, shape, &mut out);
+            eval(&step.op, &args, &self.shapes[step.inputs[0]], &mut out[..n]);
             vals[step.output] = Some(out);
             for &v in free {
                 if v != self.output {
-                    vals[v] = None;
+                    spare.extend(vals[v].take());
                 }
             }
             after_step(i);
         }
-        vals[self.output]
+        let mut out = vals[self.output]
             .take()
-            .ok_or(NetError::Invalid("no output".into()))
+            .ok_or(NetError::Invalid("no output".into()))?;
+        out.truncate(numel(self.output));
+        spare.extend(vals.into_iter().flatten());
+        *self.spare.borrow_mut() = spare;
+        Ok(out)
     }
 }
 
@@ -331,10 +359,14 @@ fn eval(op: &Op, args: &[&[f32]], shape: &[usize], out: &mut [f32]) {
                 *o = act.apply(*v);
             }
         }
-        Op::Add => {
-            for ((o, a), b) in out.iter_mut().zip(x).zip(args[1]) {
-                *o = a + b;
+        Op::Sum(act) => {
+            // x0 + (x1 + (... + xn)): from the last input back, as the graph nests them.
+            let (last, rest) = args.split_last().unwrap_or((&x, &[]));
+            out.copy_from_slice(last);
+            for y in rest.iter().rev() {
+                simd::vadd(out, y);
             }
+            act.apply_with_bias(out, 0.0);
         }
         Op::Max => {
             for ((o, a), b) in out.iter_mut().zip(x).zip(args[1]) {
@@ -631,6 +663,7 @@ fn merge(a: &Op, b: &Op, x: &[usize]) -> Option<Op> {
                 act: *act,
             })
         }
+        (Op::Sum(Act::None), Op::Act(act)) => Some(Op::Sum(*act)),
         (Op::PairMax { axis: 2 }, Op::PairMax { axis: 3 }) => match x {
             [1, c, h, w] => Some(Op::Pool {
                 max: true,
@@ -781,7 +814,14 @@ impl Builder {
                     )));
                 }
                 inputs.push(y);
-                (if op_type == "Add" { Op::Add } else { Op::Max }, xs.clone())
+                (
+                    if op_type == "Add" {
+                        Op::Sum(Act::None)
+                    } else {
+                        Op::Max
+                    },
+                    xs.clone(),
+                )
             }
             "Slice" => {
                 let one = |i: usize, default: Option<i64>| -> R<i64> {
@@ -1015,6 +1055,30 @@ impl Builder {
         let mut keep = dead.iter().map(|d| !d);
         self.steps.retain(|_| keep.next().unwrap_or(true));
 
+        // Add(a, Add(b, c)) -> Sum(a, b, c) when the inner sum has no other reader (the
+        // models nest their sums to the right; Sum keeps that order of float additions).
+        let readers = self.readers(output);
+        let mut dead = vec![false; self.steps.len()];
+        for i in 0..self.steps.len() {
+            if !matches!(self.steps[i].op, Op::Sum(Act::None)) {
+                continue;
+            }
+            let Some(&last) = self.steps[i].inputs.last() else {
+                continue;
+            };
+            let Some(j) = producer(&self.steps, last) else {
+                continue;
+            };
+            if matches!(self.steps[j].op, Op::Sum(Act::None)) && readers[last] == 1 {
+                let inner = self.steps[j].inputs.clone();
+                self.steps[i].inputs.pop();
+                self.steps[i].inputs.extend(inner);
+                dead[j] = true;
+            }
+        }
+        let mut keep = dead.iter().map(|d| !d);
+        self.steps.retain(|_| keep.next().unwrap_or(true));
+
         // A step whose output only the next step reads, merged into it where one kernel
         // does both: Conv + activation, the two PairMaxes of a 2x2 max pool, and a -inf
         // Pad before a max pool (which ignores padding anyway).
@@ -1060,6 +1124,7 @@ impl Builder {
             input,
             output,
             free_after,
+            spare: RefCell::default(),
         }
     }
 }
@@ -1076,7 +1141,10 @@ mod tests {
         // 12 convs (activations fused) and 6 max pools (5 from Slice+Max pairs, one with
         // its -inf Pad folded in): nothing else is left.
         assert_eq!(net.steps.len(), 18);
-        assert!(net.steps.iter().all(|s| matches!(s.op, Op::Conv { .. } | Op::Pool { .. })));
+        assert!(net
+            .steps
+            .iter()
+            .all(|s| matches!(s.op, Op::Conv { .. } | Op::Pool { .. })));
         let expr = std::fs::read("models/face_expression.onnx").unwrap();
         let net = Net::load(&expr, &[1, 3, 112, 112]).unwrap();
         assert_eq!(net.output_shape(), [1, 7]);
