@@ -144,7 +144,7 @@ pub fn gemm(
 }
 
 /// The MR x NR micro-kernel: one block of packed weights `[k][MR]` times one panel
-/// `[k][NR]`, accumulated in registers (8 F4 accumulators, 2 inputs, 1 broadcast).
+/// `[k][NR]`, accumulated in registers (8 F4 accumulators, 2 inputs, 1 broadcast load).
 #[inline(always)]
 fn tile(w: &[f32], panel: &[f32]) -> [[F4; 2]; MR] {
     let z = F4::splat(0.0);
@@ -153,18 +153,17 @@ fn tile(w: &[f32], panel: &[f32]) -> [[F4; 2]; MR] {
     let (wc, _) = w.as_chunks::<MR>();
     let (xc, _) = panel.as_chunks::<NR>();
     for (wk, xk) in wc.iter().zip(xc) {
-        let wv = F4::load(wk);
         let (x0, x1) = F4::load2(xk);
-        let w0 = wv.lane::<0>();
+        let w0 = F4::load_splat(&wk[0]);
         a00 = a00.mul_add(w0, x0);
         a01 = a01.mul_add(w0, x1);
-        let w1 = wv.lane::<1>();
+        let w1 = F4::load_splat(&wk[1]);
         a10 = a10.mul_add(w1, x0);
         a11 = a11.mul_add(w1, x1);
-        let w2 = wv.lane::<2>();
+        let w2 = F4::load_splat(&wk[2]);
         a20 = a20.mul_add(w2, x0);
         a21 = a21.mul_add(w2, x1);
-        let w3 = wv.lane::<3>();
+        let w3 = F4::load_splat(&wk[3]);
         a30 = a30.mul_add(w3, x0);
         a31 = a31.mul_add(w3, x1);
     }
@@ -349,12 +348,13 @@ pub fn conv_depthwise(
                 let t: [&[f32]; 9] = std::array::from_fn(|i| planes.tap(0, oy, i / 3, i % 3, ow));
                 let fv: [F4; 9] = std::array::from_fn(|i| F4::splat(f9[i]));
                 let (chunks, tail) = orow.as_chunks_mut::<4>();
+                let tc: [&[[f32; 4]]; 9] = std::array::from_fn(|i| t[i].as_chunks::<4>().0);
                 for (j, dst) in chunks.iter_mut().enumerate() {
                     let mut acc = F4::splat(0.0);
-                    for (fi, ti) in fv.iter().zip(&t) {
-                        if let Some(v) = ti[4 * j..].first_chunk::<4>() {
-                            acc = acc.mul_add(*fi, F4::load(v));
-                        }
+                    for (fi, ti) in fv.iter().zip(&tc) {
+                        // SAFETY: every tap slice holds ow values, as orow does, so it has as
+                        // many chunks of 4 as orow and j is in range.
+                        acc = acc.mul_add(*fi, F4::load(unsafe { ti.get_unchecked(j) }));
                     }
                     acc.store(dst);
                 }

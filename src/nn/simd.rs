@@ -19,6 +19,13 @@ mod imp {
             // SAFETY: 16 readable bytes; read_unaligned emits an align=1 v128.load.
             F4(unsafe { core::ptr::read_unaligned(s.as_ptr() as *const v128) })
         }
+        /// One value in all four lanes, straight from memory (`v128.load32_splat`, one
+        /// broadcast load on x86, no shuffle).
+        #[inline(always)]
+        pub fn load_splat(v: &f32) -> Self {
+            // SAFETY: 4 readable bytes.
+            F4(unsafe { v128_load32_splat(v as *const f32 as *const u32) })
+        }
         #[inline(always)]
         pub fn load2(s: &[f32; 8]) -> (Self, Self) {
             let p = s.as_ptr() as *const v128;
@@ -47,11 +54,6 @@ mod imp {
         #[inline(always)]
         pub fn max(self, o: Self) -> Self {
             F4(f32x4_pmax(self.0, o.0))
-        }
-        /// Lane `L` in all four lanes.
-        #[inline(always)]
-        pub fn lane<const L: usize>(self) -> Self {
-            F4(i32x4_shuffle::<L, L, L, L>(self.0, self.0))
         }
         /// `self < 0 ? self * a : self`, lane by lane.
         #[inline(always)]
@@ -90,6 +92,10 @@ mod imp {
             F4(unsafe { _mm_loadu_ps(s.as_ptr()) })
         }
         #[inline(always)]
+        pub fn load_splat(v: &f32) -> Self {
+            Self::splat(*v)
+        }
+        #[inline(always)]
         pub fn load2(s: &[f32; 8]) -> (Self, Self) {
             unsafe {
                 (
@@ -114,18 +120,6 @@ mod imp {
         #[inline(always)]
         pub fn max(self, o: Self) -> Self {
             F4(unsafe { _mm_max_ps(o.0, self.0) })
-        }
-        #[inline(always)]
-        pub fn lane<const L: usize>(self) -> Self {
-            let v = self.0;
-            F4(unsafe {
-                match L {
-                    0 => _mm_shuffle_ps::<0x00>(v, v),
-                    1 => _mm_shuffle_ps::<0x55>(v, v),
-                    2 => _mm_shuffle_ps::<0xAA>(v, v),
-                    _ => _mm_shuffle_ps::<0xFF>(v, v),
-                }
-            })
         }
         #[inline(always)]
         pub fn leaky(self, a: Self) -> Self {
@@ -175,6 +169,10 @@ mod imp {
             F4(*s)
         }
         #[inline(always)]
+        pub fn load_splat(v: &f32) -> Self {
+            Self::splat(*v)
+        }
+        #[inline(always)]
         pub fn load2(s: &[f32; 8]) -> (Self, Self) {
             (F4([s[0], s[1], s[2], s[3]]), F4([s[4], s[5], s[6], s[7]]))
         }
@@ -193,10 +191,6 @@ mod imp {
         #[inline(always)]
         pub fn max(self, o: Self) -> Self {
             self.map2(o, |a, b| if a < b { b } else { a })
-        }
-        #[inline(always)]
-        pub fn lane<const L: usize>(self) -> Self {
-            F4([self.0[L]; 4])
         }
         #[inline(always)]
         pub fn leaky(self, a: Self) -> Self {

@@ -1,7 +1,7 @@
 //! The inference worker: runs in a dedicated module worker (`js/worker.js` instantiates
 //! the same wasm module and calls `workerMain`), loads both models once, and answers
-//! each frame message with the judged face's happy score. Keeping tract here keeps the
-//! main thread free for the video and the UI.
+//! each frame message with the judged face's happy score. Keeping inference here keeps
+//! the main thread free for the video and the UI.
 //!
 //! Messages in: `{type: "frame", id, width, height, buffer}` (the RGBA buffer is
 //! transferred) and `{type: "reset"}`. Messages out: `{type: "ready"}`,
