@@ -75,3 +75,37 @@ fn bad_buffers_and_tiny_images_are_image_errors() {
     let e = a.analyze(&[0; 16], u32::MAX, u32::MAX).unwrap_err();
     assert!(matches!(e, SmileError::Image(_)), "{e}");
 }
+
+/// Corrupted files, as a flaky network or a bad cache could deliver them: random bytes
+/// overwritten in the real models. Each either fails to load with an error or loads and
+/// runs; none may panic or allocate without bound.
+#[test]
+fn corrupted_models_never_panic() {
+    use smile_factor::nn::Net;
+    let mut seed = 0x9e37_79b9_u32;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed as usize
+    };
+    let (mut loaded, mut failed) = (0, 0);
+    for (bytes, side) in [(DETECTOR, 64), (EXPRESSION, 112)] {
+        for _ in 0..150 {
+            let mut b = bytes.to_vec();
+            for _ in 0..1 + next() % 4 {
+                let at = next() % b.len();
+                b[at] = next() as u8;
+            }
+            match Net::load(&b, &[1, 3, side, side]) {
+                Ok(net) => {
+                    let _ = net.run(vec![0.5; 3 * side * side]);
+                    loaded += 1;
+                }
+                Err(_) => failed += 1,
+            }
+        }
+    }
+    // Most flips land in weight bytes and still load; some break the structure.
+    assert!(loaded > 0 && failed > 0, "loaded {loaded}, failed {failed}");
+}
