@@ -31,6 +31,14 @@ fn profile(
     side: usize,
     runs: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let mut loads: Vec<f64> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            let _ = Net::load(bytes, &[1, 3, side, side]);
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    loads.sort_by(f64::total_cmp);
     let net = Net::load(bytes, &[1, 3, side, side])?;
     let input: Vec<f32> = (0..3 * side * side)
         .map(|i| ((i * 7919) % 255) as f32 / 255.0 - 0.5)
@@ -51,7 +59,10 @@ fn profile(
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    println!("\n{name} at {side}x{side}, median of {runs} runs");
+    println!(
+        "\n{name} at {side}x{side}, median of {runs} runs (load: {:.1} ms, median of 5)",
+        loads[2]
+    );
     println!("| # | step | output | ms | MMAC | MB moved | GMAC/s |");
     println!("| ---: | --- | --- | ---: | ---: | ---: | ---: |");
     let mut total = 0.0;
