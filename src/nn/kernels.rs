@@ -212,7 +212,8 @@ impl Planes {
         let s = win.stride.max(1);
         let [pt, pl, pb, pr] = win.pads;
         self.rows = h + pt + pb;
-        self.len = (w + pl + pr).div_ceil(s);
+        // Three slack columns: a row's last group of four outputs may read past ow.
+        self.len = (w + pl + pr).div_ceil(s) + 3;
         self.stride = s;
         self.buf.clear();
         self.buf.resize(c * self.rows * s * self.len, value);
@@ -342,38 +343,50 @@ pub fn conv_depthwise(
         planes.fill(&x[ch * h * w..][..h * w], 1, (h, w), win, 0.0);
         let f = &filters[ch * taps..][..taps];
         let o = &mut out[ch * oh * ow..][..oh * ow];
-        for (oy, orow) in o.chunks_exact_mut(ow).enumerate() {
-            if let Ok(f9) = <&[f32; 9]>::try_from(f) {
-                // 3x3: all nine taps of four outputs summed in registers, one store.
-                let t: [&[f32]; 9] = std::array::from_fn(|i| planes.tap(0, oy, i / 3, i % 3, ow));
-                let fv: [F4; 9] = std::array::from_fn(|i| F4::splat(f9[i]));
+        if let Ok(f9) = <&[f32; 9]>::try_from(f) {
+            // 3x3: all nine taps of four outputs summed in registers, then bias and
+            // activation, one store. The planes' slack columns let the last, partial
+            // group of four read whole vectors too.
+            let fv: [F4; 9] = std::array::from_fn(|i| F4::splat(f9[i]));
+            let b = F4::splat(bias[ch]);
+            let groups = ow.div_ceil(4);
+            for (oy, orow) in o.chunks_exact_mut(ow).enumerate() {
+                let tc: [&[[f32; 4]]; 9] = std::array::from_fn(|i| {
+                    planes
+                        .tap(0, oy, i / 3, i % 3, 4 * groups)
+                        .as_chunks::<4>()
+                        .0
+                });
                 let (chunks, tail) = orow.as_chunks_mut::<4>();
-                let tc: [&[[f32; 4]]; 9] = std::array::from_fn(|i| t[i].as_chunks::<4>().0);
-                for (j, dst) in chunks.iter_mut().enumerate() {
+                for j in 0..groups {
                     let mut acc = F4::splat(0.0);
                     for (fi, ti) in fv.iter().zip(&tc) {
-                        // SAFETY: every tap slice holds ow values, as orow does, so it has as
-                        // many chunks of 4 as orow and j is in range.
+                        // SAFETY: every tap slice holds 4 * groups values, so j < groups
+                        // is in range.
                         acc = acc.mul_add(*fi, F4::load(unsafe { ti.get_unchecked(j) }));
                     }
-                    acc.store(dst);
+                    let v = act.apply4(acc.add(b));
+                    match chunks.get_mut(j) {
+                        Some(dst) => v.store(dst),
+                        None => {
+                            let mut last = [0f32; 4];
+                            v.store(&mut last);
+                            let n = tail.len();
+                            tail.copy_from_slice(&last[..n]);
+                        }
+                    }
                 }
-                let j0 = 4 * chunks.len();
-                for (j, dst) in tail.iter_mut().enumerate() {
-                    *dst = f9
-                        .iter()
-                        .zip(&t)
-                        .fold(0.0, |a, (fi, ti)| a + fi * ti[j0 + j]);
-                }
-            } else {
+            }
+        } else {
+            for (oy, orow) in o.chunks_exact_mut(ow).enumerate() {
                 orow.fill(0.0);
                 for dy in 0..win.kh {
                     for dx in 0..win.kw {
                         axpy(orow, f[dy * win.kw + dx], planes.tap(0, oy, dy, dx, ow));
                     }
                 }
+                act.apply_with_bias(orow, bias[ch]);
             }
-            act.apply_with_bias(orow, bias[ch]);
         }
     }
 }
