@@ -225,6 +225,19 @@ impl FaceAnalyzer {
         let frame = RgbaFrame::new(rgba, width, height)?;
         self.classify_region(&frame, Region::whole(&frame))
     }
+
+    /// Runs both nets once on a grey image and drops the results. In the browser the
+    /// engine starts as baseline code and V8 optimises a function only after it has run a
+    /// while; the worker warms up while the camera starts, so the first real frame does
+    /// not pay for that (cold, it took 45-105 ms instead of about 15).
+    pub fn warm_up(&self) -> Result<()> {
+        let side = self.options.input_size;
+        let grey = vec![128u8; side * side * 4];
+        self.detector_grid(&RgbaFrame::new(&grey, side as u32, side as u32)?)?;
+        let crop = vec![128u8; 112 * 112 * 4];
+        self.classify_face(&crop, 112, 112)?;
+        Ok(())
+    }
 }
 
 /// face-api's Box.clipAtImageBorders followed by floor().

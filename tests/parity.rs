@@ -71,3 +71,14 @@ fn huge_frames_are_scaled_down_not_rejected() {
         assert!(best > 0.8, "face {:?} lost when upscaled (best IoU {best})", f.bbox);
     }
 }
+
+/// The worker's warm-up leaves nothing behind: afterwards the numbers are face-api's
+/// still (the nets reuse their buffers between runs). It works at the smallest input too.
+#[test]
+fn warm_up_changes_no_result() {
+    let a = analyzer(224);
+    a.warm_up().expect("warm-up");
+    check_crops(|buf, w, h| a.classify_face(buf, w, h).expect("classify").to_array());
+    check_grid(224, |buf, w, h| a.detector_grid(&RgbaFrame::new(buf, w, h).unwrap()).unwrap(), 1e-3);
+    analyzer(64).warm_up().expect("warm-up at 64");
+}

@@ -109,8 +109,8 @@ fn post(scope: &DedicatedWorkerGlobalScope, reply: &Reply) {
     }
 }
 
-async fn fetch_bytes(scope: &DedicatedWorkerGlobalScope, url: &str) -> Result<Vec<u8>, String> {
-    let response = JsFuture::from(scope.fetch_with_str(url))
+async fn read_bytes(fetch: js_sys::Promise) -> Result<Vec<u8>, String> {
+    let response = JsFuture::from(fetch)
         .await
         .map_err(|e| describe(&e))?
         .dyn_into::<web_sys::Response>()
@@ -134,10 +134,15 @@ pub async fn worker_main(init: JsValue) -> Result<(), JsError> {
         .map_err(|_| JsError::new("workerMain must run in a dedicated worker"))?;
     let init: WorkerInit = serde_wasm_bindgen::from_value(init)
         .map_err(|e| JsError::new(&format!("invalid worker init: {e}")))?;
-    let detector = fetch_bytes(&scope, &init.detector)
+    // Both downloads start before either is awaited.
+    let (detector, expression) = (
+        scope.fetch_with_str(&init.detector),
+        scope.fetch_with_str(&init.expression),
+    );
+    let detector = read_bytes(detector)
         .await
         .map_err(|e| JsError::new(&format!("could not load {}: {e}", init.detector)))?;
-    let expression = fetch_bytes(&scope, &init.expression)
+    let expression = read_bytes(expression)
         .await
         .map_err(|e| JsError::new(&format!("could not load {}: {e}", init.expression)))?;
     let options = AnalyzerOptions {
@@ -149,6 +154,13 @@ pub async fn worker_main(init: JsValue) -> Result<(), JsError> {
     let listener =
         Listener::new(&scope, "message", on_message).map_err(|e: DomError| JsError::new(&e.0))?;
     post(&scope, &Reply::Ready);
+    // Frames that arrive meanwhile wait for this (the page keeps one in flight); the
+    // camera usually takes longer to start than the warm-up.
+    if let Err(e) = analyzer.warm_up() {
+        web_sys::console::error_1(&JsValue::from_str(&format!(
+            "smile-factor worker: warm-up failed: {e}"
+        )));
+    }
     STATE.with(|s| {
         s.replace(Some(WorkerState {
             scope,
