@@ -57,10 +57,21 @@ struct Const {
     values: Vec<f64>,
 }
 
-#[derive(Debug)]
+/// Which kernel runs a convolution, chosen at load.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum ConvKind {
+    /// group = channels: [`kernels::conv_depthwise`].
+    Depthwise,
+    /// 1x1, stride 1, no padding: straight [`kernels::gemm`].
+    Pointwise,
+    /// Anything else with group 1: [`kernels::conv_dense`].
+    Dense,
+}
+
+#[derive(Clone, Debug)]
 enum Op {
     Conv {
-        depthwise: bool,
+        kind: ConvKind,
         /// Packed for [`kernels::gemm`] when dense, `[c][kh*kw]` when depthwise.
         weights: Vec<f32>,
         bias: Vec<f32>,
@@ -216,7 +227,7 @@ impl Net {
                 let out = len(s.output);
                 let (label, macs, weights) = match &s.op {
                     Op::Conv {
-                        depthwise: true,
+                        kind: ConvKind::Depthwise,
                         win,
                         weights,
                         ..
@@ -328,16 +339,7 @@ fn eval(op: &Op, args: &[&[f32]], shape: &[usize], out: &mut [f32]) {
     let x = args[0];
     match op {
         Op::Conv {
-            depthwise: true,
-            weights,
-            bias,
-            cin,
-            hw,
-            win,
-            act,
-            ..
-        } => kernels::conv_depthwise(x, *cin, *hw, *win, weights, bias, out, *act),
-        Op::Conv {
+            kind,
             weights,
             bias,
             cin,
@@ -345,15 +347,18 @@ fn eval(op: &Op, args: &[&[f32]], shape: &[usize], out: &mut [f32]) {
             hw,
             win,
             act,
-            ..
-        } => {
-            if win.kh == 1 && win.kw == 1 && win.stride == 1 && win.pads == [0; 4] {
+        } => match kind {
+            ConvKind::Depthwise => {
+                kernels::conv_depthwise(x, *cin, *hw, *win, weights, bias, out, *act)
+            }
+            ConvKind::Pointwise => {
                 let n = hw.0 * hw.1;
                 kernels::gemm(weights, bias, *cout, *cin, x, n, n, out, n, 0, *act)
-            } else {
+            }
+            ConvKind::Dense => {
                 kernels::conv_dense(x, *cin, *hw, *win, weights, bias, *cout, out, *act)
             }
-        }
+        },
         Op::Act(act) => {
             for (o, v) in out.iter_mut().zip(x) {
                 *o = act.apply(*v);
@@ -638,30 +643,11 @@ fn window(node: &NodeProto, kernel: (usize, usize), hw: (usize, usize)) -> R<Win
 fn merge(a: &Op, b: &Op, x: &[usize]) -> Option<Op> {
     match (a, b) {
         (Op::Conv { act: Act::None, .. }, Op::Act(act)) => {
-            let Op::Conv {
-                depthwise,
-                weights,
-                bias,
-                cin,
-                cout,
-                hw,
-                win,
-                ..
-            } = a
-            else {
-                return None;
-            };
-            let (weights, bias) = (weights.clone(), bias.clone());
-            Some(Op::Conv {
-                depthwise: *depthwise,
-                weights,
-                bias,
-                cin: *cin,
-                cout: *cout,
-                hw: *hw,
-                win: *win,
-                act: *act,
-            })
+            let mut conv = a.clone();
+            if let Op::Conv { act: slot, .. } = &mut conv {
+                *slot = *act;
+            }
+            Some(conv)
         }
         (Op::Sum(Act::None), Op::Act(act)) => Some(Op::Sum(*act)),
         (Op::PairMax { axis: 2 }, Op::PairMax { axis: 3 }) => match x {
@@ -785,13 +771,20 @@ impl Builder {
                 let (oh, ow) = win.out_dims(h, w).ok_or(NetError::Shape(
                     "Conv: the kernel is larger than the input".into(),
                 ))?;
+                let kind = if depthwise {
+                    ConvKind::Depthwise
+                } else if (kh, kw, win.stride, win.pads) == (1, 1, 1, [0; 4]) {
+                    ConvKind::Pointwise
+                } else {
+                    ConvKind::Dense
+                };
                 let weights = if depthwise {
                     f32s(wt)
                 } else {
                     kernels::pack_weights(&f32s(wt), cout, cin * kh * kw)
                 };
                 let op = Op::Conv {
-                    depthwise,
+                    kind,
                     weights,
                     bias,
                     cin,

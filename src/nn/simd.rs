@@ -213,50 +213,36 @@ impl F4 {
     }
 }
 
+/// `o[i] = f(o[i], x[i])` over the common length: `v` on groups of four, `s` on the
+/// rest (the two must agree lane by lane).
+#[inline(always)]
+fn lanewise(o: &mut [f32], x: &[f32], v: impl Fn(F4, F4) -> F4, s: impl Fn(f32, f32) -> f32) {
+    let n = o.len().min(x.len());
+    let (oc, ot) = o[..n].as_chunks_mut::<4>();
+    let (xc, xt) = x[..n].as_chunks::<4>();
+    for (o, x) in oc.iter_mut().zip(xc) {
+        v(F4::load(o), F4::load(x)).store(o);
+    }
+    for (o, x) in ot.iter_mut().zip(xt) {
+        *o = s(*o, *x);
+    }
+}
+
 /// `o[i] += f * x[i]` over the common length.
 #[inline(always)]
 pub fn axpy(o: &mut [f32], f: f32, x: &[f32]) {
-    let n = o.len().min(x.len());
-    let (o, x) = (&mut o[..n], &x[..n]);
     let fv = F4::splat(f);
-    let (oc, ot) = o.as_chunks_mut::<4>();
-    let (xc, xt) = x.as_chunks::<4>();
-    for (o, x) in oc.iter_mut().zip(xc) {
-        F4::load(o).mul_add(fv, F4::load(x)).store(o);
-    }
-    for (o, x) in ot.iter_mut().zip(xt) {
-        *o += f * x;
-    }
+    lanewise(o, x, |o, x| o.mul_add(fv, x), |o, x| o + f * x);
 }
 
 /// `o[i] = max(o[i], x[i])` over the common length (NaN-free inputs).
 #[inline(always)]
 pub fn vmax(o: &mut [f32], x: &[f32]) {
-    let n = o.len().min(x.len());
-    let (o, x) = (&mut o[..n], &x[..n]);
-    let (oc, ot) = o.as_chunks_mut::<4>();
-    let (xc, xt) = x.as_chunks::<4>();
-    for (o, x) in oc.iter_mut().zip(xc) {
-        F4::load(o).max(F4::load(x)).store(o);
-    }
-    for (o, x) in ot.iter_mut().zip(xt) {
-        if *o < *x {
-            *o = *x;
-        }
-    }
+    lanewise(o, x, F4::max, |o, x| if o < x { x } else { o });
 }
 
 /// `o[i] += x[i]` over the common length.
 #[inline(always)]
 pub fn vadd(o: &mut [f32], x: &[f32]) {
-    let n = o.len().min(x.len());
-    let (o, x) = (&mut o[..n], &x[..n]);
-    let (oc, ot) = o.as_chunks_mut::<4>();
-    let (xc, xt) = x.as_chunks::<4>();
-    for (o, x) in oc.iter_mut().zip(xc) {
-        F4::load(o).add(F4::load(x)).store(o);
-    }
-    for (o, x) in ot.iter_mut().zip(xt) {
-        *o += x;
-    }
+    lanewise(o, x, F4::add, |o, x| o + x);
 }
