@@ -76,6 +76,24 @@ pub fn pack_weights(w: &[f32], cout: usize, k: usize) -> Vec<f32> {
     out
 }
 
+/// Working memory the kernels reuse from step to step and run to run, so a frame
+/// allocates nothing once the first run has sized it.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    planes: Planes,
+    col: Vec<f32>,
+    panel: Vec<f32>,
+}
+
+/// The first `n` values of `buf`, grown if needed. Old values stay: callers overwrite
+/// all `n`.
+fn first(buf: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    if buf.len() < n {
+        buf.resize(n, 0.0);
+    }
+    &mut buf[..n]
+}
+
 /// `out[co][o_off + p] = act(bias[co] + sum_k w[co][k] * x[k * x_stride + p])` for
 /// `p < n`: a 1x1 convolution, or an im2col block of a larger one. `out` rows are
 /// `o_stride` apart.
@@ -92,10 +110,11 @@ pub fn gemm(
     o_stride: usize,
     o_off: usize,
     act: Act,
+    s: &mut Scratch,
 ) {
     // One panel of NR pixels by k inputs, contiguous; it stays in L1 while every block
     // of weights passes over it.
-    let mut panel = vec![0f32; k * NR];
+    let panel = first(&mut s.panel, k * NR);
     for p0 in (0..n).step_by(NR) {
         let width = NR.min(n - p0);
         for (ki, dst) in panel.as_chunks_mut::<NR>().0.iter_mut().enumerate() {
@@ -110,7 +129,7 @@ pub fn gemm(
             }
         }
         for (blk, w) in packed.chunks_exact(k * MR).enumerate() {
-            let acc = tile(w, &panel);
+            let acc = tile(w, panel);
             for (r, row) in acc.iter().enumerate() {
                 let co = blk * MR + r;
                 if co >= cout {
@@ -198,7 +217,7 @@ impl Window {
 /// Channels laid out for a window: padded with a fill value, each padded row split into
 /// `stride` phase rows (phase q holds padded columns q, q + s, q + 2s, ...). Tap (dy, dx)
 /// of output row oy then reads `ow` contiguous values.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Planes {
     buf: Vec<f32>,
     /// Padded rows per channel, and values per phase row.
@@ -283,15 +302,17 @@ pub fn conv_dense(
     cout: usize,
     out: &mut [f32],
     act: Act,
+    s: &mut Scratch,
 ) {
     let Some((oh, ow)) = win.out_dims(h, w) else {
         return;
     };
-    let mut planes = Planes::default();
-    planes.fill(x, cin, (h, w), win, 0.0);
+    s.planes.fill(x, cin, (h, w), win, 0.0);
     let k = cin * win.kh * win.kw;
     let rows = 256usize.div_ceil(ow).max(1);
-    let mut col = vec![0f32; k * rows * ow];
+    // Taken out for the loop, as gemm needs the rest of the scratch; put back after.
+    let mut col_buf = std::mem::take(&mut s.col);
+    let col = first(&mut col_buf, k * rows * ow);
     for y0 in (0..oh).step_by(rows) {
         let nrows = rows.min(oh - y0);
         let n = nrows * ow;
@@ -301,7 +322,7 @@ pub fn conv_dense(
                     let ki = (c * win.kh + dy) * win.kw + dx;
                     let dst = &mut col[ki * n..(ki + 1) * n];
                     for (r, d) in dst.chunks_exact_mut(ow).enumerate() {
-                        d.copy_from_slice(planes.tap(c, y0 + r, dy, dx, ow));
+                        d.copy_from_slice(s.planes.tap(c, y0 + r, dy, dx, ow));
                     }
                 }
             }
@@ -311,15 +332,17 @@ pub fn conv_dense(
             bias,
             cout,
             k,
-            &col,
+            col,
             n,
             n,
             out,
             oh * ow,
             y0 * ow,
             act,
+            s,
         );
     }
+    s.col = col_buf;
 }
 
 /// A depthwise convolution (group = channels, one filter each), with bias and activation.
@@ -333,12 +356,13 @@ pub fn conv_depthwise(
     bias: &[f32],
     out: &mut [f32],
     act: Act,
+    s: &mut Scratch,
 ) {
     let Some((oh, ow)) = win.out_dims(h, w) else {
         return;
     };
     let taps = win.kh * win.kw;
-    let mut planes = Planes::default();
+    let planes = &mut s.planes;
     for ch in 0..c {
         planes.fill(&x[ch * h * w..][..h * w], 1, (h, w), win, 0.0);
         let f = &filters[ch * taps..][..taps];
@@ -392,7 +416,15 @@ pub fn conv_depthwise(
 }
 
 /// Max or average pooling per channel; padding never counts (ONNX's defaults).
-pub fn pool(x: &[f32], c: usize, (h, w): (usize, usize), win: Window, max: bool, out: &mut [f32]) {
+pub fn pool(
+    x: &[f32],
+    c: usize,
+    (h, w): (usize, usize),
+    win: Window,
+    max: bool,
+    out: &mut [f32],
+    s: &mut Scratch,
+) {
     let Some((oh, ow)) = win.out_dims(h, w) else {
         return;
     };
@@ -402,10 +434,14 @@ pub fn pool(x: &[f32], c: usize, (h, w): (usize, usize), win: Window, max: bool,
             .filter(|d| (o * win.stride + d).checked_sub(pad).is_some_and(|i| i < n))
             .count() as f32
     };
-    let cols: Vec<f32> = (0..ow)
-        .map(|ox| inside(ox, win.kw, win.pads[1], w))
-        .collect();
-    let mut planes = Planes::default();
+    let cols: Vec<f32> = if max {
+        Vec::new()
+    } else {
+        (0..ow)
+            .map(|ox| inside(ox, win.kw, win.pads[1], w))
+            .collect()
+    };
+    let planes = &mut s.planes;
     for ch in 0..c {
         planes.fill(
             &x[ch * h * w..][..h * w],
@@ -516,6 +552,8 @@ mod tests {
 
     #[test]
     fn dense_conv_matches_the_definition() {
+        // One scratch for every case: later cases run on buffers earlier ones left dirty.
+        let mut s = Scratch::default();
         for (cin, cout, h, w, win) in [
             (
                 3,
@@ -569,6 +607,7 @@ mod tests {
                 cout,
                 &mut out,
                 Act::None,
+                &mut s,
             );
             close(&out, &conv_ref(&x, cin, (h, w), win, &wts, 1, cout));
         }
@@ -576,6 +615,8 @@ mod tests {
 
     #[test]
     fn depthwise_conv_matches_the_definition() {
+        // One scratch for every case: later cases run on buffers earlier ones left dirty.
+        let mut s = Scratch::default();
         for (c, h, w, win) in [
             (
                 5,
@@ -648,13 +689,25 @@ mod tests {
             let f = data(c * win.kh * win.kw, 4);
             let (oh, ow) = win.out_dims(h, w).unwrap();
             let mut out = vec![f32::NAN; c * oh * ow];
-            conv_depthwise(&x, c, (h, w), win, &f, &vec![0.0; c], &mut out, Act::None);
+            conv_depthwise(
+                &x,
+                c,
+                (h, w),
+                win,
+                &f,
+                &vec![0.0; c],
+                &mut out,
+                Act::None,
+                &mut s,
+            );
             close(&out, &conv_ref(&x, c, (h, w), win, &f, c, c));
         }
     }
 
     #[test]
     fn bias_and_activations() {
+        // One scratch for every case: later cases run on buffers earlier ones left dirty.
+        let mut s = Scratch::default();
         let x = [-2.0, 3.0];
         let packed = pack_weights(&[1.0], 1, 1);
         let mut out = [0.0; 2];
@@ -670,14 +723,30 @@ mod tests {
             2,
             0,
             Act::Leaky(0.1),
+            &mut s,
         );
         assert_eq!(out, [-0.15, 3.5]);
-        gemm(&packed, &[0.5], 1, 1, &x, 2, 2, &mut out, 2, 0, Act::Relu);
+        gemm(
+            &packed,
+            &[0.5],
+            1,
+            1,
+            &x,
+            2,
+            2,
+            &mut out,
+            2,
+            0,
+            Act::Relu,
+            &mut s,
+        );
         assert_eq!(out, [0.0, 3.5]);
     }
 
     #[test]
     fn pools() {
+        // One scratch for every case: later cases run on buffers earlier ones left dirty.
+        let mut s = Scratch::default();
         let x: Vec<f32> = (0..16).map(|v| v as f32).collect();
         let mut out = vec![0.0; 4];
         let two = Window {
@@ -686,7 +755,7 @@ mod tests {
             stride: 2,
             pads: [0; 4],
         };
-        pool(&x, 1, (4, 4), two, true, &mut out);
+        pool(&x, 1, (4, 4), two, true, &mut out, &mut s);
         assert_eq!(out, [5.0, 7.0, 13.0, 15.0]);
         let mut avg = vec![0.0; 1];
         pool(
@@ -701,6 +770,7 @@ mod tests {
             },
             false,
             &mut avg,
+            &mut s,
         );
         assert_eq!(avg, [7.5]);
         // SAME_UPPER 2x2 stride 1: the last row/column sees only itself.
@@ -717,6 +787,7 @@ mod tests {
             },
             true,
             &mut same,
+            &mut s,
         );
         assert_eq!(same[15], 15.0);
         assert_eq!(same[0], 5.0);

@@ -135,6 +135,8 @@ pub struct Net {
     /// Freed buffers, reused by later steps and runs: no allocation or zeroing per step
     /// once the first run has sized them.
     spare: RefCell<Vec<Vec<f32>>>,
+    /// The kernels' working memory, kept for the same reason.
+    scratch: RefCell<kernels::Scratch>,
 }
 
 impl Net {
@@ -279,6 +281,7 @@ impl Net {
         let mut vals: Vec<Option<Vec<f32>>> = vec![None; self.shapes.len()];
         vals[self.input] = Some(input);
         let mut spare = self.spare.take();
+        let mut scratch = self.scratch.take();
         for (i, (step, free)) in self.steps.iter().zip(&self.free_after).enumerate() {
             // The smallest spare buffer that fits, else the largest, grown. Every kernel
             // writes all of its output, so a reused buffer's old values never show.
@@ -305,7 +308,13 @@ impl Net {
                         ))
                 })
                 .collect::<R<Vec<&[f32]>>>()?;
-            eval(&step.op, &args, &self.shapes[step.inputs[0]], &mut out[..n]);
+            eval(
+                &step.op,
+                &args,
+                &self.shapes[step.inputs[0]],
+                &mut out[..n],
+                &mut scratch,
+            );
             vals[step.output] = Some(out);
             for &v in free {
                 if v != self.output {
@@ -320,6 +329,7 @@ impl Net {
         out.truncate(numel(self.output));
         spare.extend(vals.into_iter().flatten());
         *self.spare.borrow_mut() = spare;
+        *self.scratch.borrow_mut() = scratch;
         Ok(out)
     }
 }
@@ -335,7 +345,13 @@ pub struct StepInfo {
     pub bytes: u64,
 }
 
-fn eval(op: &Op, args: &[&[f32]], shape: &[usize], out: &mut [f32]) {
+fn eval(
+    op: &Op,
+    args: &[&[f32]],
+    shape: &[usize],
+    out: &mut [f32],
+    scratch: &mut kernels::Scratch,
+) {
     let x = args[0];
     match op {
         Op::Conv {
@@ -349,14 +365,16 @@ fn eval(op: &Op, args: &[&[f32]], shape: &[usize], out: &mut [f32]) {
             act,
         } => match kind {
             ConvKind::Depthwise => {
-                kernels::conv_depthwise(x, *cin, *hw, *win, weights, bias, out, *act)
+                kernels::conv_depthwise(x, *cin, *hw, *win, weights, bias, out, *act, scratch)
             }
             ConvKind::Pointwise => {
                 let n = hw.0 * hw.1;
-                kernels::gemm(weights, bias, *cout, *cin, x, n, n, out, n, 0, *act)
+                kernels::gemm(
+                    weights, bias, *cout, *cin, x, n, n, out, n, 0, *act, scratch,
+                )
             }
             ConvKind::Dense => {
-                kernels::conv_dense(x, *cin, *hw, *win, weights, bias, *cout, out, *act)
+                kernels::conv_dense(x, *cin, *hw, *win, weights, bias, *cout, out, *act, scratch)
             }
         },
         Op::Act(act) => {
@@ -403,10 +421,10 @@ fn eval(op: &Op, args: &[&[f32]], shape: &[usize], out: &mut [f32]) {
             }
         }
         Op::Pad { pads, value } => pad(x, shape, pads, *value, out),
-        Op::Pool { max, c, hw, win } => kernels::pool(x, *c, *hw, *win, *max, out),
+        Op::Pool { max, c, hw, win } => kernels::pool(x, *c, *hw, *win, *max, out, scratch),
         Op::Copy => out.copy_from_slice(x),
         Op::Gemm { packed, bias, k, n } => {
-            kernels::gemm(packed, bias, *n, *k, x, 1, 1, out, 1, 0, Act::None)
+            kernels::gemm(packed, bias, *n, *k, x, 1, 1, out, 1, 0, Act::None, scratch)
         }
         Op::Softmax => {
             out.copy_from_slice(x);
@@ -1118,6 +1136,7 @@ impl Builder {
             output,
             free_after,
             spare: RefCell::default(),
+            scratch: RefCell::default(),
         }
     }
 }
