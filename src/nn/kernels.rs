@@ -166,27 +166,18 @@ pub fn gemm(
 /// `[k][NR]`, accumulated in registers (8 F4 accumulators, 2 inputs, 1 broadcast load).
 #[inline(always)]
 fn tile(w: &[f32], panel: &[f32]) -> [[F4; 2]; MR] {
-    let z = F4::splat(0.0);
-    let (mut a00, mut a01, mut a10, mut a11) = (z, z, z, z);
-    let (mut a20, mut a21, mut a30, mut a31) = (z, z, z, z);
+    let mut acc = [[F4::splat(0.0); 2]; MR];
     let (wc, _) = w.as_chunks::<MR>();
     let (xc, _) = panel.as_chunks::<NR>();
     for (wk, xk) in wc.iter().zip(xc) {
         let (x0, x1) = F4::load2(xk);
-        let w0 = F4::load_splat(&wk[0]);
-        a00 = a00.mul_add(w0, x0);
-        a01 = a01.mul_add(w0, x1);
-        let w1 = F4::load_splat(&wk[1]);
-        a10 = a10.mul_add(w1, x0);
-        a11 = a11.mul_add(w1, x1);
-        let w2 = F4::load_splat(&wk[2]);
-        a20 = a20.mul_add(w2, x0);
-        a21 = a21.mul_add(w2, x1);
-        let w3 = F4::load_splat(&wk[3]);
-        a30 = a30.mul_add(w3, x0);
-        a31 = a31.mul_add(w3, x1);
+        for (a, wr) in acc.iter_mut().zip(wk) {
+            let wr = F4::load_splat(wr);
+            a[0] = a[0].mul_add(wr, x0);
+            a[1] = a[1].mul_add(wr, x1);
+        }
     }
-    [[a00, a01], [a10, a11], [a20, a21], [a30, a31]]
+    acc
 }
 
 /// Geometry of a 2-D convolution or pooling window.
