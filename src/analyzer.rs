@@ -231,11 +231,10 @@ impl FaceAnalyzer {
     /// while; the worker warms up while the camera starts, so the first real frame does
     /// not pay for that (cold, it took 45-105 ms instead of about 15).
     pub fn warm_up(&self) -> Result<()> {
-        let side = self.options.input_size;
-        let grey = vec![128u8; side * side * 4];
-        self.detector_grid(&RgbaFrame::new(&grey, side as u32, side as u32)?)?;
-        let crop = vec![128u8; 112 * 112 * 4];
-        self.classify_face(&crop, 112, 112)?;
+        let side = self.options.input_size as u32;
+        let grey = vec![128u8; (side * side * 4) as usize];
+        self.detector_grid(&RgbaFrame::new(&grey, side, side)?)?;
+        self.classify_face(&grey, side, side)?;
         Ok(())
     }
 }

@@ -4,7 +4,6 @@
 //! The padded square is never materialised: each output pixel samples the source
 //! region directly, so a huge frame costs no more memory than a small one.
 
-
 use crate::frame::{Region, RgbaFrame};
 
 /// TinyFaceDetector's per-channel mean (face-api src/tinyFaceDetector/const.ts, MEAN_RGB).
