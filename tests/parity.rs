@@ -73,7 +73,7 @@ fn huge_frames_are_scaled_down_not_rejected() {
 }
 
 /// The worker's warm-up leaves nothing behind: afterwards the numbers are face-api's
-/// still (the nets reuse their buffers between runs). It works at the smallest input too.
+/// still (the nets reuse their buffers and scratch between runs), at any input size.
 #[test]
 fn warm_up_changes_no_result() {
     let a = analyzer(224);
