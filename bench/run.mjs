@@ -450,6 +450,8 @@ async function challengeRun(browser, { kind, url, srv }, opts) {
       files,
       longCount: inChallenge.length,
       longMax: inChallenge.reduce((a, [, d]) => Math.max(a, d), 0),
+      // When each one started, in ms after the challenge began: tells start-up work from steady state.
+      longAt: inChallenge.map(([start, d]) => `+${(start - cs).toFixed(0)} (${d.toFixed(0)} ms)`),
       loadLongCount: beforeChallenge.length,
       loadLongMax: beforeChallenge.reduce((a, [, d]) => Math.max(a, d), 0),
       fps: Number(data.dataset.analysisFps),
@@ -479,7 +481,7 @@ async function pages(browser, siteSrv, opts) {
         const r = await challengeRun(browser, targets[kind], opts);
         runs[kind].push(r);
         log(`run ${i + 1}/${opts.runs} ${kind}: first verdict ${r.firstMs.toFixed(0)} ms (${r.firstSource}), ${thousands(r.rawBytes)} B, `
-          + `${r.longCount} long tasks (max ${r.longMax.toFixed(0)} ms), ${r.fps} fps, ${r.frames} frames, outcome ${JSON.stringify(r.outcome)}`);
+          + `${r.longCount} long tasks${r.longCount ? ` at ${r.longAt.join(', ')}` : ''}, ${r.fps} fps, ${r.frames} frames, outcome ${JSON.stringify(r.outcome)}`);
         for (const e of r.errors) log(`  ${e}`);
       }
     }

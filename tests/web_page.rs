@@ -1,12 +1,14 @@
 //! Browser tests for the page glue that can run in isolation: the camera module against
 //! Chromium's fake device (started, then every track ended on stop and on drop), the
-//! `getUserMedia` error mapping, and the page's small pure helpers.
+//! `getUserMedia` error mapping, a camera frame as a `VideoFrame`, and the page's small
+//! pure helpers.
 //! Needs `--use-fake-device-for-media-stream --use-fake-ui-for-media-stream` (webdriver.json).
 #![cfg(target_arch = "wasm32")]
 
 use smile_factor::content::Problem;
 use smile_factor::verdict::Reason;
 use smile_factor::web::camera::{self, stop_stream, Camera, CameraError};
+use smile_factor::web::dom::OwnedFrame;
 use smile_factor::web::page::analysis_fps;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
@@ -209,4 +211,60 @@ async fn embed_with_bad_options_fails_closed_inside_its_shadow_root() {
     assert_eq!(host.dataset().get("phase").as_deref(), Some("error"));
     handle.destroy();
     host.remove();
+}
+
+async fn sleep_ms(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let window = web_sys::window().expect("a window");
+        window
+            .set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms)
+            .expect("setTimeout");
+    });
+    wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .expect("timer");
+}
+
+fn get(value: &wasm_bindgen::JsValue, key: &str) -> wasm_bindgen::JsValue {
+    js_sys::Reflect::get(value, &key.into()).expect("readable property")
+}
+
+#[wasm_bindgen_test]
+async fn a_camera_frame_is_wrapped_without_copy_and_closed_on_drop() {
+    let cam = camera::start(10_000).await.expect("fake camera starts");
+    let doc = web_sys::window().unwrap().document().unwrap();
+    let video: web_sys::HtmlVideoElement = doc.create_element("video").unwrap().dyn_into().unwrap();
+    video.set_muted(true);
+    video.set_src_object(Some(cam.stream()));
+    let _ = video.play();
+    for _ in 0..100 {
+        if video.ready_state() >= 2 {
+            break;
+        }
+        sleep_ms(50).await;
+    }
+    assert!(
+        video.ready_state() >= 2,
+        "the fake camera's video has a frame"
+    );
+
+    let frame = OwnedFrame::from_video(&video).expect("a VideoFrame from the video");
+    let js = frame.as_js().clone();
+    assert_eq!(
+        get(&js, "displayWidth").as_f64(),
+        Some(f64::from(video.video_width()))
+    );
+    assert!(
+        get(&js, "format").as_string().is_some(),
+        "open: it has a pixel format"
+    );
+    // What the worker does with a message: only a VideoFrame is taken.
+    assert!(OwnedFrame::from_js(wasm_bindgen::JsValue::from(1)).is_none());
+    assert!(OwnedFrame::from_js(js_sys::ArrayBuffer::new(4).into()).is_none());
+    drop(frame);
+    assert!(
+        get(&js, "format").is_null(),
+        "closed on drop: the camera buffer is free"
+    );
+    drop(cam);
 }

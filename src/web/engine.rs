@@ -1,6 +1,7 @@
 //! The main thread's side of the inference worker: it starts the worker (which runs
-//! `worker::worker_main` on the same wasm module), hands it camera frames as transferred
-//! buffers, and turns its messages into [`EngineEvent`]s.
+//! `worker::worker_main` on the same wasm module), hands it camera frames (transferred
+//! `VideoFrame`s, or RGBA buffers where WebCodecs is missing), and turns its messages
+//! into [`EngineEvent`]s.
 //!
 //! At most one frame is in flight: while the worker is busy the page drops frames instead
 //! of queueing them, so latency never builds up. Dropping the [`Engine`] terminates the
@@ -11,7 +12,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{MessageEvent, Worker, WorkerOptions, WorkerType};
 
-use super::dom::{describe, DomError, Listener};
+use super::dom::{describe, DomError, Listener, OwnedFrame};
 
 /// Where the engine's parts are; the JS entry resolves them next to itself.
 pub struct Assets {
@@ -71,8 +72,9 @@ pub struct FrameResult {
 
 /// What the worker says.
 pub enum EngineEvent {
-    /// Models loaded; frames may be sent.
-    Ready,
+    /// Models loaded; frames may be sent. `video_frames`: the worker can scale and read
+    /// back a transferred `VideoFrame` itself (it has `OffscreenCanvas` and WebCodecs).
+    Ready { video_frames: bool },
     /// Loading or analysis failed, or the worker crashed.
     Failed(String),
     /// A frame's result.
@@ -82,8 +84,14 @@ pub enum EngineEvent {
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 enum WorkerMessage {
-    Ready,
-    Error { message: String },
+    #[serde(rename_all = "camelCase")]
+    Ready {
+        #[serde(default)]
+        video_frames: bool,
+    },
+    Error {
+        message: String,
+    },
     Result(FrameResult),
 }
 
@@ -114,7 +122,7 @@ impl Engine {
                 return;
             };
             let event = match serde_wasm_bindgen::from_value::<WorkerMessage>(e.data()) {
-                Ok(WorkerMessage::Ready) => EngineEvent::Ready,
+                Ok(WorkerMessage::Ready { video_frames }) => EngineEvent::Ready { video_frames },
                 Ok(WorkerMessage::Error { message }) => EngineEvent::Failed(message),
                 Ok(WorkerMessage::Result(r)) => EngineEvent::Frame(r),
                 Err(err) => EngineEvent::Failed(format!("unexpected worker message: {err}")),
@@ -156,17 +164,42 @@ impl Engine {
     pub fn send_frame(&mut self, image: &web_sys::ImageData, now_ms: f64) -> Result<(), DomError> {
         let data = js_sys::Reflect::get(image, &JsValue::from_str("data"))?;
         let buffer = js_sys::Reflect::get(&data, &JsValue::from_str("buffer"))?;
+        self.post_frame(image.width(), image.height(), "buffer", &buffer, now_ms)
+    }
+
+    /// Hands the worker a camera frame to scale to `width` x `height` itself, so the
+    /// main thread neither converts nor reads back pixels. Only after the worker's
+    /// `Ready` said it can ([`EngineEvent::Ready`]).
+    pub fn send_video_frame(
+        &mut self,
+        frame: &OwnedFrame,
+        width: u32,
+        height: u32,
+        now_ms: f64,
+    ) -> Result<(), DomError> {
+        self.post_frame(width, height, "videoFrame", frame.as_js(), now_ms)
+    }
+
+    /// Posts `{type: "frame", id, width, height, [key]: pixels}`, transferring `pixels`.
+    fn post_frame(
+        &mut self,
+        width: u32,
+        height: u32,
+        key: &str,
+        pixels: &JsValue,
+        now_ms: f64,
+    ) -> Result<(), DomError> {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
         let msg = js_sys::Object::new();
         let set = |k: &str, v: &JsValue| js_sys::Reflect::set(&msg, &JsValue::from_str(k), v);
         set("type", &JsValue::from_str("frame"))?;
         set("id", &JsValue::from(id))?;
-        set("width", &JsValue::from(image.width()))?;
-        set("height", &JsValue::from(image.height()))?;
-        set("buffer", &buffer)?;
+        set("width", &JsValue::from(width))?;
+        set("height", &JsValue::from(height))?;
+        set(key, pixels)?;
         self.worker
-            .post_message_with_transfer(&msg, &js_sys::Array::of1(&buffer))?;
+            .post_message_with_transfer(&msg, &js_sys::Array::of1(pixels))?;
         self.in_flight = Some((id, now_ms));
         Ok(())
     }

@@ -12,8 +12,9 @@
 //! is owned by it, so dropping it releases all of them. The camera is shared with the
 //! [`WebNavigator`] so every redirect stops it first.
 //!
-//! Frames are analysed in a worker ([`Engine`]); the main thread only draws a camera frame
-//! into a small canvas, transfers its pixels, and updates the UI.
+//! Frames are analysed in a worker ([`Engine`]); the main thread only wraps the camera's
+//! current frame in a `VideoFrame` and transfers it (or, without WebCodecs, draws it into
+//! a small canvas and transfers its pixels), and updates the UI.
 //!
 //! The DOM contract the browser tests rely on (ids in `markup.html`, `data-*` on `<html>`
 //! or on the host element) is listed in the README; screen changes go through [`Ui::show`].
@@ -38,7 +39,8 @@ use crate::verdict::{Clock, Outcome, Reason, Session, State, Verdict};
 
 use super::camera::{self, Camera, CAMERA_TIMEOUT_MS};
 use super::dom::{
-    self, console_error, describe, set_hidden, set_text, AnimationLoop, DomError, Listener, Timeout,
+    self, console_error, describe, has_global, set_hidden, set_text, AnimationLoop, DomError,
+    Listener, OwnedFrame, Timeout,
 };
 use super::engine::{Assets, Engine, EngineEvent, FrameResult};
 
@@ -60,6 +62,26 @@ pub const CONFIG_URL: &str = "config.json";
 const MARKUP: &str = include_str!("markup.html");
 /// Marked when the first frame's result arrives (the benchmark's "first verdict").
 pub const FIRST_ANALYSIS_MARK: &str = "smile-factor:first-analysis";
+
+/// How camera frames reach the worker; written to `data-frame-transfer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameTransfer {
+    /// A transferred `VideoFrame`, scaled and read back in the worker: the main thread
+    /// does no pixel work.
+    VideoFrame,
+    /// Drawn into a canvas and read back here, the pixels transferred: browsers without
+    /// WebCodecs, or after a `VideoFrame` failed.
+    Canvas,
+}
+
+impl FrameTransfer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FrameTransfer::VideoFrame => "video-frame",
+            FrameTransfer::Canvas => "canvas",
+        }
+    }
+}
 
 /// The screens; the name is written to `<html data-phase>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -336,6 +358,8 @@ pub struct Page {
     /// The inference worker; `engine_ready` once it has loaded the models.
     engine: Option<Engine>,
     engine_ready: bool,
+    /// Decided when the worker is ready.
+    frame_transfer: FrameTransfer,
     /// Detector input side for the worker.
     input_size: usize,
     /// The first frame result has been marked for the benchmark.
@@ -387,6 +411,7 @@ fn new_page(
             camera: Rc::new(RefCell::new(None)),
             engine: None,
             engine_ready: false,
+            frame_transfer: FrameTransfer::Canvas,
             input_size,
             first_analysis_marked: false,
             reported: false,
@@ -760,8 +785,13 @@ impl Page {
 
     fn on_engine(&mut self, event: EngineEvent) {
         match event {
-            EngineEvent::Ready => {
+            EngineEvent::Ready { video_frames } => {
                 self.engine_ready = true;
+                self.set_frame_transfer(if video_frames && has_global("VideoFrame") {
+                    FrameTransfer::VideoFrame
+                } else {
+                    FrameTransfer::Canvas
+                });
                 if let Some(camera) = self.waiting_camera.take() {
                     self.begin_challenge(camera);
                 }
@@ -782,6 +812,11 @@ impl Page {
             }
             EngineEvent::Frame(result) => self.on_frame_result(&result),
         }
+    }
+
+    fn set_frame_transfer(&mut self, transfer: FrameTransfer) {
+        self.frame_transfer = transfer;
+        self.ui.set_data("frameTransfer", transfer.as_str());
     }
 
     fn show_start(&mut self) {
@@ -997,7 +1032,7 @@ impl Page {
         true
     }
 
-    /// Draws the camera frame at analysis size and transfers its pixels to the worker.
+    /// Hands the camera frame to the worker, to be analysed at `ANALYSIS_WIDTH`.
     fn send_frame(&mut self) -> Result<(), String> {
         let now = dom::now_ms();
         let (Some(ch), Some(engine)) = (self.challenge.as_mut(), self.engine.as_mut()) else {
@@ -1025,6 +1060,21 @@ impl Page {
             ch.canvas.set_height(h);
             self.ui.overlay.set_width(w);
             self.ui.overlay.set_height(h);
+        }
+        if self.frame_transfer == FrameTransfer::VideoFrame {
+            match OwnedFrame::from_video(video).and_then(|f| engine.send_video_frame(&f, w, h, now))
+            {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    // Not fatal: the canvas path needs nothing the failed call did.
+                    console_error(&format!(
+                        "smile-factor: cannot pass VideoFrames to the worker ({e}); reading frames back on the page instead"
+                    ));
+                    self.frame_transfer = FrameTransfer::Canvas;
+                    self.ui
+                        .set_data("frameTransfer", FrameTransfer::Canvas.as_str());
+                }
+            }
         }
         let (wf, hf) = (f64::from(w), f64::from(h));
         ch.ctx

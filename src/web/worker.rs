@@ -3,8 +3,10 @@
 //! each frame message with the judged face's happy score. Keeping inference here keeps
 //! the main thread free for the video and the UI.
 //!
-//! Messages in: `{type: "frame", id, width, height, buffer}` (the RGBA buffer is
-//! transferred) and `{type: "reset"}`. Messages out: `{type: "ready"}`,
+//! Messages in: `{type: "frame", id, width, height, videoFrame}` (a transferred camera
+//! frame, scaled to width x height here on an `OffscreenCanvas`), or the same with
+//! `buffer` (transferred RGBA pixels, already that size), and `{type: "reset"}`.
+//! Messages out: `{type: "ready", videoFrames}` (whether `videoFrame` is accepted),
 //! `{type: "error", message}` and `{type: "result", id, boxes, judged, happy, detected, ms}`.
 
 use std::cell::RefCell;
@@ -19,7 +21,7 @@ use crate::analyzer::{AnalyzerOptions, FaceAnalyzer};
 use crate::frame::RgbaFrame;
 use crate::track::{TrackStep, Tracker, TrackerOptions};
 
-use super::dom::{describe, DomError, Listener};
+use super::dom::{describe, has_global, DomError, Listener, OwnedFrame};
 
 /// What `workerMain` is given by the page.
 #[derive(Deserialize)]
@@ -35,9 +37,15 @@ enum Request {
         id: u32,
         width: u32,
         height: u32,
-        buffer: js_sys::ArrayBuffer,
+        pixels: Pixels,
     },
     Reset,
+}
+
+enum Pixels {
+    Rgba(js_sys::ArrayBuffer),
+    /// Closed when dropped, whatever happens to the request.
+    Video(OwnedFrame),
 }
 
 impl Request {
@@ -55,14 +63,23 @@ impl Request {
         };
         match get("type")?.as_string().as_deref() {
             Some("reset") => Ok(Request::Reset),
-            Some("frame") => Ok(Request::Frame {
-                id: number("id")?,
-                width: number("width")?,
-                height: number("height")?,
-                buffer: get("buffer")?
-                    .dyn_into()
-                    .map_err(|_| "buffer must be an ArrayBuffer".to_owned())?,
-            }),
+            Some("frame") => {
+                // Taken first, so that a bad field below still closes the frame.
+                let video = OwnedFrame::from_js(get("videoFrame")?);
+                let pixels = match video {
+                    Some(frame) => Pixels::Video(frame),
+                    None => Pixels::Rgba(get("buffer")?.dyn_into().map_err(|_| {
+                        "a frame needs a videoFrame (VideoFrame) or a buffer (ArrayBuffer)"
+                            .to_owned()
+                    })?),
+                };
+                Ok(Request::Frame {
+                    id: number("id")?,
+                    width: number("width")?,
+                    height: number("height")?,
+                    pixels,
+                })
+            }
             other => Err(format!("unknown message type {other:?}")),
         }
     }
@@ -71,7 +88,10 @@ impl Request {
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
 enum Reply<'a> {
-    Ready,
+    #[serde(rename_all = "camelCase")]
+    Ready {
+        video_frames: bool,
+    },
     Error {
         message: &'a str,
     },
@@ -90,7 +110,76 @@ struct WorkerState {
     analyzer: FaceAnalyzer,
     /// Detect, then track: the detector runs on a minority of frames.
     tracker: Tracker,
+    /// Where transferred `VideoFrame`s are scaled and read back; made on first use.
+    readback: Option<Readback>,
     _listener: Listener,
+}
+
+/// Largest side a camera frame is scaled to (the page asks for 320 wide).
+const MAX_SIDE: u32 = 4096;
+
+/// A 2D `OffscreenCanvas` kept in CPU memory, since every frame is read back.
+struct Readback {
+    canvas: web_sys::OffscreenCanvas,
+    ctx: web_sys::OffscreenCanvasRenderingContext2d,
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// The same context, for the one call web-sys lacks without its unstable-API cfg:
+    /// `drawImage(videoFrame, dx, dy, dw, dh)`.
+    #[wasm_bindgen(js_name = OffscreenCanvasRenderingContext2D)]
+    type FrameContext;
+
+    #[wasm_bindgen(method, catch, js_name = drawImage)]
+    fn draw_frame(
+        this: &FrameContext,
+        frame: &JsValue,
+        dx: f64,
+        dy: f64,
+        dw: f64,
+        dh: f64,
+    ) -> Result<(), JsValue>;
+}
+
+impl Readback {
+    fn new(width: u32, height: u32) -> Result<Self, String> {
+        let canvas = web_sys::OffscreenCanvas::new(width, height).map_err(|e| describe(&e))?;
+        let attrs = web_sys::ContextAttributes2d::new();
+        attrs.set_will_read_frequently(true);
+        let ctx = canvas
+            .get_context_with_context_options("2d", &attrs)
+            .map_err(|e| describe(&e))?
+            .ok_or("no 2d context on an OffscreenCanvas")?
+            .dyn_into()
+            .map_err(|_| "the 2d context has an unexpected type".to_owned())?;
+        Ok(Self { canvas, ctx })
+    }
+
+    /// Scales `frame` to `width` x `height` and returns its RGBA pixels. The frame is
+    /// closed as soon as it is drawn, before the slower analysis, to free the camera's buffer.
+    fn rgba(&mut self, frame: OwnedFrame, width: u32, height: u32) -> Result<Vec<u8>, String> {
+        if self.canvas.width() != width || self.canvas.height() != height {
+            self.canvas.set_width(width);
+            self.canvas.set_height(height);
+        }
+        let (w, h) = (f64::from(width), f64::from(height));
+        self.ctx
+            .unchecked_ref::<FrameContext>()
+            .draw_frame(frame.as_js(), 0.0, 0.0, w, h)
+            .map_err(|e| format!("cannot draw the camera frame: {}", describe(&e)))?;
+        drop(frame);
+        let image = self
+            .ctx
+            .get_image_data(0.0, 0.0, w, h)
+            .map_err(|e| format!("cannot read the camera frame: {}", describe(&e)))?;
+        Ok(image.data().0)
+    }
+}
+
+/// The worker can take `VideoFrame`s if it has WebCodecs and `OffscreenCanvas`.
+fn accepts_video_frames() -> bool {
+    has_global("VideoFrame") && has_global("OffscreenCanvas")
 }
 
 thread_local! {
@@ -153,7 +242,12 @@ pub async fn worker_main(init: JsValue) -> Result<(), JsError> {
     let tracker = Tracker::new(TrackerOptions::default())?;
     let listener =
         Listener::new(&scope, "message", on_message).map_err(|e: DomError| JsError::new(&e.0))?;
-    post(&scope, &Reply::Ready);
+    post(
+        &scope,
+        &Reply::Ready {
+            video_frames: accepts_video_frames(),
+        },
+    );
     // Frames that arrive meanwhile wait for this (the page keeps one in flight); the
     // camera usually takes longer to start than the warm-up.
     if let Err(e) = analyzer.warm_up() {
@@ -166,6 +260,7 @@ pub async fn worker_main(init: JsValue) -> Result<(), JsError> {
             scope,
             analyzer,
             tracker,
+            readback: None,
             _listener: listener,
         }))
     });
@@ -190,9 +285,9 @@ fn on_message(event: web_sys::Event) {
                 id,
                 width,
                 height,
-                buffer,
+                pixels,
             }) => {
-                let reply = state.analyse(id, width, height, &buffer);
+                let reply = state.analyse(id, width, height, pixels);
                 match reply {
                     Ok(reply) => post(&state.scope, &reply),
                     Err(message) => post(&state.scope, &Reply::Error { message: &message }),
@@ -214,10 +309,22 @@ impl WorkerState {
         id: u32,
         width: u32,
         height: u32,
-        buffer: &js_sys::ArrayBuffer,
+        pixels: Pixels,
     ) -> Result<Reply<'static>, String> {
         let t0 = now_ms(&self.scope);
-        let rgba = js_sys::Uint8Array::new(buffer).to_vec();
+        let rgba = match pixels {
+            Pixels::Rgba(buffer) => js_sys::Uint8Array::new(&buffer).to_vec(),
+            Pixels::Video(frame) => {
+                if !(1..=MAX_SIDE).contains(&width) || !(1..=MAX_SIDE).contains(&height) {
+                    return Err(format!("cannot scale a camera frame to {width}x{height}"));
+                }
+                let readback = match self.readback.as_mut() {
+                    Some(r) => r,
+                    None => self.readback.insert(Readback::new(width, height)?),
+                };
+                readback.rgba(frame, width, height)?
+            }
+        };
         let frame = RgbaFrame::new(&rgba, width, height).map_err(|e| e.to_string())?;
         let TrackStep {
             boxes,

@@ -64,9 +64,10 @@ const dataset = () => ({ ...document.documentElement.dataset });
  * @param {'neutral'|'smile'|'empty'} [o.camera='neutral']
  * @param {boolean|null} [o.grantCamera=true]
  * @param {function} [o.hold]  passed to the server: holds chosen file requests
+ * @param {string} [o.initScript]  run in every document before its own scripts
  * @param {(ctx: {srv, browser, origin, open}) => Promise<any>} body
  */
-export async function withPage({ camera = 'neutral', grantCamera = true, config, hold } = {}, body) {
+export async function withPage({ camera = 'neutral', grantCamera = true, config, hold, initScript } = {}, body) {
   const srv = await startServer({
     root: WWW,
     config: config ?? ((origin) => ({ returnUrl: origin, duration: DURATION_S })),
@@ -75,6 +76,7 @@ export async function withPage({ camera = 'neutral', grantCamera = true, config,
   let browser;
   try {
     browser = await launchBrowser({ fakeCamera: await cameraFile(camera), grantCamera });
+    if (initScript) await browser.cdp('Page.addScriptToEvaluateOnNewDocument', { source: initScript });
     // Start from a blank page and drop the log of the new-tab page Chromium opened with.
     await browser.navigate('about:blank');
     await browser.getLog('performance');

@@ -60,6 +60,7 @@ describe('smile-factor page', { concurrency: false }, () => {
       t.diagnostic(`neutral: ${r.elapsedMs} ms from Start to /continue; analysed ${r.dataset.framesAnalysed} frames, ${fps} fps`);
       summary.neutral = { elapsedMs: r.elapsedMs, sinceChallengeMs: r.sinceChallengeMs, analysisFps: fps, framesAnalysed: r.dataset.framesAnalysed };
       assert.ok(Number(fps) > 0, `dataset.analysisFps is a positive number (got ${fps})`);
+      assert.equal(r.dataset.frameTransfer, 'video-frame', 'camera frames reach the worker as VideoFrames (no readback on the page)');
     });
   });
 
@@ -72,6 +73,16 @@ describe('smile-factor page', { concurrency: false }, () => {
       // The countdown starts with the challenge screen (after the camera opened), so time it from there.
       assert.ok(r.sinceChallengeMs < DURATION_S * 1000,
         `arrived before the ${DURATION_S} s countdown ended (${r.sinceChallengeMs} ms after the challenge screen, ${r.elapsedMs} ms after Start)`);
+    });
+  });
+
+  test('2b. without WebCodecs the page reads frames back itself, and still catches the smile', T, async (t) => {
+    // As in a browser without VideoFrame (the worker keeps its own; the page decides).
+    await withPage({ camera: 'smile', initScript: 'delete globalThis.VideoFrame;' }, async (ctx) => {
+      const r = await runChallenge(ctx, q({ state: 'smile-2b' }));
+      assertContinue(r.url, ctx.origin, { state: 'smile-2b', notsmiling: 'false', reason: 'smiled' });
+      assert.equal(r.dataset?.frameTransfer, 'canvas', 'frames went through the canvas readback');
+      t.diagnostic(`smile without WebCodecs: ${r.sinceChallengeMs} ms from the challenge screen to /continue; fps ${r.dataset?.analysisFps}`);
     });
   });
 

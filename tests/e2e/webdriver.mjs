@@ -233,6 +233,11 @@ export class Browser {
     return entries.map((e) => JSON.parse(e.message).message);
   }
 
+  /** A DevTools command through ChromeDriver's `goog/cdp/execute` extension. */
+  cdp(cmd, params = {}) {
+    return this.cmd('POST', this.s('/goog/cdp/execute'), { cmd, params });
+  }
+
   /** ChromeDriver's Permissions API extension. */
   setPermission(name, state) {
     return this.cmd('POST', this.s('/permissions'), { descriptor: { name }, state });
