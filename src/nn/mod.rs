@@ -561,7 +561,7 @@ fn reshape_dims(from: &[usize], spec: &[f64]) -> R<Vec<usize>> {
     }
     let known: usize = dims.iter().product();
     if let Some(i) = infer {
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return Err("Reshape: cannot infer -1".into());
         }
         dims[i] = total / known;
@@ -717,7 +717,7 @@ struct Builder {
 impl Builder {
     fn value(&mut self, name: &str, shape: Vec<usize>) -> R<usize> {
         let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-        if !n.is_some_and(|n| n <= MAX_ELEMENTS) {
+        if n.is_none_or(|n| n > MAX_ELEMENTS) {
             return Err(NetError::Shape(format!(
                 "{name} would have shape {shape:?}, too large"
             )));

@@ -182,7 +182,7 @@ fn chunks<'a, const N: usize>(
     b: &'a [u8],
     name: &str,
 ) -> Result<impl Iterator<Item = [u8; N]> + 'a, String> {
-    if b.len() % N != 0 {
+    if !b.len().is_multiple_of(N) {
         return Err(format!(
             "tensor {name}: raw data is not a whole number of elements"
         ));
