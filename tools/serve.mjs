@@ -163,8 +163,9 @@ async function resolveInside(root, pathname) {
  * @param {string} [o.csp]        a Content-Security-Policy sent with every response (e.g. STRICT_CSP);
  *   /continue, the stand-in identity provider's page, keeps its own stricter policy
  * @param {boolean} [o.log=false]  print each /continue to stdout
- * @param {(pathname: string) => Promise<void>|undefined} [o.hold]  tests: a file request waits
- *   for the returned promise (a slow network for chosen files)
+ * @param {(pathname: string) => Promise<void|number>|undefined} [o.hold]  tests: a file request
+ *   waits for the returned promise (a slow network for chosen files); if that resolves to a
+ *   number, the request fails with that HTTP status
  */
 export async function startServer({ root, port = 0, host = '127.0.0.1', config, csp, log = false, hold } = {}) {
   if (!root) throw new Error('startServer: root is required');
@@ -228,6 +229,8 @@ export async function startServer({ root, port = 0, host = '127.0.0.1', config, 
           'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'",
         });
       }
+      const held = await hold?.(url.pathname);
+      if (typeof held === 'number') return send(res, held, 'failed on purpose by the test\n');
       if (url.pathname === '/config.json' && config !== undefined) {
         const value = typeof config === 'function' ? config(origin) : config;
         const body = JSON.stringify(value, null, 2) + '\n';
@@ -235,7 +238,6 @@ export async function startServer({ root, port = 0, host = '127.0.0.1', config, 
         if (notModified(req, res, etag, CACHE_REVALIDATE)) return;
         return send(res, 200, body, MIME_TYPES['.json'], { ETag: etag, 'Cache-Control': CACHE_REVALIDATE });
       }
-      await hold?.(url.pathname);
       const found = await resolveInside(rootDir, url.pathname);
       if (!found) return send(res, 403, 'forbidden\n');
       if (!found.st) return send(res, 404, 'not found\n');

@@ -358,6 +358,8 @@ pub struct Page {
     /// The inference worker; `engine_ready` once it has loaded the models.
     engine: Option<Engine>,
     engine_ready: bool,
+    /// Why the worker failed before the config was loaded; shown once it is.
+    engine_failure: Option<String>,
     /// Decided when the worker is ready.
     frame_transfer: FrameTransfer,
     /// Detector input side for the worker.
@@ -411,6 +413,7 @@ fn new_page(
             camera: Rc::new(RefCell::new(None)),
             engine: None,
             engine_ready: false,
+            engine_failure: None,
             frame_transfer: FrameTransfer::Canvas,
             input_size,
             first_analysis_marked: false,
@@ -467,7 +470,11 @@ pub async fn start_page(root: HtmlElement, assets: Assets) -> Result<(), DomErro
         });
         return Ok(());
     }
-    // 1. Config (texts stay English until it names a language).
+    // 1. The worker starts loading the models while the config loads.
+    if with_page(&weak, |p| p.spawn_engine()) != Some(true) {
+        return Ok(());
+    }
+    // 2. Config (texts stay English until it names a language).
     let config = match load_config(&root).await {
         Ok(c) => c,
         Err(detail) => {
@@ -475,8 +482,8 @@ pub async fn start_page(root: HtmlElement, assets: Assets) -> Result<(), DomErro
             return Ok(());
         }
     };
-    // 2. State, return URL and the session; any failure here means no redirect ever.
-    // 3. The worker loads the models while the start screen shows.
+    // 3. State, return URL and the session; any failure here means no redirect ever.
+    // 4. The start screen shows while the worker may still load the models.
     with_page(&weak, |p| {
         if p.configure_page(config) {
             p.start_engine();
@@ -512,6 +519,8 @@ pub fn mount(
             .map_err(|e| describe(&e))
     };
     let weak = Rc::downgrade(&page);
+    // The worker loads the models while the options (and maybe the page config) are checked.
+    with_page(&weak, |p| p.spawn_engine());
     spawn_local(async move {
         let plan = match options {
             Ok(json) => load_embed_plan(&json).await,
@@ -767,9 +776,12 @@ impl Page {
         }
     }
 
-    /// Starts the inference worker and shows the start screen at once: the user can
-    /// start (and answer the camera prompt) while the worker loads the models.
-    fn start_engine(&mut self) {
+    /// Starts the inference worker, which begins loading the models, unless it runs.
+    /// Called before the config is loaded, so that both downloads overlap.
+    fn spawn_engine(&mut self) -> bool {
+        if self.engine.is_some() {
+            return true;
+        }
         let weak = self.weak.clone();
         let started = Engine::start(&self.assets, self.input_size, move |event| {
             with_page(&weak, |p| p.on_engine(event));
@@ -777,9 +789,34 @@ impl Page {
         match started {
             Ok(engine) => {
                 self.engine = Some(engine);
-                self.show_start();
+                true
             }
-            Err(e) => self.show_problem(Problem::Engine, &e.0),
+            Err(e) => {
+                self.engine_failed(e.0);
+                false
+            }
+        }
+    }
+
+    /// The config is good: shows the start screen at once. The user can start (and
+    /// answer the camera prompt) while the worker still loads the models.
+    fn start_engine(&mut self) {
+        if let Some(detail) = self.engine_failure.take() {
+            self.show_problem(Problem::Engine, &detail);
+        } else if self.spawn_engine() {
+            self.show_start();
+        }
+    }
+
+    /// The worker could not start or load the models. Before the config is known the
+    /// error waits for it, so that the error screen can offer "Return to sign-in".
+    fn engine_failed(&mut self, detail: String) {
+        self.engine = None;
+        self.engine_ready = false;
+        if self.session.is_none() && self.problem.is_none() {
+            self.engine_failure = Some(detail);
+        } else {
+            self.show_problem(Problem::Engine, &detail);
         }
     }
 
@@ -798,16 +835,16 @@ impl Page {
             }
             EngineEvent::Failed(detail) => {
                 let running = self.challenge.is_some();
-                self.engine = None;
-                self.engine_ready = false;
                 if running {
+                    self.engine = None;
+                    self.engine_ready = false;
                     console_error(&format!("smile-factor: frame analysis failed: {detail}"));
                     let outcome = self.session.as_mut().map(|s| *s.fail(Reason::Error));
                     if let Some(outcome) = outcome {
                         self.finish(outcome);
                     }
                 } else {
-                    self.show_problem(Problem::Engine, &detail);
+                    self.engine_failed(detail);
                 }
             }
             EngineEvent::Frame(result) => self.on_frame_result(&result),
@@ -836,6 +873,11 @@ impl Page {
         self.waiting_camera = None; // dropping it stops it
         stop_camera(&self.camera);
         self.ui.selfview.set_src_object(None);
+        if !problem.can_retry() {
+            // No challenge can follow (only "Return to sign-in"): stop loading models.
+            self.engine = None;
+            self.engine_ready = false;
+        }
         self.problem = Some(problem);
         set_text(&self.ui.error_message, self.texts.problem(problem));
         let show_detail = matches!(problem, Problem::Config | Problem::Engine | Problem::State);
@@ -891,6 +933,21 @@ impl Page {
         if self.engine.is_none() || self.problem.is_some() {
             return;
         }
+        // Playing from now, while the screen still says loading, the self-view has a
+        // frame to analyse as soon as the challenge begins.
+        self.ui.selfview.set_src_object(Some(camera.stream()));
+        self.ui.selfview.set_muted(true);
+        // Autoplay of a muted video is allowed; a rejection only costs the self-view.
+        if let Ok(p) = self.ui.selfview.play() {
+            spawn_local(async move {
+                if let Err(e) = JsFuture::from(p).await {
+                    console_error(&format!(
+                        "smile-factor: self-view did not play: {}",
+                        describe(&e)
+                    ));
+                }
+            });
+        }
         if self.engine_ready {
             self.begin_challenge(camera);
         } else {
@@ -899,9 +956,6 @@ impl Page {
     }
 
     fn begin_challenge(&mut self, camera: Camera) {
-        self.ui.selfview.set_src_object(Some(camera.stream()));
-        self.ui.selfview.set_muted(true);
-        let self_play = self.ui.selfview.play();
         // An earlier camera (there should be none) is stopped; if the cell were busy the
         // new camera would be dropped here, which stops it too.
         stop_camera(&self.camera);
@@ -914,17 +968,6 @@ impl Page {
                 self.show_problem(Problem::Engine, &e.0);
                 return;
             }
-        }
-        // Autoplay of a muted video is allowed; a rejection only costs the self-view.
-        if let Ok(p) = self_play {
-            spawn_local(async move {
-                if let Err(e) = JsFuture::from(p).await {
-                    console_error(&format!(
-                        "smile-factor: self-view did not play: {}",
-                        describe(&e)
-                    ));
-                }
-            });
         }
         match &self.content {
             Content::Jokes => {

@@ -205,4 +205,34 @@ describe('smile-factor page', { concurrency: false }, () => {
       release();
     }
   });
+
+  test('10. a model that fails to load (before the config arrived): error screen, #return gives reason=error', T, async (t) => {
+    // The worker starts before config.json is read: hold the config until the model
+    // request has failed, so the failure must wait for the config to offer "Return".
+    let modelFailed;
+    const failed = new Promise((resolve) => { modelFailed = resolve; });
+    const hold = (pathname) => {
+      if (pathname.includes('/models/')) {
+        modelFailed();
+        return Promise.resolve(404);
+      }
+      if (pathname === '/config.json') return failed.then(() => sleep(300));
+      return undefined;
+    };
+    await withPage({ camera: 'neutral', hold }, async ({ srv, browser, open, origin }) => {
+      assert.equal(await open(q({ state: 'models-10' })), 'error');
+      const [msg, detail, retry] = await browser.executeScript(() => [
+        document.getElementById('error-message').textContent.trim(),
+        document.getElementById('error-detail').textContent,
+        document.getElementById('retry').offsetParent !== null,
+      ]);
+      t.diagnostic(`error message: ${msg} (${detail})`);
+      assert.match(detail, /models\/.*404/, 'the detail names the model and the HTTP status');
+      assert.equal(retry, false, 'no "Try again": reloading the same models would fail the same way');
+      assert.equal(await browser.executeScript(() => document.querySelectorAll('#start:not([disabled])').length), 0);
+      await browser.clickSelector('#return');
+      const raw = await srv.waitForContinue(10_000);
+      assertContinue(new URL(raw, origin), origin, { state: 'models-10', notsmiling: 'false', reason: 'error' });
+    });
+  });
 });
