@@ -73,6 +73,29 @@ describe('tools/serve.mjs', () => {
     for (const p of ['/nope.js', '/pkg/nope.wasm', '/sub/nope']) assert.equal((await rawGet(srv.port, p)).status, 404, p);
   });
 
+  test('hold: a request waits for its promise, or fails with the status it resolves to', async () => {
+    let release;
+    const released = new Promise((resolve) => { release = resolve; });
+    const held = await startServer({
+      root,
+      config: { held: true },
+      hold: (p) => (p === '/app.js' ? released : p === '/config.json' ? Promise.resolve(503) : p === '/m.onnx' ? Promise.resolve(404) : undefined),
+    });
+    try {
+      assert.equal((await rawGet(held.port, '/m.onnx')).status, 404);
+      assert.equal((await rawGet(held.port, '/config.json')).status, 503, 'the config override is held too');
+      assert.equal((await rawGet(held.port, '/s.css')).status, 200);
+      let done = false;
+      const slow = rawGet(held.port, '/app.js').then((r) => { done = true; return r; });
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(done, false, 'still waiting');
+      release();
+      assert.equal((await slow).status, 200);
+    } finally {
+      await held.close();
+    }
+  });
+
   test('no way out of the root', async () => {
     for (const p of ['/../secret.txt', '/..%2fsecret.txt', '/%2e%2e/secret.txt', '/sub/../../secret.txt',
       '/sub/%2e%2e%2f%2e%2e%2fsecret.txt', '/..\\secret.txt', '/link.txt', '/%00index.html']) {
