@@ -226,15 +226,16 @@ impl FaceAnalyzer {
         self.classify_region(&frame, Region::whole(&frame))
     }
 
-    /// Runs the expression net once on a grey crop and drops the result. In the browser
-    /// the engine starts as baseline code and V8 optimises a function only after it has
-    /// run a while; the detector shares the expression net's kernels, so this short run
-    /// (about 30 ms cold, 5 warm) spares the first camera frame most of that cost. The
-    /// worker runs it while the camera starts.
+    /// Runs both nets once on a grey image and drops the results. In the browser the
+    /// engine starts as baseline code and V8 optimises a function only after it has run
+    /// a while. The worker runs this (50-120 ms in a fresh tab) while the start screen
+    /// waits for a click and the camera starts; with the expression net alone, the first
+    /// camera frame's detection still took 43-210 ms instead of about 15.
     pub fn warm_up(&self) -> Result<()> {
         let side = EXPRESSION_INPUT_SIZE as u32;
         let grey = vec![128u8; (side * side * 4) as usize];
         self.classify_face(&grey, side, side)?;
+        self.detect(&RgbaFrame::new(&grey, side, side)?)?;
         Ok(())
     }
 }
