@@ -340,6 +340,21 @@ impl Ui {
     }
 }
 
+/// A detached canvas for reading camera frames back on the page.
+fn readback_canvas(
+    doc: &web_sys::Document,
+) -> Result<(HtmlCanvasElement, CanvasRenderingContext2d), DomError> {
+    let canvas: HtmlCanvasElement = doc
+        .create_element("canvas")?
+        .dyn_into()
+        .map_err(|_| DomError("cannot create a canvas".into()))?;
+    let attrs = web_sys::ContextAttributes2d::new();
+    // The frame is read back every time; this keeps the canvas in CPU memory.
+    attrs.set_will_read_frequently(true);
+    let ctx = context_2d(&canvas, Some(&attrs))?;
+    Ok((canvas, ctx))
+}
+
 /// Moves keyboard focus; a failure only costs convenience.
 fn focus(el: &HtmlElement) {
     let _ = el.focus();
@@ -351,9 +366,9 @@ struct Challenge {
     _frames: AnimationLoop,
     _keys: Listener,
     _visibility: Listener,
-    /// Offscreen canvas the camera frame is scaled into for `getImageData`.
-    canvas: HtmlCanvasElement,
-    ctx: CanvasRenderingContext2d,
+    /// Offscreen canvas the camera frame is scaled into for `getImageData`; made only
+    /// when frames cannot go to the worker as `VideoFrame`s.
+    readback: Option<(HtmlCanvasElement, CanvasRenderingContext2d)>,
     overlay_ctx: CanvasRenderingContext2d,
     last_announced: Option<u32>,
     joke_offset_ms: f64,
@@ -399,6 +414,8 @@ pub struct Page {
     result_timer: Option<Timeout>,
     /// Renders the challenge screen once, invisibly, while the start screen shows.
     prerender_timer: Option<Timeout>,
+    /// Where in the joke cycle the countdown starts; chosen once per page.
+    joke_offset_ms: f64,
     /// The buttons' listeners, alive as long as the page.
     _buttons: Vec<Listener>,
     weak: Weak<RefCell<Page>>,
@@ -446,6 +463,7 @@ fn new_page(
             waiting_camera: None,
             result_timer: None,
             prerender_timer: None,
+            joke_offset_ms: (dom::now_ms() * 7.0).rem_euclid(JOKE_CARD_MS * 32.0),
             _buttons: Vec::new(),
             weak: weak.clone(),
         })
@@ -885,7 +903,13 @@ impl Page {
         // In a task of its own, so that neither this one nor a click grows by it.
         let weak = self.weak.clone();
         self.prerender_timer = Timeout::new(0, move || {
-            with_page(&weak, |p| p.ui.prerender(&p.ui.challenge_screen));
+            with_page(&weak, |p| {
+                // With the first joke in place, its text is shaped now too.
+                if matches!(p.content, Content::Jokes) {
+                    set_text(&p.ui.joke, p.texts.joke_at(p.joke_offset_ms, JOKE_CARD_MS));
+                }
+                p.ui.prerender(&p.ui.challenge_screen);
+            });
         })
         .ok();
     }
@@ -1009,26 +1033,18 @@ impl Page {
             }
         }
         set_hidden(&self.ui.paused, true);
-        self.ui.show(Phase::Challenge);
-        focus(&self.ui.challenge_screen);
         if let Some(s) = self.session.as_mut() {
             s.start();
         }
+        // Texts first: the layout that focus() forces then covers them, and the first
+        // frame of the countdown only paints.
         self.update_display();
+        self.ui.show(Phase::Challenge);
+        focus(&self.ui.challenge_screen);
     }
 
     fn build_challenge(&mut self) -> Result<Challenge, DomError> {
         let doc = &self.ui.doc;
-        let canvas: HtmlCanvasElement = doc
-            .create_element("canvas")?
-            .dyn_into()
-            .map_err(|_| DomError("cannot create a canvas".into()))?;
-        canvas.set_width(ANALYSIS_WIDTH);
-        canvas.set_height(ANALYSIS_WIDTH * 3 / 4);
-        let attrs = web_sys::ContextAttributes2d::new();
-        // The frame is read back every time; this keeps the canvas in CPU memory.
-        attrs.set_will_read_frequently(true);
-        let ctx = context_2d(&canvas, Some(&attrs))?;
         let overlay_ctx = context_2d(&self.ui.overlay, None)?;
 
         let weak = self.weak.clone();
@@ -1051,11 +1067,10 @@ impl Page {
             _frames: frames,
             _keys: keys,
             _visibility: visibility,
-            canvas,
-            ctx,
+            readback: None,
             overlay_ctx,
             last_announced: None,
-            joke_offset_ms: (dom::now_ms() * 7.0).rem_euclid(JOKE_CARD_MS * 32.0),
+            joke_offset_ms: self.joke_offset_ms,
             analyse_ms: 0.0,
             detect_frames: 0,
             dropped_frames: 0,
@@ -1127,8 +1142,7 @@ impl Page {
         }
         let w = ANALYSIS_WIDTH;
         let h = ((u64::from(w) * u64::from(vh)) / u64::from(vw)).clamp(1, 4 * u64::from(w)) as u32;
-        if ch.canvas.height() != h {
-            ch.canvas.set_height(h);
+        if self.ui.overlay.width() != w || self.ui.overlay.height() != h {
             self.ui.overlay.set_width(w);
             self.ui.overlay.set_height(h);
         }
@@ -1147,12 +1161,20 @@ impl Page {
                 }
             }
         }
+        let (canvas, ctx) = match ch.readback.as_ref() {
+            Some(r) => r,
+            None => ch
+                .readback
+                .insert(readback_canvas(&self.ui.doc).map_err(|e| e.0)?),
+        };
+        if canvas.width() != w || canvas.height() != h {
+            canvas.set_width(w);
+            canvas.set_height(h);
+        }
         let (wf, hf) = (f64::from(w), f64::from(h));
-        ch.ctx
-            .draw_image_with_html_video_element_and_dw_and_dh(video, 0.0, 0.0, wf, hf)
+        ctx.draw_image_with_html_video_element_and_dw_and_dh(video, 0.0, 0.0, wf, hf)
             .map_err(|e| describe(&e))?;
-        let image = ch
-            .ctx
+        let image = ctx
             .get_image_data(0.0, 0.0, wf, hf)
             .map_err(|e| describe(&e))?;
         engine.send_frame(&image, now).map_err(|e| e.0)
