@@ -371,7 +371,6 @@ struct Challenge {
     readback: Option<(HtmlCanvasElement, CanvasRenderingContext2d)>,
     overlay_ctx: CanvasRenderingContext2d,
     last_announced: Option<u32>,
-    joke_offset_ms: f64,
     /// Worker time per analysed frame, summed, for the console summary.
     analyse_ms: f64,
     /// Frames on which the detector ran (the rest were tracked).
@@ -1070,7 +1069,6 @@ impl Page {
             readback: None,
             overlay_ctx,
             last_announced: None,
-            joke_offset_ms: self.joke_offset_ms,
             analyse_ms: 0.0,
             detect_frames: 0,
             dropped_frames: 0,
@@ -1150,16 +1148,13 @@ impl Page {
             match OwnedFrame::from_video(video).and_then(|f| engine.send_video_frame(&f, w, h, now))
             {
                 Ok(()) => return Ok(()),
-                Err(e) => {
-                    // Not fatal: the canvas path needs nothing the failed call did.
-                    console_error(&format!(
-                        "smile-factor: cannot pass VideoFrames to the worker ({e}); reading frames back on the page instead"
-                    ));
-                    self.frame_transfer = FrameTransfer::Canvas;
-                    self.ui
-                        .set_data("frameTransfer", FrameTransfer::Canvas.as_str());
-                }
+                // Not fatal: the canvas path needs nothing the failed call did.
+                Err(e) => console_error(&format!(
+                    "smile-factor: cannot pass VideoFrames to the worker ({e}); reading frames back on the page instead"
+                )),
             }
+            self.set_frame_transfer(FrameTransfer::Canvas);
+            return self.send_frame();
         }
         let (canvas, ctx) = match ch.readback.as_ref() {
             Some(r) => r,
@@ -1247,7 +1242,7 @@ impl Page {
                 set_text(&self.ui.announce, &texts.announce_for(secs));
             }
             if matches!(self.content, Content::Jokes) {
-                let joke = texts.joke_at(elapsed + ch.joke_offset_ms, JOKE_CARD_MS);
+                let joke = texts.joke_at(elapsed + self.joke_offset_ms, JOKE_CARD_MS);
                 if self.ui.joke.text_content().as_deref() != Some(joke) {
                     set_text(&self.ui.joke, joke);
                 }
