@@ -8,7 +8,6 @@ use crate::nn::{Net, NetError};
 pub struct Model {
     name: &'static str,
     net: Net,
-    input_shape: Vec<usize>,
 }
 
 impl Model {
@@ -44,15 +43,11 @@ impl Model {
                 found: format!("output {:?}", net.output_shape()),
             });
         }
-        Ok(Self {
-            name,
-            net,
-            input_shape: input_shape.to_vec(),
-        })
+        Ok(Self { name, net })
     }
 
     pub fn input_shape(&self) -> &[usize] {
-        &self.input_shape
+        self.net.input_shape()
     }
 
     /// Runs the model on one NCHW input and returns output 0, flattened.

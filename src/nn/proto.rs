@@ -152,14 +152,16 @@ fn parse_tensor(bytes: &[u8]) -> Result<TensorProto, String> {
         .map(|&d| usize::try_from(d as i64).map_err(|_| format!("tensor {name}: negative dim")))
         .collect::<Result<Vec<_>, _>>()?;
     let values: Vec<f64> = match (data_type, raw) {
-        (FLOAT, Some(b)) => chunks::<4>(b, &name)?
+        (FLOAT, Some(b)) => chunks::<4>(b, &format!("raw data of tensor {name}"))?
             .map(|c| f32::from_le_bytes(c) as f64)
             .collect(),
         (UINT8, Some(b)) => b.iter().map(|&v| v as f64).collect(),
-        (INT64, Some(b)) => chunks::<8>(b, &name)?
+        (INT64, Some(b)) => chunks::<8>(b, &format!("raw data of tensor {name}"))?
             .map(|c| i64::from_le_bytes(c) as f64)
             .collect(),
-        (DOUBLE, Some(b)) => chunks::<8>(b, &name)?.map(f64::from_le_bytes).collect(),
+        (DOUBLE, Some(b)) => chunks::<8>(b, &format!("raw data of tensor {name}"))?
+            .map(f64::from_le_bytes)
+            .collect(),
         (FLOAT, None) => floats.iter().map(|&v| v as f64).collect(),
         (INT64, None) => int64s.iter().map(|&v| v as i64 as f64).collect(),
         (DOUBLE, None) => doubles,
@@ -180,12 +182,10 @@ fn parse_tensor(bytes: &[u8]) -> Result<TensorProto, String> {
 
 fn chunks<'a, const N: usize>(
     b: &'a [u8],
-    name: &str,
+    what: &str,
 ) -> Result<impl Iterator<Item = [u8; N]> + 'a, String> {
     if !b.len().is_multiple_of(N) {
-        return Err(format!(
-            "tensor {name}: raw data is not a whole number of elements"
-        ));
+        return Err(format!("{what}: not a whole number of elements"));
     }
     Ok(b.chunks_exact(N).map(|c| {
         let mut a = [0u8; N];
@@ -241,7 +241,7 @@ impl<'a> Value<'a> {
     fn f32s(&self, out: &mut Vec<f32>) -> Result<(), String> {
         match self {
             Value::Fixed32(b) => out.push(f32::from_le_bytes(*b)),
-            Value::Bytes(b) => out.extend(chunks::<4>(b, "floats")?.map(f32::from_le_bytes)),
+            Value::Bytes(b) => out.extend(chunks::<4>(b, "packed floats")?.map(f32::from_le_bytes)),
             _ => return Err("expected floats".into()),
         }
         Ok(())
@@ -249,7 +249,9 @@ impl<'a> Value<'a> {
     fn f64s(&self, out: &mut Vec<f64>) -> Result<(), String> {
         match self {
             Value::Fixed64(b) => out.push(f64::from_le_bytes(*b)),
-            Value::Bytes(b) => out.extend(chunks::<8>(b, "doubles")?.map(f64::from_le_bytes)),
+            Value::Bytes(b) => {
+                out.extend(chunks::<8>(b, "packed doubles")?.map(f64::from_le_bytes))
+            }
             _ => return Err("expected doubles".into()),
         }
         Ok(())
