@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use smile_factor::nn::Net;
+use smile_factor::vision::nn::Net;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runs: usize = std::env::args()

@@ -1,29 +1,22 @@
 //! smile-factor: a playful login factor that fails when the user smiles.
 //!
-//! The core (everything but `web`) is plain Rust with no browser APIs, so it is tested
-//! natively with `cargo test`: model loading and inference ([`model`]), preprocessing
-//! ([`preprocess`]), box decoding ([`detect`]) and the face pipeline ([`analyzer`]).
-//! [`web`] holds all browser glue and every `#[wasm_bindgen]` export, on wasm32 only.
+//! Three rooms, with arrows one way (`tests/architecture.rs` checks them):
+//! - [`vision`]: pixels to faces and smile scores (frames, preprocessing, the `nn`
+//!   engine, models, detection, analysis, tracking). Knows nothing of logins.
+//! - [`challenge`]: the rules (config, texts, embed options, the verdict state machine,
+//!   the return URL). Knows nothing of pixels; a frame reaches it as a smile score.
+//! - [`web`]: wasm32 only, all browser glue and every `#[wasm_bindgen]` export; uses both.
+//!
+//! `vision` and `challenge` use no browser API and are tested natively with `cargo test`.
 
-pub mod analyzer;
-pub mod config;
-pub mod content;
-pub mod detect;
-pub mod embed;
-pub mod error;
-pub mod frame;
-pub mod model;
-pub mod nn;
-pub mod preprocess;
-pub mod redirect;
-pub mod track;
-pub mod verdict;
+pub mod challenge;
+pub mod vision;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
-pub use analyzer::{AnalyzerOptions, Expressions, Face, FaceAnalyzer, EXPRESSION_LABELS};
-pub use detect::BoundingBox;
-pub use error::SmileError;
-pub use frame::RgbaFrame;
-pub use track::{TrackStep, Tracker, TrackerOptions};
+pub use vision::analyzer::{AnalyzerOptions, Expressions, Face, FaceAnalyzer, EXPRESSION_LABELS};
+pub use vision::detect::BoundingBox;
+pub use vision::error::SmileError;
+pub use vision::frame::RgbaFrame;
+pub use vision::track::{TrackStep, Tracker, TrackerOptions};

@@ -6,7 +6,10 @@ const DETECTOR: &[u8] = include_bytes!("../models/tiny_face_detector.onnx");
 const EXPRESSION: &[u8] = include_bytes!("../models/face_expression.onnx");
 
 fn small() -> AnalyzerOptions {
-    AnalyzerOptions { input_size: 224, ..Default::default() }
+    AnalyzerOptions {
+        input_size: 224,
+        ..Default::default()
+    }
 }
 
 fn load_err(detector: &[u8], expression: &[u8]) -> SmileError {
@@ -21,7 +24,16 @@ fn truncated_models_are_load_errors_naming_the_model() {
     for cut in [1, 100, DETECTOR.len() / 2, DETECTOR.len() - 1] {
         let e = load_err(&DETECTOR[..cut], EXPRESSION);
         assert!(
-            matches!(e, SmileError::ModelLoad { model: "face detector", .. } | SmileError::ModelShape { model: "face detector", .. }),
+            matches!(
+                e,
+                SmileError::ModelLoad {
+                    model: "face detector",
+                    ..
+                } | SmileError::ModelShape {
+                    model: "face detector",
+                    ..
+                }
+            ),
             "cut at {cut}: {e}"
         );
     }
@@ -32,10 +44,18 @@ fn truncated_models_are_load_errors_naming_the_model() {
 #[test]
 fn empty_garbage_and_html_are_load_errors() {
     let html = b"<!doctype html><html><body>404 Not Found</body></html>";
-    let noise: Vec<u8> = (0..5000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let noise: Vec<u8> = (0..5000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     for bytes in [&b""[..], &html[..], &noise[..]] {
         let e = load_err(bytes, EXPRESSION);
-        assert!(matches!(e, SmileError::ModelLoad { .. } | SmileError::ModelShape { .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                SmileError::ModelLoad { .. } | SmileError::ModelShape { .. }
+            ),
+            "{e}"
+        );
         assert!(e.to_string().contains("face detector"), "{e}");
     }
 }
@@ -49,8 +69,14 @@ fn swapped_models_are_shape_errors() {
 
 #[test]
 fn bad_options_are_rejected_before_loading() {
-    let o = AnalyzerOptions { input_size: 300, ..Default::default() };
-    let e = FaceAnalyzer::new(DETECTOR, EXPRESSION, o).err().map(|e| e.to_string()).unwrap_or_default();
+    let o = AnalyzerOptions {
+        input_size: 300,
+        ..Default::default()
+    };
+    let e = FaceAnalyzer::new(DETECTOR, EXPRESSION, o)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     assert!(e.contains("multiple of 32"), "{e}");
 }
 
@@ -81,7 +107,7 @@ fn bad_buffers_and_tiny_images_are_image_errors() {
 /// runs; none may panic or allocate without bound.
 #[test]
 fn corrupted_models_never_panic() {
-    use smile_factor::nn::Net;
+    use smile_factor::vision::nn::Net;
     let mut seed = 0x9e37_79b9_u32;
     let mut next = move || {
         seed ^= seed << 13;

@@ -7,7 +7,10 @@ use common::{check_crops, check_frames, check_grid, OurFace, RefBox, DETECTOR, E
 use smile_factor::{AnalyzerOptions, FaceAnalyzer, RgbaFrame};
 
 fn analyzer(input_size: usize) -> FaceAnalyzer {
-    let options = AnalyzerOptions { input_size, ..Default::default() };
+    let options = AnalyzerOptions {
+        input_size,
+        ..Default::default()
+    };
     FaceAnalyzer::new(DETECTOR, EXPRESSION, options).expect("models load")
 }
 
@@ -22,7 +25,14 @@ fn expression_probabilities_match_face_api_on_crops() {
 fn raw_detector_grid_matches_face_api() {
     for size in [224, 320, 416] {
         let a = analyzer(size);
-        let worst = check_grid(size, |buf, w, h| a.detector_grid(&RgbaFrame::new(buf, w, h).unwrap()).unwrap(), 1e-3);
+        let worst = check_grid(
+            size,
+            |buf, w, h| {
+                a.detector_grid(&RgbaFrame::new(buf, w, h).unwrap())
+                    .unwrap()
+            },
+            1e-3,
+        );
         println!("grid @{size}: max |diff| {worst:.2e}");
     }
 }
@@ -36,7 +46,12 @@ fn whole_image_pipeline_matches_face_api() {
                 .expect("analyze")
                 .into_iter()
                 .map(|f| OurFace {
-                    bbox: RefBox { x: f.bbox.x, y: f.bbox.y, width: f.bbox.width, height: f.bbox.height },
+                    bbox: RefBox {
+                        x: f.bbox.x,
+                        y: f.bbox.y,
+                        width: f.bbox.width,
+                        height: f.bbox.height,
+                    },
                     score: f.score,
                     expressions: f.expressions.to_array(),
                 })
@@ -67,8 +82,15 @@ fn huge_frames_are_scaled_down_not_rejected() {
     assert!(small.len() >= 2);
     for f in &small {
         let scaled = f.bbox.scale(k as f64, k as f64);
-        let best = large.iter().map(|g| g.bbox.iou(&scaled)).fold(0.0, f64::max);
-        assert!(best > 0.8, "face {:?} lost when upscaled (best IoU {best})", f.bbox);
+        let best = large
+            .iter()
+            .map(|g| g.bbox.iou(&scaled))
+            .fold(0.0, f64::max);
+        assert!(
+            best > 0.8,
+            "face {:?} lost when upscaled (best IoU {best})",
+            f.bbox
+        );
     }
 }
 
@@ -79,6 +101,13 @@ fn warm_up_changes_no_result() {
     let a = analyzer(224);
     a.warm_up().expect("warm-up");
     check_crops(|buf, w, h| a.classify_face(buf, w, h).expect("classify").to_array());
-    check_grid(224, |buf, w, h| a.detector_grid(&RgbaFrame::new(buf, w, h).unwrap()).unwrap(), 1e-3);
+    check_grid(
+        224,
+        |buf, w, h| {
+            a.detector_grid(&RgbaFrame::new(buf, w, h).unwrap())
+                .unwrap()
+        },
+        1e-3,
+    );
     analyzer(64).warm_up().expect("warm-up at 64");
 }

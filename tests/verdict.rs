@@ -4,9 +4,12 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use smile_factor::config::Config;
-use smile_factor::redirect::{Navigator, Redirector, ReturnTarget};
-use smile_factor::verdict::{Clock, Reason, Session, State, Verdict};
+use smile_factor::challenge::config::Config;
+use smile_factor::challenge::effects::{Clock, Navigator};
+use smile_factor::challenge::outcome::Reason;
+use smile_factor::challenge::redirect::{Redirector, ReturnTarget};
+use smile_factor::challenge::session::Session;
+use smile_factor::challenge::verdict::{State, Verdict};
 use url::Url;
 
 /// A clock the test moves by hand; shared so the test keeps a handle.
@@ -176,7 +179,7 @@ fn bad_state_or_pick_means_no_session() {
 /// An embedded challenge without a return URL decides the same way but never navigates.
 #[test]
 fn embedded_session_without_return_url_decides_and_never_navigates() {
-    use smile_factor::embed::EmbedOptions;
+    use smile_factor::challenge::embed::EmbedOptions;
     let plan = EmbedOptions::parse(r#"{"duration": "5"}"#)
         .and_then(|o| o.plan(Err("no page config")))
         .expect("plan");

@@ -25,7 +25,15 @@ struct JsExpressions {
 
 impl JsExpressions {
     fn to_array(&self) -> [f32; 7] {
-        [self.neutral, self.happy, self.sad, self.angry, self.fearful, self.disgusted, self.surprised]
+        [
+            self.neutral,
+            self.happy,
+            self.sad,
+            self.angry,
+            self.fearful,
+            self.disgusted,
+            self.surprised,
+        ]
     }
 }
 
@@ -44,15 +52,20 @@ fn options(input_size: usize) -> JsValue {
 }
 
 fn analyzer(input_size: usize) -> WebFaceAnalyzer {
-    WebFaceAnalyzer::new(DETECTOR, EXPRESSION, options(input_size)).unwrap_or_else(|_| panic!("models load in wasm"))
+    WebFaceAnalyzer::new(DETECTOR, EXPRESSION, options(input_size))
+        .unwrap_or_else(|_| panic!("models load in wasm"))
 }
 
 #[wasm_bindgen_test]
 fn expression_parity_in_the_browser() {
     let a = analyzer(224);
     check_crops(|buf, w, h| {
-        let v = a.classify_face(buf, w, h).unwrap_or_else(|_| panic!("classifyFace"));
-        serde_wasm_bindgen::from_value::<JsExpressions>(v).unwrap().to_array()
+        let v = a
+            .classify_face(buf, w, h)
+            .unwrap_or_else(|_| panic!("classifyFace"));
+        serde_wasm_bindgen::from_value::<JsExpressions>(v)
+            .unwrap()
+            .to_array()
     });
 }
 
@@ -64,7 +77,11 @@ fn pipeline_parity_in_the_browser() {
         serde_wasm_bindgen::from_value::<Vec<JsFace>>(v)
             .unwrap()
             .into_iter()
-            .map(|f| OurFace { bbox: f.bbox, score: f.score, expressions: f.expressions.to_array() })
+            .map(|f| OurFace {
+                bbox: f.bbox,
+                score: f.score,
+                expressions: f.expressions.to_array(),
+            })
             .collect()
     });
 }
@@ -75,17 +92,33 @@ fn bad_input_throws_a_js_error_with_the_reason() {
         .err()
         .map(JsValue::from)
         .expect("a truncated model must throw");
-    let msg = js_sys::Error::from(err).message().as_string().unwrap_or_default();
+    let msg = js_sys::Error::from(err)
+        .message()
+        .as_string()
+        .unwrap_or_default();
     assert!(msg.contains("face detector"), "{msg}");
 
     let bad_opts = js_sys::JSON::parse(r#"{"inputSize": 300}"#).unwrap();
-    let err = WebFaceAnalyzer::new(DETECTOR, EXPRESSION, bad_opts).err().map(JsValue::from).expect("bad options throw");
-    let msg = js_sys::Error::from(err).message().as_string().unwrap_or_default();
+    let err = WebFaceAnalyzer::new(DETECTOR, EXPRESSION, bad_opts)
+        .err()
+        .map(JsValue::from)
+        .expect("bad options throw");
+    let msg = js_sys::Error::from(err)
+        .message()
+        .as_string()
+        .unwrap_or_default();
     assert!(msg.contains("multiple of 32"), "{msg}");
 
     let a = analyzer(224);
-    let err = a.analyze(&[0; 10], 64, 64).err().map(JsValue::from).expect("short buffer throws");
-    let msg = js_sys::Error::from(err).message().as_string().unwrap_or_default();
+    let err = a
+        .analyze(&[0; 10], 64, 64)
+        .err()
+        .map(JsValue::from)
+        .expect("short buffer throws");
+    let msg = js_sys::Error::from(err)
+        .message()
+        .as_string()
+        .unwrap_or_default();
     assert!(msg.contains("16384 bytes"), "{msg}");
 }
 
@@ -107,30 +140,58 @@ fn step(t: &mut WebFaceTracker, buf: &[u8], w: u32, h: u32) -> JsStep {
 fn tracker_detects_then_follows_the_largest_face() {
     let (buf, w, h) = rgba("frames/sample6_640x480.png");
     // What detection on every frame says: the largest face and its happy probability.
-    let faces: Vec<JsFace> =
-        serde_wasm_bindgen::from_value(analyzer(224).analyze(&buf, w, h).unwrap_or_else(|_| panic!("analyze"))).unwrap();
+    let faces: Vec<JsFace> = serde_wasm_bindgen::from_value(
+        analyzer(224)
+            .analyze(&buf, w, h)
+            .unwrap_or_else(|_| panic!("analyze")),
+    )
+    .unwrap();
     let largest = faces
         .iter()
         .max_by(|a, b| (a.bbox.width * a.bbox.height).total_cmp(&(b.bbox.width * b.bbox.height)))
         .expect("the fixture has faces");
 
-    let mut t = WebFaceTracker::new(DETECTOR, EXPRESSION, options(224)).unwrap_or_else(|_| panic!("tracker loads"));
+    let mut t = WebFaceTracker::new(DETECTOR, EXPRESSION, options(224))
+        .unwrap_or_else(|_| panic!("tracker loads"));
     let steps: Vec<JsStep> = (0..6).map(|_| step(&mut t, &buf, w, h)).collect();
     // The detector runs on the first frame and again after redetectEvery (5) frames.
     let detected: Vec<bool> = steps.iter().map(|s| s.detected).collect();
     assert_eq!(detected, [true, false, false, false, false, true]);
 
     let first = &steps[0];
-    assert_eq!(first.boxes.len(), faces.len(), "a detect frame draws every face");
+    assert_eq!(
+        first.boxes.len(),
+        faces.len(),
+        "a detect frame draws every face"
+    );
     let judged = first.boxes[first.judged.expect("a face is judged")];
-    assert!(judged.iou(&largest.bbox) > 0.99, "judged {judged:?}, largest {:?}", largest.bbox);
+    assert!(
+        judged.iou(&largest.bbox) > 0.99,
+        "judged {judged:?}, largest {:?}",
+        largest.bbox
+    );
     let happy = first.happy.expect("happy on a detect frame");
-    assert!((happy - largest.expressions.happy).abs() < 1e-4, "{happy} vs {}", largest.expressions.happy);
+    assert!(
+        (happy - largest.expressions.happy).abs() < 1e-4,
+        "{happy} vs {}",
+        largest.expressions.happy
+    );
     for s in &steps[1..5] {
-        assert_eq!((s.boxes.len(), s.judged), (1, Some(0)), "a tracked frame draws the tracked box");
-        assert!(s.boxes[0].iou(&largest.bbox) > 0.9, "tracked box {:?}", s.boxes[0]);
+        assert_eq!(
+            (s.boxes.len(), s.judged),
+            (1, Some(0)),
+            "a tracked frame draws the tracked box"
+        );
+        assert!(
+            s.boxes[0].iou(&largest.bbox) > 0.9,
+            "tracked box {:?}",
+            s.boxes[0]
+        );
         let h = s.happy.expect("happy on a tracked frame");
-        assert!((h - happy).abs() < 0.02, "tracked happy {h} vs detected {happy}");
+        assert!(
+            (h - happy).abs() < 0.02,
+            "tracked happy {h} vs detected {happy}"
+        );
     }
 
     // reset() forgets the face: the next frame runs the detector.

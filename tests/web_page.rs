@@ -5,8 +5,8 @@
 //! Needs `--use-fake-device-for-media-stream --use-fake-ui-for-media-stream` (webdriver.json).
 #![cfg(target_arch = "wasm32")]
 
-use smile_factor::content::Problem;
-use smile_factor::verdict::Reason;
+use smile_factor::challenge::content::Problem;
+use smile_factor::challenge::outcome::Reason;
 use smile_factor::web::camera::{self, stop_stream, Camera, CameraError};
 use smile_factor::web::dom::OwnedFrame;
 use smile_factor::web::page::analysis_fps;

@@ -18,10 +18,10 @@
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
-use crate::analyzer::{AnalyzerOptions, FaceAnalyzer as CoreAnalyzer};
-use crate::detect::BoundingBox;
-use crate::frame::RgbaFrame;
-use crate::track::{Tracker, TrackerOptions};
+use crate::vision::analyzer::{AnalyzerOptions, FaceAnalyzer as CoreAnalyzer};
+use crate::vision::detect::BoundingBox;
+use crate::vision::frame::RgbaFrame;
+use crate::vision::track::{Tracker, TrackerOptions};
 
 /// The options object JS may pass; every field is optional.
 #[derive(Deserialize, Default)]

@@ -7,7 +7,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{MediaStream, MediaStreamConstraints, MediaStreamTrack};
 
-use crate::content::Problem;
+use crate::challenge::content::Problem;
 
 use super::dom::{describe, window};
 

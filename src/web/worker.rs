@@ -17,9 +17,9 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
-use crate::analyzer::{AnalyzerOptions, FaceAnalyzer};
-use crate::frame::RgbaFrame;
-use crate::track::{TrackStep, Tracker, TrackerOptions};
+use crate::vision::analyzer::{AnalyzerOptions, FaceAnalyzer};
+use crate::vision::frame::RgbaFrame;
+use crate::vision::track::{TrackStep, Tracker, TrackerOptions};
 
 use super::dom::{describe, has_global, DomError, Listener, OwnedFrame};
 

@@ -110,13 +110,18 @@ pub fn reference() -> Reference {
 
 /// A fixture PNG as RGBA bytes with its size.
 pub fn rgba(name: &str) -> (Vec<u8>, u32, u32) {
-    let img = image::load_from_memory(fixture(name)).expect("fixture decodes").to_rgba8();
+    let img = image::load_from_memory(fixture(name))
+        .expect("fixture decodes")
+        .to_rgba8();
     let (w, h) = img.dimensions();
     (img.into_raw(), w, h)
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// Every crop's 7 probabilities within CROP_TOLERANCE of face-api's.
@@ -130,19 +135,37 @@ pub fn check_crops(classify: impl Fn(&[u8], u32, u32) -> [f32; 7]) -> Vec<String
         let (buf, w, h) = rgba(&c.file);
         let ours = classify(&buf, w, h);
         let d = max_diff(&ours, &c.expressions);
-        log.push(format!("{}: max |diff| {d:.2e}, happy {:.4} vs {:.4}", c.file, ours[1], c.expressions[1]));
+        log.push(format!(
+            "{}: max |diff| {d:.2e}, happy {:.4} vs {:.4}",
+            c.file, ours[1], c.expressions[1]
+        ));
         if d > CROP_TOLERANCE {
-            failures.push(format!("{}: ours {ours:?} vs face-api {:?}", c.file, c.expressions));
+            failures.push(format!(
+                "{}: ours {ours:?} vs face-api {:?}",
+                c.file, c.expressions
+            ));
         }
     }
-    assert!(failures.is_empty(), "expression parity failed:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "expression parity failed:\n{}",
+        failures.join("\n")
+    );
     log
 }
 
 /// The raw detector grid (ours NCHW) against face-api's (NHWC), for one input size.
-pub fn check_grid(input_size: usize, grid: impl Fn(&[u8], u32, u32) -> Vec<f32>, tolerance: f32) -> f32 {
+pub fn check_grid(
+    input_size: usize,
+    grid: impl Fn(&[u8], u32, u32) -> Vec<f32>,
+    tolerance: f32,
+) -> f32 {
     let r = reference();
-    let g = r.detector_raw.iter().find(|g| g.input_size == input_size).expect("reference grid for this size");
+    let g = r
+        .detector_raw
+        .iter()
+        .find(|g| g.input_size == input_size)
+        .expect("reference grid for this size");
     let (buf, w, h) = rgba(&g.file);
     let ours = grid(&buf, w, h);
     let [_, cells, _, ch] = g.shape;
@@ -157,27 +180,50 @@ pub fn check_grid(input_size: usize, grid: impl Fn(&[u8], u32, u32) -> Vec<f32>,
             }
         }
     }
-    assert!(worst <= tolerance, "{} at {input_size}: max |diff| {worst} > {tolerance}", g.file);
+    assert!(
+        worst <= tolerance,
+        "{} at {input_size}: max |diff| {worst} > {tolerance}",
+        g.file
+    );
     worst
 }
 
 /// Same number of faces as face-api, each matched face with IoU >= 0.9 and
 /// probabilities within 0.02. Checks every reference frame at `input_size`.
-pub fn check_frames(input_size: usize, analyze: impl Fn(&[u8], u32, u32) -> Vec<OurFace>) -> Vec<String> {
+pub fn check_frames(
+    input_size: usize,
+    analyze: impl Fn(&[u8], u32, u32) -> Vec<OurFace>,
+) -> Vec<String> {
     let r = reference();
-    let frames: Vec<&RefFrame> = r.frames.iter().filter(|f| f.input_size == input_size).collect();
-    assert!(frames.len() >= 2, "too few reference frames at {input_size}");
+    let frames: Vec<&RefFrame> = r
+        .frames
+        .iter()
+        .filter(|f| f.input_size == input_size)
+        .collect();
+    assert!(
+        frames.len() >= 2,
+        "too few reference frames at {input_size}"
+    );
     let mut log = Vec::new();
     let mut failures = Vec::new();
     for f in frames {
         let (buf, w, h) = rgba(&f.file);
         let ours = analyze(&buf, w, h);
         if ours.len() != f.faces.len() {
-            failures.push(format!("{} at {input_size}: {} faces, face-api found {}", f.file, ours.len(), f.faces.len()));
+            failures.push(format!(
+                "{} at {input_size}: {} faces, face-api found {}",
+                f.file,
+                ours.len(),
+                f.faces.len()
+            ));
             continue;
         }
         for theirs in &f.faces {
-            let Some(best) = ours.iter().max_by(|a, b| a.bbox.iou(&theirs.bbox).total_cmp(&b.bbox.iou(&theirs.bbox))) else {
+            let Some(best) = ours.iter().max_by(|a, b| {
+                a.bbox
+                    .iou(&theirs.bbox)
+                    .total_cmp(&b.bbox.iou(&theirs.bbox))
+            }) else {
                 continue;
             };
             let iou = best.bbox.iou(&theirs.bbox);
@@ -187,10 +233,17 @@ pub fn check_frames(input_size: usize, analyze: impl Fn(&[u8], u32, u32) -> Vec<
                 f.file, best.score, theirs.score
             ));
             if iou < PIPELINE_MIN_IOU || d > PIPELINE_PROB_TOLERANCE {
-                failures.push(format!("{} at {input_size}: face {:?} vs ours {:?} (IoU {iou:.3}, diff {d:.3})", f.file, theirs.bbox, best));
+                failures.push(format!(
+                    "{} at {input_size}: face {:?} vs ours {:?} (IoU {iou:.3}, diff {d:.3})",
+                    f.file, theirs.bbox, best
+                ));
             }
         }
     }
-    assert!(failures.is_empty(), "pipeline parity failed:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "pipeline parity failed:\n{}",
+        failures.join("\n")
+    );
     log
 }

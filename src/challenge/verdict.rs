@@ -3,19 +3,18 @@
 //!
 //! [`Verdict`] is a pure state machine. Every input carries its own timestamp in
 //! milliseconds (`performance.now()` in the page), so it is tested natively with explicit
-//! times. [`Session`] ties it to a [`Clock`] and a [`Redirector`] for the page.
+//! times; [`crate::challenge::session::Session`] ties it to a clock and a redirector for the page.
 //!
 //! Elapsed time is *active* time only: while paused the countdown stands still and frames
 //! are ignored. Timestamps that are not finite or run backwards never advance time and
 //! never count as frames, so a bad clock cannot pass the factor.
 
-use serde::Serialize;
 use thiserror::Error;
-use url::Url;
 
-use crate::config::DEFAULT_THRESHOLD;
-use crate::redirect::{Navigator, Redirector};
+use crate::challenge::outcome::{Outcome, Reason, Stats};
 
+/// Smile score at or above which a frame counts as smiling, until calibrated.
+pub const DEFAULT_THRESHOLD: f32 = 0.5;
 /// Default countdown length.
 pub const DEFAULT_DURATION_MS: f64 = 15_000.0;
 /// Shortest allowed countdown.
@@ -29,13 +28,7 @@ pub const MAX_HOLD_MS: f64 = 5_000.0;
 /// Default share of analysed frames that must contain a face to pass.
 pub const DEFAULT_MIN_FACE_RATIO: f64 = 0.8;
 
-/// A source of timestamps in milliseconds (the page uses `performance.now()`).
-pub trait Clock {
-    /// The current time in milliseconds; only differences matter.
-    fn now_ms(&self) -> f64;
-}
-
-/// Tuning of the verdict; build it with [`crate::config::Config::verdict_config`].
+/// Tuning of the verdict; build it with [`crate::challenge::config::Config::verdict_config`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct VerdictConfig {
     /// Countdown length in active milliseconds.
@@ -93,70 +86,6 @@ impl VerdictConfig {
         }
         Ok(())
     }
-}
-
-/// Why the factor failed; sent as the `reason` query parameter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    /// A smile was held at or above the threshold.
-    Smiled,
-    /// Too few frames (or none) showed a face.
-    NoFace,
-    /// The page was hidden during the countdown.
-    Interrupted,
-    /// The user refused camera access.
-    CameraDenied,
-    /// There is no camera, or it could not be started.
-    CameraUnavailable,
-    /// Anything else went wrong (model load, config, ...).
-    Error,
-}
-
-impl Reason {
-    /// The value sent in the query string.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Smiled => "smiled",
-            Reason::NoFace => "no_face",
-            Reason::Interrupted => "interrupted",
-            Reason::CameraDenied => "camera_denied",
-            Reason::CameraUnavailable => "camera_unavailable",
-            Reason::Error => "error",
-        }
-    }
-}
-
-impl std::fmt::Display for Reason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// What the verdict saw, reported with the outcome (and live while running).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Stats {
-    /// Frames fed while running, with or without a face.
-    pub frames_analysed: u32,
-    /// Share of analysed frames with a face; 0 when none were analysed.
-    pub face_seen_ratio: f64,
-    /// Highest smile score seen (0..=1).
-    pub max_smile_score: f32,
-    /// Active (unpaused) time in milliseconds.
-    pub elapsed_ms: f64,
-}
-
-/// The final, immutable result.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Outcome {
-    /// True only when the user passed; then `reason` is `None`.
-    pub notsmiling: bool,
-    /// Why the factor failed; `None` when it passed.
-    pub reason: Option<Reason>,
-    /// What was seen up to the decision.
-    pub stats: Stats,
 }
 
 /// Where the challenge is, for the page's screens.
@@ -432,101 +361,6 @@ impl Verdict {
             Some(Reason::NoFace)
         };
         self.decide(reason, elapsed_ms);
-    }
-}
-
-/// The page's driver: a [`Verdict`] fed with times from a [`Clock`], and a
-/// [`Redirector`] that leaves the page once, when asked after the decision.
-///
-/// Redirecting is a separate step so the page can show the result (or an error screen
-/// with a button) before it leaves. An embedded challenge without a return URL has no
-/// redirector: the embedding page gets the outcome and decides.
-pub struct Session<C: Clock, N: Navigator> {
-    verdict: Verdict,
-    clock: C,
-    redirector: Option<Redirector<N>>,
-}
-
-impl<C: Clock, N: Navigator> Session<C, N> {
-    /// Ties the parts together; nothing happens until [`Session::start`].
-    pub fn new(verdict: Verdict, clock: C, redirector: Redirector<N>) -> Self {
-        Self {
-            verdict,
-            clock,
-            redirector: Some(redirector),
-        }
-    }
-
-    /// A session that never navigates: [`Session::redirect`] always gives `None`.
-    pub fn without_redirect(verdict: Verdict, clock: C) -> Self {
-        Self {
-            verdict,
-            clock,
-            redirector: None,
-        }
-    }
-
-    /// See [`Verdict::start`].
-    pub fn start(&mut self) {
-        self.verdict.start(self.clock.now_ms());
-    }
-
-    /// See [`Verdict::frame`].
-    pub fn frame(&mut self, smile: Option<f32>) -> Option<&Outcome> {
-        self.verdict.frame(self.clock.now_ms(), smile)
-    }
-
-    /// See [`Verdict::tick`].
-    pub fn tick(&mut self) -> Option<&Outcome> {
-        self.verdict.tick(self.clock.now_ms())
-    }
-
-    /// See [`Verdict::pause`].
-    pub fn pause(&mut self) {
-        self.verdict.pause(self.clock.now_ms());
-    }
-
-    /// See [`Verdict::resume`].
-    pub fn resume(&mut self) {
-        self.verdict.resume(self.clock.now_ms());
-    }
-
-    /// See [`Verdict::hidden`].
-    pub fn hidden(&mut self) -> Option<&Outcome> {
-        self.verdict.hidden(self.clock.now_ms())
-    }
-
-    /// See [`Verdict::fail`].
-    pub fn fail(&mut self, reason: Reason) -> &Outcome {
-        self.verdict.fail(reason)
-    }
-
-    /// See [`Verdict::remaining_ms`].
-    pub fn remaining_ms(&self) -> f64 {
-        self.verdict.remaining_ms(self.clock.now_ms())
-    }
-
-    /// See [`Verdict::remaining_secs`].
-    pub fn remaining_secs(&self) -> u32 {
-        self.verdict.remaining_secs(self.clock.now_ms())
-    }
-
-    /// The verdict, for the meter, the state and the stats.
-    pub fn verdict(&self) -> &Verdict {
-        &self.verdict
-    }
-
-    /// The redirector, e.g. to see where the page went; `None` without a return URL.
-    pub fn redirector(&self) -> Option<&Redirector<N>> {
-        self.redirector.as_ref()
-    }
-
-    /// Once decided, navigates to the continue URL (only on the first call) and returns
-    /// it; `None` while undecided, so the page cannot leave before the verdict, and
-    /// always `None` without a redirector.
-    pub fn redirect(&mut self) -> Option<&Url> {
-        let outcome = *self.verdict.outcome()?;
-        Some(self.redirector.as_mut()?.redirect(&outcome))
     }
 }
 

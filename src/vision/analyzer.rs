@@ -4,11 +4,11 @@
 
 use serde::Serialize;
 
-use crate::detect::{self, BoundingBox, GRID_CHANNELS};
-use crate::error::{Result, SmileError};
-use crate::frame::{Region, RgbaFrame};
-use crate::model::Model;
-use crate::preprocess::{
+use crate::vision::detect::{self, BoundingBox, GRID_CHANNELS};
+use crate::vision::error::{Result, SmileError};
+use crate::vision::frame::{Region, RgbaFrame};
+use crate::vision::model::Model;
+use crate::vision::preprocess::{
     square_input, Padding, DETECTOR_MEAN_RGB, EXPRESSION_INPUT_SIZE, EXPRESSION_MEAN_RGB,
 };
 

@@ -4,7 +4,7 @@
 //! The padded square is never materialised: each output pixel samples the source
 //! region directly, so a huge frame costs no more memory than a small one.
 
-use crate::frame::{Region, RgbaFrame};
+use crate::vision::frame::{Region, RgbaFrame};
 
 /// TinyFaceDetector's per-channel mean (face-api src/tinyFaceDetector/const.ts, MEAN_RGB).
 pub const DETECTOR_MEAN_RGB: [f32; 3] = [117.001, 114.697, 97.404];

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use thiserror::Error;
 use url::Url;
 
-use crate::config::{Config, ConfigError, ReturnUrls};
-use crate::redirect::{parse_return_url, validate_state, ReturnUrlError, StateError};
+use crate::challenge::config::{Config, ConfigError, ReturnUrls};
+use crate::challenge::redirect::{parse_return_url, validate_state, ReturnUrlError, StateError};
 
 /// The options as JS gives them. Attributes arrive as strings, `mount()` options as
 /// numbers; both are accepted for the numeric fields.
@@ -139,7 +139,7 @@ fn number(field: &str, v: &serde_json::Value) -> Result<f64, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Content;
+    use crate::challenge::config::Content;
 
     fn page() -> Config {
         Config::parse(r#"{"returnUrls": {"a": "https://a.test", "b": "https://b.test/x"}}"#)

@@ -31,11 +31,14 @@ use web_sys::{
     HtmlMeterElement, HtmlVideoElement,
 };
 
-use crate::config::{Config, Content, ReturnUrls};
-use crate::content::{texts_for, Problem, Texts, ANNOUNCE_EVERY_S, EN};
-use crate::embed::{EmbedOptions, EmbedPlan};
-use crate::redirect::{Navigator, Redirector, ReturnTarget};
-use crate::verdict::{Clock, Outcome, Reason, Session, State, Verdict};
+use crate::challenge::config::{Config, Content, ReturnUrls};
+use crate::challenge::content::{texts_for, Problem, Texts, ANNOUNCE_EVERY_S, EN};
+use crate::challenge::effects::{Clock, Navigator};
+use crate::challenge::embed::{EmbedOptions, EmbedPlan};
+use crate::challenge::outcome::{Outcome, Reason};
+use crate::challenge::redirect::{Redirector, ReturnTarget};
+use crate::challenge::session::Session;
+use crate::challenge::verdict::{State, Verdict};
 
 use super::camera::{self, Camera, CAMERA_TIMEOUT_MS};
 use super::dom::{
@@ -707,7 +710,7 @@ impl Page {
             }
         };
         let raw_state = params.get(&config.params.state);
-        if let Err(e) = crate::redirect::validate_state(raw_state.as_deref()) {
+        if let Err(e) = crate::challenge::redirect::validate_state(raw_state.as_deref()) {
             self.show_problem(Problem::State, &e.to_string());
             return false;
         }

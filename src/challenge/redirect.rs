@@ -6,17 +6,40 @@
 //! `state` can redirect elsewhere. Navigation sits behind [`Navigator`] so it is tested
 //! natively with a fake.
 
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use url::{Host, Url};
 
-use crate::config::ParamNames;
-use crate::verdict::Outcome;
+use crate::challenge::effects::Navigator;
+use crate::challenge::outcome::Outcome;
 
 /// Longest accepted `state`, in bytes of its UTF-8 (bytes bound the URL length).
 pub const MAX_STATE_BYTES: usize = 2048;
 
 /// The path segment appended to the return URL.
 const CONTINUE_SEGMENT: &str = "continue";
+
+/// Names of the query parameters sent back on the continue URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ParamNames {
+    /// Carries the state token back; default `state`.
+    pub state: String,
+    /// `true` or `false`; default `notsmiling`.
+    pub notsmiling: String,
+    /// Why it failed; default `reason`.
+    pub reason: String,
+}
+
+impl Default for ParamNames {
+    fn default() -> Self {
+        Self {
+            state: "state".to_owned(),
+            notsmiling: "notsmiling".to_owned(),
+            reason: "reason".to_owned(),
+        }
+    }
+}
 
 /// The `state` token from the page URL is unusable; the page shows this and does not redirect.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -230,13 +253,6 @@ fn params_are_usable(p: &ParamNames) -> bool {
         && p.notsmiling != p.reason
 }
 
-/// Leaves the page. The web module stops the camera tracks, then calls
-/// `location.replace` so the back button does not return to the challenge.
-pub trait Navigator {
-    /// Navigates to `url`.
-    fn navigate(&mut self, url: &Url);
-}
-
 /// Navigates to the continue URL exactly once, however often it is asked.
 pub struct Redirector<N: Navigator> {
     target: ReturnTarget,
@@ -287,7 +303,7 @@ impl<N: Navigator> Redirector<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verdict::{Reason, Stats};
+    use crate::challenge::outcome::{Reason, Stats};
 
     const TRICKY: &str = "a+b/c=d&e%f#g ü 雪 😀";
 

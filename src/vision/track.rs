@@ -18,10 +18,10 @@
 
 use serde::Serialize;
 
-use crate::analyzer::FaceAnalyzer;
-use crate::detect::BoundingBox;
-use crate::error::{Result, SmileError};
-use crate::frame::RgbaFrame;
+use crate::vision::analyzer::FaceAnalyzer;
+use crate::vision::detect::BoundingBox;
+use crate::vision::error::{Result, SmileError};
+use crate::vision::frame::RgbaFrame;
 
 /// Cells per side of the face template. 20 cells put one step of the search at 5% of
 /// the face's size, finer than the detector's own jitter between frames.
@@ -207,7 +207,7 @@ impl Tracker {
             .into_iter()
             .map(|(b, _)| b)
             .collect();
-        let judged = crate::detect::largest(&boxes);
+        let judged = crate::vision::detect::largest(&boxes);
         let mut happy = None;
         if let Some(b) = judged.and_then(|i| boxes.get(i)) {
             happy = analyzer.classify_box(frame, b)?.map(|e| e.happy);

@@ -8,7 +8,7 @@
 //! (camera errors by `DOMException.name`, models, config, state) so that the mapping to
 //! a message and to the `reason` sent back is decided here, once.
 
-use crate::verdict::Reason;
+use crate::challenge::outcome::Reason;
 
 /// Languages with a full set of texts; the first is the fallback.
 pub const LANGUAGES: [&str; 2] = ["en", "de"];

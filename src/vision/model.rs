@@ -1,8 +1,8 @@
-//! Loading the two ONNX models with our engine ([`crate::nn`]): once, from bytes, for one
+//! Loading the two ONNX models with our engine ([`crate::vision::nn`]): once, from bytes, for one
 //! pinned input shape, then reused for every frame.
 
-use crate::error::{Result, SmileError};
-use crate::nn::{Net, NetError};
+use crate::vision::error::{Result, SmileError};
+use crate::vision::nn::{Net, NetError};
 
 /// A model prepared for one input shape, ready to run many times.
 pub struct Model {

@@ -13,18 +13,16 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use thiserror::Error;
 use url::Url;
 
-use crate::redirect::{parse_return_url, ReturnUrlError};
-use crate::verdict::{
-    VerdictConfig, DEFAULT_DURATION_MS, DEFAULT_HOLD_MS, DEFAULT_MIN_FACE_RATIO, MAX_DURATION_MS,
-    MAX_HOLD_MS, MIN_DURATION_MS,
+use crate::challenge::redirect::{parse_return_url, ParamNames, ReturnUrlError};
+use crate::challenge::verdict::{
+    VerdictConfig, DEFAULT_DURATION_MS, DEFAULT_HOLD_MS, DEFAULT_MIN_FACE_RATIO, DEFAULT_THRESHOLD,
+    MAX_DURATION_MS, MAX_HOLD_MS, MIN_DURATION_MS,
 };
 
-/// Smile score at or above which a frame counts as smiling, until calibrated.
-pub const DEFAULT_THRESHOLD: f32 = 0.5;
 /// Default name of the query parameter that picks a `returnUrls` key.
 pub const DEFAULT_RETURN_PARAM: &str = "return";
 /// Default page language.
@@ -46,7 +44,7 @@ pub enum ConfigError {
     /// Both `returnUrl` and `returnUrls`.
     #[error("the config has both \"returnUrl\" and \"returnUrls\"; keep one")]
     BothReturnUrls,
-    /// A return URL fails the checks of [`crate::redirect::validate_return_url`].
+    /// A return URL fails the checks of [`crate::challenge::redirect::validate_return_url`].
     #[error("{field} is not a usable return URL: {source}")]
     ReturnUrl {
         /// Which entry, e.g. `returnUrls."prod"`.
@@ -86,28 +84,6 @@ pub enum ConfigError {
         /// The value given, cut to a few dozen characters.
         key: String,
     },
-}
-
-/// Names of the query parameters sent back on the continue URL.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ParamNames {
-    /// Carries the state token back; default `state`.
-    pub state: String,
-    /// `true` or `false`; default `notsmiling`.
-    pub notsmiling: String,
-    /// Why it failed; default `reason`.
-    pub reason: String,
-}
-
-impl Default for ParamNames {
-    fn default() -> Self {
-        Self {
-            state: "state".to_owned(),
-            notsmiling: "notsmiling".to_owned(),
-            reason: "reason".to_owned(),
-        }
-    }
 }
 
 /// Where the page may return to.

@@ -1,6 +1,6 @@
 //! A validated, borrowed view of an RGBA image, as a canvas `ImageData` gives it.
 
-use crate::error::{Result, SmileError};
+use crate::vision::error::{Result, SmileError};
 
 /// Smaller images carry no usable face and are rejected rather than guessed at.
 pub const MIN_SIDE: u32 = 8;

@@ -1,0 +1,103 @@
+//! The page's driver: the pure [`Verdict`] tied to a [`Clock`] and a [`Redirector`].
+
+use url::Url;
+
+use crate::challenge::effects::{Clock, Navigator};
+use crate::challenge::outcome::{Outcome, Reason};
+use crate::challenge::redirect::Redirector;
+use crate::challenge::verdict::Verdict;
+
+/// The page's driver: a [`Verdict`] fed with times from a [`Clock`], and a
+/// [`Redirector`] that leaves the page once, when asked after the decision.
+///
+/// Redirecting is a separate step so the page can show the result (or an error screen
+/// with a button) before it leaves. An embedded challenge without a return URL has no
+/// redirector: the embedding page gets the outcome and decides.
+pub struct Session<C: Clock, N: Navigator> {
+    verdict: Verdict,
+    clock: C,
+    redirector: Option<Redirector<N>>,
+}
+
+impl<C: Clock, N: Navigator> Session<C, N> {
+    /// Ties the parts together; nothing happens until [`Session::start`].
+    pub fn new(verdict: Verdict, clock: C, redirector: Redirector<N>) -> Self {
+        Self {
+            verdict,
+            clock,
+            redirector: Some(redirector),
+        }
+    }
+
+    /// A session that never navigates: [`Session::redirect`] always gives `None`.
+    pub fn without_redirect(verdict: Verdict, clock: C) -> Self {
+        Self {
+            verdict,
+            clock,
+            redirector: None,
+        }
+    }
+
+    /// See [`Verdict::start`].
+    pub fn start(&mut self) {
+        self.verdict.start(self.clock.now_ms());
+    }
+
+    /// See [`Verdict::frame`].
+    pub fn frame(&mut self, smile: Option<f32>) -> Option<&Outcome> {
+        self.verdict.frame(self.clock.now_ms(), smile)
+    }
+
+    /// See [`Verdict::tick`].
+    pub fn tick(&mut self) -> Option<&Outcome> {
+        self.verdict.tick(self.clock.now_ms())
+    }
+
+    /// See [`Verdict::pause`].
+    pub fn pause(&mut self) {
+        self.verdict.pause(self.clock.now_ms());
+    }
+
+    /// See [`Verdict::resume`].
+    pub fn resume(&mut self) {
+        self.verdict.resume(self.clock.now_ms());
+    }
+
+    /// See [`Verdict::hidden`].
+    pub fn hidden(&mut self) -> Option<&Outcome> {
+        self.verdict.hidden(self.clock.now_ms())
+    }
+
+    /// See [`Verdict::fail`].
+    pub fn fail(&mut self, reason: Reason) -> &Outcome {
+        self.verdict.fail(reason)
+    }
+
+    /// See [`Verdict::remaining_ms`].
+    pub fn remaining_ms(&self) -> f64 {
+        self.verdict.remaining_ms(self.clock.now_ms())
+    }
+
+    /// See [`Verdict::remaining_secs`].
+    pub fn remaining_secs(&self) -> u32 {
+        self.verdict.remaining_secs(self.clock.now_ms())
+    }
+
+    /// The verdict, for the meter, the state and the stats.
+    pub fn verdict(&self) -> &Verdict {
+        &self.verdict
+    }
+
+    /// The redirector, e.g. to see where the page went; `None` without a return URL.
+    pub fn redirector(&self) -> Option<&Redirector<N>> {
+        self.redirector.as_ref()
+    }
+
+    /// Once decided, navigates to the continue URL (only on the first call) and returns
+    /// it; `None` while undecided, so the page cannot leave before the verdict, and
+    /// always `None` without a redirector.
+    pub fn redirect(&mut self) -> Option<&Url> {
+        let outcome = *self.verdict.outcome()?;
+        Some(self.redirector.as_mut()?.redirect(&outcome))
+    }
+}

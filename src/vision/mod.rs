@@ -1,0 +1,15 @@
+//! Vision: pixels to faces and smile scores. Nothing here knows of logins.
+//!
+//! [`frame`] validates an RGBA buffer; [`preprocess`] is face-api's exact preprocessing;
+//! [`nn`] is the inference engine and [`model`] loads a net for one input shape;
+//! [`detect`] decodes the detector's grid into boxes; [`analyzer`] runs detect then
+//! classify; [`track`] follows a face between detections. [`error`] is their one error type.
+
+pub mod analyzer;
+pub mod detect;
+pub mod error;
+pub mod frame;
+pub mod model;
+pub mod nn;
+pub mod preprocess;
+pub mod track;
