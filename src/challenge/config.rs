@@ -10,6 +10,8 @@
 //!   "params": { "state": "state", "notsmiling": "notsmiling", "reason": "reason" },
 //!   "lang": "en", "holdMs": 300, "minFaceRatio": 0.8 }
 //! ```
+//!
+//! Long only with its unit tests (a third of the file): one schema, checked field by field.
 
 use std::collections::BTreeMap;
 

@@ -8,6 +8,8 @@
 //! Elapsed time is *active* time only: while paused the countdown stands still and frames
 //! are ignored. Timestamps that are not finite or run backwards never advance time and
 //! never count as frames, so a bad clock cannot pass the factor.
+//!
+//! Long only with its unit tests (half the file): one state machine, tested rule by rule.
 
 use thiserror::Error;
 

@@ -5,6 +5,9 @@
 //! Windowed ops (convolutions, pools) first lay each input channel out as [`Planes`]:
 //! padded, and split by column phase for strides above 1, so every tap of an output row
 //! is one contiguous slice and the inner loops are plain vector loops without borders.
+//!
+//! One file though long: the kernels share the plane layout and the GEMM tile, and their
+//! unit tests (a third of the file) compare each against a plain loop.
 
 use super::simd::{axpy, vadd, vmax, F4};
 

@@ -1,0 +1,108 @@
+//! The end of a challenge: the result screen, the outcome in `data-*`, and the redirect
+//! (after a moment, or at once from "Return to sign-in").
+
+use wasm_bindgen::prelude::*;
+
+use crate::challenge::content::Problem;
+use crate::challenge::outcome::{Outcome, Reason};
+
+use crate::web::dom::{console_error, set_text, Timeout};
+
+use super::challenge_loop::analysis_fps;
+use super::effects::stop_camera;
+use super::ui::{focus, Phase};
+use super::{with_page, Page};
+
+/// How long the result screen stays before the redirect.
+pub const RESULT_SCREEN_MS: i32 = 1_000;
+
+impl Page {
+    /// Records the outcome for tests, releases camera and listeners, shows the result,
+    /// and redirects after a moment.
+    pub(super) fn finish(&mut self, outcome: Outcome) {
+        if self.result_timer.is_some() {
+            return;
+        }
+        if let Some(ch) = self.challenge.take() {
+            let stats = outcome.stats;
+            let per = |x: f64| {
+                if stats.frames_analysed > 0 {
+                    x / f64::from(stats.frames_analysed)
+                } else {
+                    0.0
+                }
+            };
+            web_sys::console::info_1(&JsValue::from_str(&format!(
+                "smile-factor: {} frames in {:.0} ms active, {:.1} ms per analysis in the worker, \
+                 {} with the detector, {} camera frames dropped while the worker was busy",
+                stats.frames_analysed,
+                stats.elapsed_ms,
+                per(ch.analyse_ms),
+                ch.detect_frames,
+                ch.dropped_frames,
+            )));
+        }
+        // The worker is done; terminating it frees its memory at once.
+        self.engine = None;
+        self.engine_ready = false;
+        stop_camera(&self.camera);
+        self.ui.selfview.set_src_object(None);
+        let _ = self.ui.content_video.pause();
+        self.record_outcome(&outcome);
+        self.report(Some(&outcome), None);
+        set_text(&self.ui.result_message, self.texts.result(outcome.reason));
+        self.ui.show(Phase::Result);
+        focus(&self.ui.result_message);
+        let weak = self.weak.clone();
+        match Timeout::new(RESULT_SCREEN_MS, move || {
+            with_page(&weak, |p| p.redirect());
+        }) {
+            Ok(t) => self.result_timer = Some(t),
+            Err(e) => {
+                console_error(&format!("smile-factor: {e}; redirecting now"));
+                self.redirect();
+            }
+        }
+    }
+
+    pub(super) fn record_outcome(&self, outcome: &Outcome) {
+        let s = outcome.stats;
+        self.ui
+            .set_data("framesAnalysed", &s.frames_analysed.to_string());
+        self.ui.set_data(
+            "analysisFps",
+            &analysis_fps(s.frames_analysed, s.elapsed_ms),
+        );
+        self.ui.set_data(
+            "notsmiling",
+            if outcome.notsmiling { "true" } else { "false" },
+        );
+        self.ui
+            .set_data("reason", outcome.reason.map_or("", Reason::as_str));
+    }
+
+    pub(super) fn redirect(&mut self) {
+        self.challenge = None;
+        stop_camera(&self.camera);
+        if let Some(session) = self.session.as_mut() {
+            // The navigator stops the camera again before `location.replace`.
+            session.redirect();
+        }
+    }
+
+    /// "Return to sign-in" on the error screen: fail with the problem's reason and leave.
+    pub(super) fn return_after_problem(&mut self) {
+        let Some(reason) = self.problem.and_then(Problem::reason) else {
+            return;
+        };
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        let outcome = *session.fail(reason);
+        self.record_outcome(&outcome);
+        self.report(Some(&outcome), None);
+        self.ui.return_btn.set_disabled(true);
+        self.ui.retry.set_disabled(true);
+        self.redirect();
+    }
+}
