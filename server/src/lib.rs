@@ -40,7 +40,7 @@ use crate::challenge::{Challenge, WINDOW_GRACE_MS};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::demo::Demo;
-use crate::judge::Judge;
+use crate::judge::JudgePool;
 use crate::statics::{Statics, STRICT_CSP};
 use crate::tokens::{LEEWAY_SECS, MAX_CTX_LIFETIME_SECS};
 
@@ -59,7 +59,7 @@ const CHALLENGE_AFTERLIFE: Duration = Duration::from_secs(300);
 pub struct App {
     pub settings: Arc<Settings>,
     pub clock: Arc<dyn Clock>,
-    pub judge: Arc<Judge>,
+    pub judge: Arc<JudgePool>,
     pub statics: Arc<Statics>,
     /// Open and recently finished challenges by id.
     pub challenges: Cache<String, Arc<Mutex<Challenge>>>,
@@ -89,7 +89,7 @@ pub enum StartError {
 
 impl App {
     /// Builds the state from checked settings and loaded models.
-    pub fn new(settings: Settings, clock: Arc<dyn Clock>, judge: Arc<Judge>) -> Result<Self, StartError> {
+    pub fn new(settings: Settings, clock: Arc<dyn Clock>, judge: Arc<JudgePool>) -> Result<Self, StartError> {
         let statics = Statics::new(&settings.www).map_err(|source| StartError::Www {
             path: settings.www.display().to_string(),
             source,
@@ -121,8 +121,8 @@ impl App {
     }
 }
 
-/// Loads both models from `dir` once.
-pub fn load_judge(dir: &Path) -> Result<Judge, StartError> {
+/// Loads both models from `dir` once, one copy per core (at most four).
+pub fn load_judge(dir: &Path) -> Result<JudgePool, StartError> {
     let read = |name: &str| {
         let path = dir.join(name);
         std::fs::read(&path).map_err(|source| StartError::ModelFile {
@@ -130,7 +130,12 @@ pub fn load_judge(dir: &Path) -> Result<Judge, StartError> {
             source,
         })
     };
-    Ok(Judge::new(&read("tiny_face_detector.onnx")?, &read("face_expression.onnx")?)?)
+    let copies = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    Ok(JudgePool::new(
+        &read("tiny_face_detector.onnx")?,
+        &read("face_expression.onnx")?,
+        copies,
+    )?)
 }
 
 /// The access log: method, path without query, status, latency. Nothing else, ever:

@@ -61,12 +61,12 @@ impl Secret {
         self.bytes == other.bytes
     }
 
-    fn decoding(&self) -> DecodingKey {
+    fn decoding(&self) -> Result<DecodingKey, jsonwebtoken::errors::Error> {
         DecodingKey::from_secret(&self.bytes)
     }
 
-    fn encoding(&self) -> EncodingKey {
-        EncodingKey::from_secret(&self.bytes)
+    fn encoding(&self) -> Result<EncodingKey, ApiError> {
+        EncodingKey::from_secret(&self.bytes).map_err(|_| ApiError::Internal)
     }
 }
 
@@ -100,7 +100,10 @@ pub fn validate_ctx(
     validation.set_issuer(tenants);
     let mut last = ApiError::BadToken("it is not a valid token");
     for key in keys {
-        match jsonwebtoken::decode::<CtxClaims>(token, &key.decoding(), &validation) {
+        let decoded = key
+            .decoding()
+            .and_then(|k| jsonwebtoken::decode::<CtxClaims>(token, &k, &validation));
+        match decoded {
             Ok(data) => return check_ctx_claims(data.claims, now_secs),
             // Only a bad signature may be retried with the previous key.
             Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => {
@@ -169,12 +172,12 @@ pub struct VerdictClaims {
 pub fn sign_verdict(claims: &VerdictClaims, key: &Secret) -> Result<String, ApiError> {
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some(key.kid().to_owned());
-    jsonwebtoken::encode(&header, claims, &key.encoding()).map_err(|_| ApiError::Internal)
+    jsonwebtoken::encode(&header, claims, &key.encoding()?).map_err(|_| ApiError::Internal)
 }
 
 /// Mints a ctx token as the Action's `encodeToken` would (demo mode and tests).
 pub fn mint_ctx(claims: &CtxClaims, key: &Secret) -> Result<String, ApiError> {
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &key.encoding())
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &key.encoding()?)
         .map_err(|_| ApiError::Internal)
 }
 
@@ -189,7 +192,9 @@ pub fn decode_verdict(
     validation.validate_exp = false;
     validation.validate_aud = false;
     validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "state"]);
-    let claims = jsonwebtoken::decode::<VerdictClaims>(token, &key.decoding(), &validation)
+    let claims = key
+        .decoding()
+        .and_then(|k| jsonwebtoken::decode::<VerdictClaims>(token, &k, &validation))
         .map_err(|e| describe(e.kind()))?
         .claims;
     if claims.exp <= now_secs {

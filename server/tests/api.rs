@@ -17,7 +17,7 @@ fn decode_verdict(token: &str) -> (jsonwebtoken::Header, VerdictClaims) {
     v.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
     let data = jsonwebtoken::decode::<VerdictClaims>(
         token,
-        &DecodingKey::from_secret(VERDICT_SECRET.as_bytes()),
+        &DecodingKey::from_secret(VERDICT_SECRET.as_bytes()).expect("key"),
         &v,
     )
     .expect("valid verdict token");
@@ -155,7 +155,7 @@ async fn challenge_creation_rejects_bad_input() {
     let hs512 = jsonwebtoken::encode(
         &jsonwebtoken::Header::new(Algorithm::HS512),
         &claims,
-        &jsonwebtoken::EncodingKey::from_secret(CTX_SECRET.as_bytes()),
+        &jsonwebtoken::EncodingKey::from_secret(CTX_SECRET.as_bytes()).expect("key"),
     )
     .expect("hs512");
     let bad_tokens = [

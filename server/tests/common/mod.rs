@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use smile_factor_server::challenge::Timing;
 use smile_factor_server::clock::FakeClock;
 use smile_factor_server::config::Settings;
-use smile_factor_server::judge::Judge;
+use smile_factor_server::judge::JudgePool;
 use smile_factor_server::tokens::Secret;
 use smile_factor_server::{load_judge, serve, App};
 use tokio::net::TcpListener;
@@ -33,8 +33,8 @@ pub fn root() -> PathBuf {
 }
 
 /// The models, loaded once per test binary.
-pub fn judge() -> Arc<Judge> {
-    static JUDGE: OnceLock<Arc<Judge>> = OnceLock::new();
+pub fn judge() -> Arc<JudgePool> {
+    static JUDGE: OnceLock<Arc<JudgePool>> = OnceLock::new();
     JUDGE
         .get_or_init(|| Arc::new(load_judge(&root().join("models")).expect("models load")))
         .clone()
@@ -193,7 +193,7 @@ pub fn ctx_token(claims: &Value, secret: &str) -> String {
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
+        &EncodingKey::from_secret(secret.as_bytes()).expect("key"),
     )
     .expect("encode")
 }
