@@ -179,7 +179,7 @@ pub async fn status_json(res: reqwest::Response) -> (u16, Value) {
 pub fn fresh_nonce() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(1);
-    format!("nonce-{:032x}", N.fetch_add(1, Ordering::SeqCst) * 0x9E37_79B9_7F4A_7C15)
+    format!("nonce-{:032x}", N.fetch_add(1, Ordering::SeqCst).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
 pub fn ctx_claims(nonce: &str, now_secs: u64) -> Value {
