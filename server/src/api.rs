@@ -203,7 +203,9 @@ pub async fn finish(State(app): State<App>, Path(id): Path<String>) -> Result<Re
         reason,
     })
     .into_response();
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
     Ok(res)
 }

@@ -122,7 +122,10 @@ impl Challenge {
                 _ => return Err(ApiError::TooEarly),
             }
         } else {
-            *self.verdict.tick(elapsed as f64).ok_or(ApiError::Internal)?
+            *self
+                .verdict
+                .tick(elapsed as f64)
+                .ok_or(ApiError::Internal)?
         };
         self.finished = true;
         Ok(outcome)
@@ -158,7 +161,10 @@ mod tests {
     fn spacing_budget_and_window() {
         let mut c = challenge();
         assert!(c.admit_frame(10_000).is_ok());
-        assert!(matches!(c.admit_frame(10_499), Err(ApiError::TooFast { .. })));
+        assert!(matches!(
+            c.admit_frame(10_499),
+            Err(ApiError::TooFast { .. })
+        ));
         assert!(c.admit_frame(10_500).is_ok());
         assert!(matches!(c.admit_frame(17_001), Err(ApiError::WindowOver)));
     }

@@ -87,13 +87,17 @@ impl SecretEnv {
 pub enum ConfigError {
     #[error("{0} is not set; set all of SMILE_CTX_SECRET, SMILE_VERDICT_SECRET, SMILE_ISSUER and SMILE_TENANTS, or none of the secrets for demo mode")]
     Missing(&'static str),
-    #[error("{name} is too short: {len} bytes, at least {MIN_SECRET_BYTES} random bytes are needed")]
+    #[error(
+        "{name} is too short: {len} bytes, at least {MIN_SECRET_BYTES} random bytes are needed"
+    )]
     ShortSecret { name: &'static str, len: usize },
     #[error("{name} looks like low-entropy text (about {bits:.0} bits); use at least {MIN_SECRET_BYTES} random bytes, e.g. `openssl rand -base64 32`")]
     WeakSecret { name: &'static str, bits: f64 },
     #[error("SMILE_CTX_SECRET and SMILE_VERDICT_SECRET must be different keys")]
     SameSecrets,
-    #[error("SMILE_CTX_SECRET_PREV equals SMILE_VERDICT_SECRET; the two directions need different keys")]
+    #[error(
+        "SMILE_CTX_SECRET_PREV equals SMILE_VERDICT_SECRET; the two directions need different keys"
+    )]
     PrevIsVerdict,
     #[error("{name} is not a usable origin ({value:?}): {reason}")]
     BadOrigin {
@@ -137,7 +141,12 @@ impl Settings {
             return Err(ConfigError::RateLimit);
         }
         if !secrets.any() {
-            return Self::demo(local_origin, timing, args.challenges_per_minute, args.www.clone());
+            return Self::demo(
+                local_origin,
+                timing,
+                args.challenges_per_minute,
+                args.www.clone(),
+            );
         }
         let ctx = check_secret("SMILE_CTX_SECRET", secrets.ctx)?;
         let verdict = check_secret("SMILE_VERDICT_SECRET", secrets.verdict)?;
@@ -154,7 +163,9 @@ impl Settings {
         }
         let issuer = origin_of(
             "SMILE_ISSUER",
-            args.issuer.as_deref().ok_or(ConfigError::Missing("SMILE_ISSUER"))?,
+            args.issuer
+                .as_deref()
+                .ok_or(ConfigError::Missing("SMILE_ISSUER"))?,
         )?;
         if args.tenants.is_empty() {
             return Err(ConfigError::Missing("SMILE_TENANTS"));
@@ -172,7 +183,11 @@ impl Settings {
             tenants
                 .iter()
                 .map(|t| {
-                    let raw = if t.contains("://") { t.clone() } else { format!("https://{t}") };
+                    let raw = if t.contains("://") {
+                        t.clone()
+                    } else {
+                        format!("https://{t}")
+                    };
                     origin_of("SMILE_TENANTS", &raw)
                 })
                 .collect::<Result<_, _>>()?
@@ -301,7 +316,10 @@ mod tests {
         assert!(matches!(short, Err(ConfigError::ShortSecret { .. })));
         for weak in ["a".repeat(64), "ab".repeat(32), "password".repeat(5)] {
             assert!(
-                matches!(check_secret("X", Some(weak.clone())), Err(ConfigError::WeakSecret { .. })),
+                matches!(
+                    check_secret("X", Some(weak.clone())),
+                    Err(ConfigError::WeakSecret { .. })
+                ),
                 "{weak}"
             );
         }
@@ -313,7 +331,10 @@ mod tests {
 
     #[test]
     fn origins() {
-        assert_eq!(origin_of("X", "https://a.test").as_deref(), Ok("https://a.test"));
+        assert_eq!(
+            origin_of("X", "https://a.test").as_deref(),
+            Ok("https://a.test")
+        );
         assert!(origin_of("X", "https://a.test/path").is_err());
         assert!(origin_of("X", "ftp://a.test").is_err());
         assert!(origin_of("X", "tenant.auth0.com").is_err());

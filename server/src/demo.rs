@@ -115,11 +115,27 @@ pub async fn continue_post(
         Some(token) => match decode_verdict(token, &s.verdict_key, app.clock.now_secs()) {
             Err(why) => checks.push(("signature (HS256) and expiry", false, why.to_owned())),
             Ok(c) => {
-                checks.push(("signature (HS256) and expiry", true, format!("exp {}", c.exp)));
-                checks.push(("state claim equals the /continue state", c.state == state, String::new()));
+                checks.push((
+                    "signature (HS256) and expiry",
+                    true,
+                    format!("exp {}", c.exp),
+                ));
+                checks.push((
+                    "state claim equals the /continue state",
+                    c.state == state,
+                    String::new(),
+                ));
                 checks.push(("iss is this verifier", c.iss == s.issuer, c.iss.clone()));
-                checks.push(("aud is this tenant", s.tenants.contains(&c.aud), c.aud.clone()));
-                checks.push(("sub is the user logging in", c.sub == DEMO_SUB, c.sub.clone()));
+                checks.push((
+                    "aud is this tenant",
+                    s.tenants.contains(&c.aud),
+                    c.aud.clone(),
+                ));
+                checks.push((
+                    "sub is the user logging in",
+                    c.sub == DEMO_SUB,
+                    c.sub.clone(),
+                ));
                 let expected_nonce = app
                     .demo
                     .as_ref()
@@ -147,7 +163,11 @@ pub async fn continue_post(
                 if *ok { "pass" } else { "fail" },
                 if *ok { "PASS" } else { "FAIL" },
                 escape(name),
-                if detail.is_empty() { String::new() } else { format!(" <code>{}</code>", escape(detail)) }
+                if detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" <code>{}</code>", escape(detail))
+                }
             )
         })
         .collect();
@@ -155,7 +175,10 @@ pub async fn continue_post(
         (Some(c), true) => format!(
             "Valid signed verdict: notsmiling = {}{}, frames = {}",
             c.notsmiling,
-            c.reason.as_deref().map(|r| format!(", reason = {}", escape(r))).unwrap_or_default(),
+            c.reason
+                .as_deref()
+                .map(|r| format!(", reason = {}", escape(r)))
+                .unwrap_or_default(),
             c.frames
         ),
         _ => "The verdict token is NOT valid: the login would be denied.".to_owned(),
@@ -173,7 +196,10 @@ pub async fn continue_post(
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-store"),
-            (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'",
+            ),
         ],
         html,
     )
@@ -184,6 +210,9 @@ pub async fn continue_post(
 mod tests {
     #[test]
     fn escapes_html() {
-        assert_eq!(super::escape("<a href='x'>&\""), "&lt;a href=&#39;x&#39;&gt;&amp;&quot;");
+        assert_eq!(
+            super::escape("<a href='x'>&\""),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;"
+        );
     }
 }

@@ -53,7 +53,9 @@ impl ApiError {
         use ApiError::*;
         match self {
             TooLarge { .. } => ("too_large", StatusCode::PAYLOAD_TOO_LARGE),
-            UnsupportedMediaType { .. } => ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            UnsupportedMediaType { .. } => {
+                ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE)
+            }
             BadBody => ("bad_body", StatusCode::BAD_REQUEST),
             BadJson(_) => ("bad_json", StatusCode::BAD_REQUEST),
             BadState(_) => ("bad_state", StatusCode::BAD_REQUEST),

@@ -68,7 +68,9 @@ pub fn decode_crop(bytes: &[u8]) -> Result<Crop, FrameError> {
     }
     let mut limits = Limits::default();
     limits.max_alloc = Some(MAX_DECODE_ALLOC);
-    decoder.set_limits(limits).map_err(|_| FrameError::Corrupt)?;
+    decoder
+        .set_limits(limits)
+        .map_err(|_| FrameError::Corrupt)?;
     let image = image::DynamicImage::from_decoder(decoder).map_err(|_| FrameError::Corrupt)?;
     let rgba = image.into_rgba8();
     Ok(Crop {

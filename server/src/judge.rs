@@ -42,10 +42,7 @@ impl Judge {
         let Some(bbox) = largest else {
             return Ok(None);
         };
-        Ok(self
-            .analyzer
-            .classify_box(&frame, &bbox)?
-            .map(|e| e.happy))
+        Ok(self.analyzer.classify_box(&frame, &bbox)?.map(|e| e.happy))
     }
 }
 

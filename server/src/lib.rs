@@ -5,6 +5,9 @@
 //! The binary (`main.rs`) only parses the configuration and calls [`serve`]; the
 //! integration tests build an [`App`] with a fake clock and call the same function.
 
+// No unwrap or expect where a request can reach (tests may use them).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod api;
 pub mod challenge;
 pub mod clock;
@@ -89,7 +92,11 @@ pub enum StartError {
 
 impl App {
     /// Builds the state from checked settings and loaded models.
-    pub fn new(settings: Settings, clock: Arc<dyn Clock>, judge: Arc<JudgePool>) -> Result<Self, StartError> {
+    pub fn new(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        judge: Arc<JudgePool>,
+    ) -> Result<Self, StartError> {
         let statics = Statics::new(&settings.www).map_err(|source| StartError::Www {
             path: settings.www.display().to_string(),
             source,
@@ -182,7 +189,10 @@ pub fn router(app: App) -> Router {
         .fallback(statics::serve)
         .with_state(app)
         .layer(CompressionLayer::new())
-        .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, csp))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            csp,
+        ))
         .layer(SetResponseHeaderLayer::overriding(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -192,7 +202,10 @@ pub fn router(app: App) -> Router {
             HeaderValue::from_static("no-referrer"),
         ))
         .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .layer(axum::middleware::from_fn(access_log))
 }
 

@@ -1,6 +1,9 @@
 //! `smile-factor-server`: reads flags and environment, loads the models, binds, and
 //! serves. Demo mode (no secrets) prints a page URL with a freshly minted ctx token.
 
+// No unwrap or expect where a request can reach (tests may use them).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -46,7 +49,8 @@ async fn run(args: Args) -> Result<(), String> {
     origin
         .set_port(Some(bound.port()))
         .map_err(|()| "cannot build the local origin".to_owned())?;
-    let settings = Settings::new(&args, SecretEnv::from_env(), &origin).map_err(|e| e.to_string())?;
+    let settings =
+        Settings::new(&args, SecretEnv::from_env(), &origin).map_err(|e| e.to_string())?;
     let demo_mode = settings.demo;
     let app = App::new(settings, Arc::new(SystemClock::new()), Arc::new(judge))
         .map_err(|e| e.to_string())?;

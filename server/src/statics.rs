@@ -30,7 +30,8 @@ pub const CACHE_REVALIDATE: &str = "no-cache";
 const CACHE_NONE: &str = "no-store";
 
 /// The policy the page runs under (README "Headers"); `form-action` is added per deployment.
-pub const STRICT_CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
+pub const STRICT_CSP: &str =
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
 img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'; worker-src 'self' blob:";
 
 /// The same table as tools/serve.mjs, so both hosts label files alike.
@@ -81,7 +82,10 @@ pub fn is_hashed_name(path: &Path) -> bool {
 
 /// RFC 9110 If-None-Match: `*` or a list of tags, compared weakly.
 pub fn none_match(headers: &HeaderMap, etag: &str) -> bool {
-    let Some(value) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
     if value.trim() == "*" {
@@ -135,16 +139,22 @@ impl Statics {
                 }
             }
         }
-        let mut meta = tokio::fs::metadata(&path).await.map_err(|_| StatusCode::NOT_FOUND)?;
+        let mut meta = tokio::fs::metadata(&path)
+            .await
+            .map_err(|_| StatusCode::NOT_FOUND)?;
         if meta.is_dir() {
             path.push("index.html");
-            meta = tokio::fs::metadata(&path).await.map_err(|_| StatusCode::NOT_FOUND)?;
+            meta = tokio::fs::metadata(&path)
+                .await
+                .map_err(|_| StatusCode::NOT_FOUND)?;
         }
         if !meta.is_file() {
             return Err(StatusCode::NOT_FOUND);
         }
         // Symlinks must not lead out of the root either.
-        let real = tokio::fs::canonicalize(&path).await.map_err(|_| StatusCode::NOT_FOUND)?;
+        let real = tokio::fs::canonicalize(&path)
+            .await
+            .map_err(|_| StatusCode::NOT_FOUND)?;
         if !real.starts_with(&self.root) {
             return Err(StatusCode::FORBIDDEN);
         }
@@ -195,7 +205,10 @@ pub fn json_document(headers: &HeaderMap, body: String) -> Response {
     }
     (
         [
-            (header::CONTENT_TYPE, "application/json; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_TYPE,
+                "application/json; charset=utf-8".to_owned(),
+            ),
             (header::CACHE_CONTROL, CACHE_REVALIDATE.to_owned()),
             (header::ETAG, etag),
         ],
@@ -249,7 +262,10 @@ pub async fn serve(State(app): State<App>, req: Request) -> Response {
     let mut res = res.map(Body::new);
     if res.status().is_success() {
         let h = res.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime_type(&file)));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(mime_type(&file)),
+        );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
         if let Ok(v) = HeaderValue::from_str(&etag) {
             h.insert(header::ETAG, v);
@@ -264,7 +280,9 @@ mod tests {
 
     #[test]
     fn hashed_names() {
-        assert!(is_hashed_name(Path::new("a/smile_factor_bg.0123456789.wasm")));
+        assert!(is_hashed_name(Path::new(
+            "a/smile_factor_bg.0123456789.wasm"
+        )));
         assert!(!is_hashed_name(Path::new("smile-factor.js")));
         assert!(!is_hashed_name(Path::new("x.0123456789")));
         assert!(!is_hashed_name(Path::new("x.012345678g.js")));

@@ -34,7 +34,9 @@ pub struct Secret {
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Secret").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("Secret")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -117,9 +119,7 @@ pub fn validate_ctx(
 
 fn describe(kind: &ErrorKind) -> &'static str {
     match kind {
-        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
-            "only HS256 is accepted"
-        }
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => "only HS256 is accepted",
         ErrorKind::InvalidIssuer => "the issuer is not an allowed tenant",
         ErrorKind::MissingRequiredClaim(_) => "a required claim is missing",
         ErrorKind::InvalidSignature => "the signature does not match",

@@ -49,7 +49,10 @@ async fn neutral_face_passes_with_a_signed_token() {
     let token = body["token"].as_str().expect("token");
     let (header, c) = decode_verdict(token);
     assert_eq!(header.alg, Algorithm::HS256);
-    assert_eq!(header.kid.as_deref(), Some(Secret::new(VERDICT_SECRET).kid()));
+    assert_eq!(
+        header.kid.as_deref(),
+        Some(Secret::new(VERDICT_SECRET).kid())
+    );
     assert_eq!(c.iss, ISSUER);
     assert_eq!(c.aud, TENANT);
     assert_eq!(c.sub, SUB);
@@ -101,9 +104,17 @@ async fn early_finish_without_a_smile_is_refused_then_no_face_fails() {
     let (id, _) = srv.open("s").await;
     send_frames(&srv, &id, "neutral_2", 2).await;
     let (status, body) = srv.finish(&id).await;
-    assert_eq!((status, body["error"].as_str()), (409, Some("too_early")), "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("too_early")),
+        "{body}"
+    );
     // Grey frames carry no face: after the countdown the verdict is no_face.
-    let grey = encode_jpeg(&image::RgbImage::from_pixel(160, 160, image::Rgb([128, 128, 128])));
+    let grey = encode_jpeg(&image::RgbImage::from_pixel(
+        160,
+        160,
+        image::Rgb([128, 128, 128]),
+    ));
     for _ in 0..3 {
         assert_eq!(srv.frame(&id, grey.clone()).await.0, 200);
         srv.clock.advance(1_000);
@@ -134,16 +145,70 @@ async fn challenge_creation_rejects_bad_input() {
     };
     let valid = serde_json::to_vec(&json!({"state": "s", "session_token": good(&fresh_nonce())}))
         .expect("json");
-    expect(status_json(post("text/plain", valid).await.expect("send")).await, 415, "unsupported_media_type");
-    expect(status_json(post("application/json", vec![b' '; 9_000]).await.expect("send")).await, 413, "too_large");
-    expect(status_json(post("application/json", b"{\"state\":".to_vec()).await.expect("send")).await, 400, "bad_json");
-    expect(status_json(post("application/json", b"[]".to_vec()).await.expect("send")).await, 400, "bad_json");
+    expect(
+        status_json(post("text/plain", valid).await.expect("send")).await,
+        415,
+        "unsupported_media_type",
+    );
+    expect(
+        status_json(
+            post("application/json", vec![b' '; 9_000])
+                .await
+                .expect("send"),
+        )
+        .await,
+        413,
+        "too_large",
+    );
+    expect(
+        status_json(
+            post("application/json", b"{\"state\":".to_vec())
+                .await
+                .expect("send"),
+        )
+        .await,
+        400,
+        "bad_json",
+    );
+    expect(
+        status_json(
+            post("application/json", b"[]".to_vec())
+                .await
+                .expect("send"),
+        )
+        .await,
+        400,
+        "bad_json",
+    );
     let t = good(&fresh_nonce());
-    expect(srv.create(json!({"state": "s", "session_token": t, "extra": 1})).await, 400, "bad_json");
-    expect(srv.create(json!({"session_token": t})).await, 400, "bad_json");
-    expect(srv.create(json!({"state": "", "session_token": t})).await, 400, "bad_state");
-    expect(srv.create(json!({"state": "a\nb", "session_token": t})).await, 400, "bad_state");
-    expect(srv.create(json!({"state": "x".repeat(2049), "session_token": t})).await, 400, "bad_state");
+    expect(
+        srv.create(json!({"state": "s", "session_token": t, "extra": 1}))
+            .await,
+        400,
+        "bad_json",
+    );
+    expect(
+        srv.create(json!({"session_token": t})).await,
+        400,
+        "bad_json",
+    );
+    expect(
+        srv.create(json!({"state": "", "session_token": t})).await,
+        400,
+        "bad_state",
+    );
+    expect(
+        srv.create(json!({"state": "a\nb", "session_token": t}))
+            .await,
+        400,
+        "bad_state",
+    );
+    expect(
+        srv.create(json!({"state": "x".repeat(2049), "session_token": t}))
+            .await,
+        400,
+        "bad_state",
+    );
 
     let n = fresh_nonce();
     let claims = ctx_claims(&n, now);
@@ -162,17 +227,38 @@ async fn challenge_creation_rejects_bad_input() {
         ("wrong signature", ctx_token(&claims, VERDICT_SECRET)),
         ("alg none", none_token(&claims)),
         ("HS512", hs512),
-        ("expired", ctx_token(&with("exp", json!(now - 100)), CTX_SECRET)),
-        ("unknown iss", ctx_token(&with("iss", json!("evil.test")), CTX_SECRET)),
-        ("wrong use", ctx_token(&with("use", json!("other")), CTX_SECRET)),
+        (
+            "expired",
+            ctx_token(&with("exp", json!(now - 100)), CTX_SECRET),
+        ),
+        (
+            "unknown iss",
+            ctx_token(&with("iss", json!("evil.test")), CTX_SECRET),
+        ),
+        (
+            "wrong use",
+            ctx_token(&with("use", json!("other")), CTX_SECRET),
+        ),
         ("wrong v", ctx_token(&with("v", json!(2)), CTX_SECRET)),
-        ("no sub", ctx_token(&json!({"iss": TENANT, "exp": now + 300, "use": "smile-ctx", "nonce": n, "v": 1}), CTX_SECRET)),
+        (
+            "no sub",
+            ctx_token(
+                &json!({"iss": TENANT, "exp": now + 300, "use": "smile-ctx", "nonce": n, "v": 1}),
+                CTX_SECRET,
+            ),
+        ),
         ("garbage", "not.a.token".to_owned()),
         ("empty", String::new()),
     ];
     for (what, token) in bad_tokens {
-        let (status, body) = srv.create(json!({"state": "s", "session_token": token})).await;
-        assert_eq!((status, body["error"].as_str()), (401, Some("bad_token")), "{what}: {body}");
+        let (status, body) = srv
+            .create(json!({"state": "s", "session_token": token}))
+            .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("bad_token")),
+            "{what}: {body}"
+        );
     }
     // None of those burnt the nonce; the previous ctx key is accepted.
     let (status, body) = srv
@@ -187,13 +273,21 @@ async fn challenge_creation_rejects_bad_input() {
     let (status, body) = srv
         .create(json!({"state": "s", "session_token": ctx_token(&claims, CTX_SECRET)}))
         .await;
-    assert_eq!((status, body["error"].as_str()), (409, Some("nonce_reused")), "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("nonce_reused")),
+        "{body}"
+    );
     srv.stop().await;
 }
 
 /// A JPEG whose SOF0 header declares `w`x`h` and whose data is tiny.
 fn jpeg_declaring(w: u16, h: u16) -> Vec<u8> {
-    let mut j = encode_jpeg(&image::RgbImage::from_pixel(16, 16, image::Rgb([90, 90, 90])));
+    let mut j = encode_jpeg(&image::RgbImage::from_pixel(
+        16,
+        16,
+        image::Rgb([90, 90, 90]),
+    ));
     let sof = j.windows(2).position(|p| p == [0xFF, 0xC0]).expect("SOF0");
     j[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
     j[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
@@ -217,22 +311,76 @@ async fn frames_reject_bad_input_and_bad_timing() {
         .send()
         .await
         .expect("send");
-    expect(status_json(res).await, 415, "unsupported_media_type", "png type");
-    expect(srv.frame(&id, vec![0xFF; 16 * 1024 + 1]).await, 413, "too_large", "17 KiB");
-    expect(srv.frame(&id, b"hello, not a jpeg".to_vec()).await, 400, "bad_frame", "not jpeg");
-    expect(srv.frame(&id, good[..good.len() / 2].to_vec()).await, 400, "bad_frame", "truncated");
-    expect(srv.frame(&id, jpeg_declaring(60_000, 60_000)).await, 400, "bad_frame", "bomb");
-    let big = encode_jpeg(&image::RgbImage::from_pixel(300, 300, image::Rgb([1, 2, 3])));
+    expect(
+        status_json(res).await,
+        415,
+        "unsupported_media_type",
+        "png type",
+    );
+    expect(
+        srv.frame(&id, vec![0xFF; 16 * 1024 + 1]).await,
+        413,
+        "too_large",
+        "17 KiB",
+    );
+    expect(
+        srv.frame(&id, b"hello, not a jpeg".to_vec()).await,
+        400,
+        "bad_frame",
+        "not jpeg",
+    );
+    expect(
+        srv.frame(&id, good[..good.len() / 2].to_vec()).await,
+        400,
+        "bad_frame",
+        "truncated",
+    );
+    expect(
+        srv.frame(&id, jpeg_declaring(60_000, 60_000)).await,
+        400,
+        "bad_frame",
+        "bomb",
+    );
+    let big = encode_jpeg(&image::RgbImage::from_pixel(
+        300,
+        300,
+        image::Rgb([1, 2, 3]),
+    ));
     expect(srv.frame(&id, big).await, 400, "bad_frame", "300x300");
-    expect(srv.frame("nope", good.clone()).await, 404, "unknown_challenge", "unknown");
-    expect(srv.frame(&"x".repeat(500), good.clone()).await, 404, "unknown_challenge", "long id");
-    let res = srv.client.post(srv.url("/api/v1/challenges/nope/finish")).send().await.expect("send");
-    expect(status_json(res).await, 404, "unknown_challenge", "unknown finish");
+    expect(
+        srv.frame("nope", good.clone()).await,
+        404,
+        "unknown_challenge",
+        "unknown",
+    );
+    expect(
+        srv.frame(&"x".repeat(500), good.clone()).await,
+        404,
+        "unknown_challenge",
+        "long id",
+    );
+    let res = srv
+        .client
+        .post(srv.url("/api/v1/challenges/nope/finish"))
+        .send()
+        .await
+        .expect("send");
+    expect(
+        status_json(res).await,
+        404,
+        "unknown_challenge",
+        "unknown finish",
+    );
 
     // Spacing: the next frame within half the interval is refused.
     assert_eq!(srv.frame(&id, good.clone()).await.0, 200);
     srv.clock.advance(499);
-    expect(srv.frame(&id, good.clone()).await, 429, "too_fast", "499 ms");
+    expect(
+        srv.frame(&id, good.clone()).await,
+        429,
+        "too_fast",
+        "499 ms",
+    );
     srv.clock.advance(1);
     assert_eq!(srv.frame(&id, good.clone()).await.0, 200);
     // Budget: 7 frames in all for a 5 s countdown.
@@ -241,12 +389,22 @@ async fn frames_reject_bad_input_and_bad_timing() {
         assert_eq!(srv.frame(&id, good.clone()).await.0, 200);
     }
     srv.clock.advance(500);
-    expect(srv.frame(&id, good.clone()).await, 409, "too_many_frames", "8th");
+    expect(
+        srv.frame(&id, good.clone()).await,
+        409,
+        "too_many_frames",
+        "8th",
+    );
 
     // Window: a fresh challenge, a frame 7.5 s after its start.
     let (late, _) = srv.open("s").await;
     srv.clock.advance(7_500);
-    expect(srv.frame(&late, good.clone()).await, 409, "window_over", "late");
+    expect(
+        srv.frame(&late, good.clone()).await,
+        409,
+        "window_over",
+        "late",
+    );
     srv.stop().await;
 }
 
@@ -256,8 +414,14 @@ async fn challenge_creation_is_rate_limited_per_ip() {
     srv.open("a").await;
     srv.open("b").await;
     let token = ctx_token(&ctx_claims(&fresh_nonce(), srv.now_secs()), CTX_SECRET);
-    let (status, body) = srv.create(json!({"state": "c", "session_token": token})).await;
-    assert_eq!((status, body["error"].as_str()), (429, Some("rate_limited")), "{body}");
+    let (status, body) = srv
+        .create(json!({"state": "c", "session_token": token}))
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (429, Some("rate_limited")),
+        "{body}"
+    );
     srv.stop().await;
 }
 
@@ -300,7 +464,10 @@ async fn random_bytes_at_the_frame_endpoint_never_break_the_server() {
             [200, 400, 409, 413, 429].contains(&status),
             "case {i}: {status} {value}"
         );
-        assert!(value.get("error").is_some() || status == 200, "case {i}: {value}");
+        assert!(
+            value.get("error").is_some() || status == 200,
+            "case {i}: {value}"
+        );
         srv.clock.advance(10);
     }
     // Still up and still correct.

@@ -56,16 +56,28 @@ fn start_error(envs: &[(&str, &str)]) -> String {
 fn bad_secrets_stop_the_server_with_a_message() {
     let good_a = "3f9a0c4be21d7785a6c0f11e9b3d42aa07c5e86d19f2b4a3c8e7d6015b9f0a2c";
     let good_b = "b4a3c8e7d6015b9f0a2c3f9a0c4be21d7785a6c0f11e9b3d42aa07c5e86d19f2";
-    let err = start_error(&[("SMILE_CTX_SECRET", "short"), ("SMILE_VERDICT_SECRET", good_b)]);
+    let err = start_error(&[
+        ("SMILE_CTX_SECRET", "short"),
+        ("SMILE_VERDICT_SECRET", good_b),
+    ]);
     assert!(err.contains("SMILE_CTX_SECRET is too short"), "{err}");
     let weak = "a".repeat(40);
-    let err = start_error(&[("SMILE_CTX_SECRET", &weak), ("SMILE_VERDICT_SECRET", good_b)]);
+    let err = start_error(&[
+        ("SMILE_CTX_SECRET", &weak),
+        ("SMILE_VERDICT_SECRET", good_b),
+    ]);
     assert!(err.contains("low-entropy"), "{err}");
-    let err = start_error(&[("SMILE_CTX_SECRET", good_a), ("SMILE_VERDICT_SECRET", good_a)]);
+    let err = start_error(&[
+        ("SMILE_CTX_SECRET", good_a),
+        ("SMILE_VERDICT_SECRET", good_a),
+    ]);
     assert!(err.contains("must be different"), "{err}");
     let err = start_error(&[("SMILE_CTX_SECRET", good_a)]);
     assert!(err.contains("SMILE_VERDICT_SECRET is not set"), "{err}");
-    let err = start_error(&[("SMILE_CTX_SECRET", good_a), ("SMILE_VERDICT_SECRET", good_b)]);
+    let err = start_error(&[
+        ("SMILE_CTX_SECRET", good_a),
+        ("SMILE_VERDICT_SECRET", good_b),
+    ]);
     assert!(err.contains("SMILE_ISSUER is not set"), "{err}");
     // The secrets never appear in the messages.
     assert!(!err.contains(good_a) && !err.contains(good_b));

@@ -23,7 +23,11 @@ fn clear_smiles_and_a_clear_neutral_face_are_told_apart() {
 
 #[test]
 fn a_crop_without_a_face_has_no_score() {
-    let grey = common::encode_jpeg(&image::RgbImage::from_pixel(128, 128, image::Rgb([128, 128, 128])));
+    let grey = common::encode_jpeg(&image::RgbImage::from_pixel(
+        128,
+        128,
+        image::Rgb([128, 128, 128]),
+    ));
     let crop = decode_crop(&grey).expect("decodes");
     assert_eq!(common::judge().smile(&crop).expect("runs"), None);
 }

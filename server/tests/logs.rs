@@ -40,7 +40,9 @@ async fn logs_hold_no_token_secret_or_pixels() {
     let state = "state-7c1d2e9f0a3b4c5d";
     let nonce = fresh_nonce();
     let ctx = ctx_token(&ctx_claims(&nonce, srv.now_secs()), CTX_SECRET);
-    let (status, body) = srv.create(json!({"state": state, "session_token": ctx})).await;
+    let (status, body) = srv
+        .create(json!({"state": state, "session_token": ctx}))
+        .await;
     assert_eq!(status, 201, "{body}");
     let id = body["challenge"].as_str().expect("id").to_owned();
     let jpeg = jpeg_crop("neutral_1");
@@ -52,16 +54,28 @@ async fn logs_hold_no_token_secret_or_pixels() {
     assert_eq!(status, 200, "{body}");
     let verdict = body["token"].as_str().expect("token").to_owned();
     // Rejected requests, and a page URL carrying the token in its query.
-    srv.create(json!({"state": state, "session_token": ctx})).await;
+    srv.create(json!({"state": state, "session_token": ctx}))
+        .await;
     srv.create(json!({"state": state, "session_token": ctx_token(&ctx_claims("n2", srv.now_secs()), VERDICT_SECRET)})).await;
     let mut page = url::Url::parse(&srv.url("/")).expect("url");
-    page.query_pairs_mut().append_pair("state", state).append_pair("session_token", &ctx);
-    assert_eq!(srv.client.get(page).send().await.expect("send").status(), 200);
+    page.query_pairs_mut()
+        .append_pair("state", state)
+        .append_pair("session_token", &ctx);
+    assert_eq!(
+        srv.client.get(page).send().await.expect("send").status(),
+        200
+    );
     srv.stop().await;
 
     let log = String::from_utf8(captured.0.lock().expect("log").clone()).expect("utf8");
-    assert!(log.contains("/api/v1/challenges"), "the access log works: {log}");
-    assert!(log.contains("status=201") && log.contains("status=409"), "{log}");
+    assert!(
+        log.contains("/api/v1/challenges"),
+        "the access log works: {log}"
+    );
+    assert!(
+        log.contains("status=201") && log.contains("status=409"),
+        "{log}"
+    );
     let forbidden = [
         ctx.clone(),
         verdict.clone(),

@@ -16,8 +16,14 @@ async fn static_files_follow_the_header_rules() {
     assert_eq!(h["cache-control"], "no-cache");
     assert_eq!(h["x-content-type-options"], "nosniff");
     let csp = h["content-security-policy"].to_str().expect("csp");
-    assert!(csp.contains("script-src 'self' 'wasm-unsafe-eval'"), "{csp}");
-    assert!(csp.contains("form-action 'self' https://tenant.test"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self' 'wasm-unsafe-eval'"),
+        "{csp}"
+    );
+    assert!(
+        csp.contains("form-action 'self' https://tenant.test"),
+        "{csp}"
+    );
     let etag = h["etag"].to_str().expect("etag").to_owned();
     assert!(etag.starts_with('"'), "strong: {etag}");
 
@@ -38,14 +44,29 @@ async fn static_files_follow_the_header_rules() {
         .send()
         .await
         .expect("send");
-    assert_eq!(res.headers()["content-type"], "text/javascript; charset=utf-8");
+    assert_eq!(
+        res.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
     assert_eq!(res.headers()["content-encoding"], "gzip");
 
     // Raw requests: an HTTP client would normalise these paths before sending.
-    for path in ["/../Cargo.toml", "/%2e%2e/Cargo.toml", "/..%2fCargo.toml", "/a/%2e%2e/%2e%2e/Cargo.toml", "/%5c..%5cCargo.toml", "/%00"] {
+    for path in [
+        "/../Cargo.toml",
+        "/%2e%2e/Cargo.toml",
+        "/..%2fCargo.toml",
+        "/a/%2e%2e/%2e%2e/Cargo.toml",
+        "/%5c..%5cCargo.toml",
+        "/%00",
+    ] {
         assert_eq!(raw_status(&srv, path).await, 403, "{path}");
     }
-    let res = srv.client.get(srv.url("/missing.txt")).send().await.expect("send");
+    let res = srv
+        .client
+        .get(srv.url("/missing.txt"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(res.status(), 404);
     let res = srv.client.delete(srv.url("/")).send().await.expect("send");
     assert_eq!(res.status(), 405);
@@ -61,10 +82,18 @@ async fn hashed_names_are_immutable_and_wasm_has_its_type() {
     let mut s = settings(100);
     s.www = dir.clone();
     let srv = TestServer::with_settings(s).await;
-    let res = srv.client.get(srv.url("/engine.0123456789.wasm")).send().await.expect("send");
+    let res = srv
+        .client
+        .get(srv.url("/engine.0123456789.wasm"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "application/wasm");
-    assert_eq!(res.headers()["cache-control"], "public, max-age=31536000, immutable");
+    assert_eq!(
+        res.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
     let res = srv
         .client
         .get(srv.url("/engine.0123456789.wasm"))
@@ -88,7 +117,10 @@ async fn raw_status(srv: &TestServer, path: &str) -> u16 {
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).await.expect("read");
     let text = String::from_utf8_lossy(&answer);
-    text.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status line")
+    text.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line")
 }
 
 fn query_param(url: &str, name: &str) -> String {
@@ -107,12 +139,19 @@ async fn continue_page(srv: &TestServer, state: &str, token: &str) -> String {
         .client
         .post(target)
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(url::form_urlencoded::Serializer::new(String::new()).append_pair("smile_token", token).finish())
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("smile_token", token)
+                .finish(),
+        )
         .send()
         .await
         .expect("send");
     assert_eq!(res.status(), 200);
-    assert_eq!(res.headers()["content-security-policy"], "default-src 'none'; style-src 'unsafe-inline'");
+    assert_eq!(
+        res.headers()["content-security-policy"],
+        "default-src 'none'; style-src 'unsafe-inline'"
+    );
     res.text().await.expect("html")
 }
 
@@ -133,7 +172,10 @@ async fn demo_mode_round_trip_is_checked_as_auth0_would() {
 
     let res = srv.client.get(srv.url("/demo")).send().await.expect("send");
     assert_eq!(res.status(), 303);
-    let page = res.headers()["location"].to_str().expect("location").to_owned();
+    let page = res.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
     let state = query_param(&page, "state");
     let ctx = query_param(&page, "session_token");
     let (status, body) = srv
@@ -158,7 +200,10 @@ async fn demo_mode_round_trip_is_checked_as_auth0_would() {
     // Another state, a tampered token, and HTML in the state are all reported, escaped.
     let html = continue_page(&srv, "<b>other</b>", &token).await;
     assert!(html.contains("data-valid=\"false\""), "{html}");
-    assert!(html.contains("&lt;b&gt;other&lt;/b&gt;") && !html.contains("<b>other"), "{html}");
+    assert!(
+        html.contains("&lt;b&gt;other&lt;/b&gt;") && !html.contains("<b>other"),
+        "{html}"
+    );
     let mut tampered = token.clone();
     tampered.insert(tampered.len() / 2, 'A');
     let html = continue_page(&srv, &state, &tampered).await;

@@ -81,8 +81,13 @@ impl TestServer {
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
         let origin = url::Url::parse(&base).expect("origin");
-        let settings = Settings::demo(&origin, Timing::new(DURATION_MS, 1_000), 1_000, root().join("www"))
-            .expect("demo settings");
+        let settings = Settings::demo(
+            &origin,
+            Timing::new(DURATION_MS, 1_000),
+            1_000,
+            root().join("www"),
+        )
+        .expect("demo settings");
         let clock = FakeClock::new(T0_MS);
         let app = App::new(settings, Arc::new(clock.clone()), judge()).expect("app");
         Self::run(listener, app, clock, base)
@@ -126,7 +131,9 @@ impl TestServer {
     pub async fn open(&self, state: &str) -> (String, String) {
         let nonce = fresh_nonce();
         let token = ctx_token(&ctx_claims(&nonce, self.now_secs()), CTX_SECRET);
-        let (status, body) = self.create(json!({"state": state, "session_token": token})).await;
+        let (status, body) = self
+            .create(json!({"state": state, "session_token": token}))
+            .await;
         assert_eq!(status, 201, "{body}");
         (body["challenge"].as_str().expect("id").to_owned(), nonce)
     }
@@ -179,7 +186,11 @@ pub async fn status_json(res: reqwest::Response) -> (u16, Value) {
 pub fn fresh_nonce() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(1);
-    format!("nonce-{:032x}", N.fetch_add(1, Ordering::SeqCst).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    format!(
+        "nonce-{:032x}",
+        N.fetch_add(1, Ordering::SeqCst)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    )
 }
 
 pub fn ctx_claims(nonce: &str, now_secs: u64) -> Value {
@@ -208,7 +219,9 @@ pub fn none_token(claims: &Value) -> String {
 /// A fixture crop (112x112 PNG), with a margin of edge pixels as the page's tracked
 /// crop has, encoded as JPEG.
 pub fn jpeg_crop(name: &str) -> Vec<u8> {
-    let path = root().join("tests/fixtures/crops").join(format!("{name}.png"));
+    let path = root()
+        .join("tests/fixtures/crops")
+        .join(format!("{name}.png"));
     let img = image::open(&path).expect("fixture").to_rgb8();
     let margin = 28u32;
     let side = img.width() + 2 * margin;
