@@ -71,12 +71,26 @@ async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<B
     }
     axum::body::to_bytes(body, limit).await.map_err(|e| {
         let inner = e.into_inner();
-        if inner.is::<http_body_util::LengthLimitError>() {
+        if caused_by::<http_body_util::LengthLimitError>(inner.as_ref()) {
             ApiError::TooLarge { limit }
+        } else if caused_by::<tower_http::timeout::TimeoutError>(inner.as_ref()) {
+            ApiError::SlowBody
         } else {
             ApiError::BadBody
         }
     })
+}
+
+/// True when `T` is the error or any of its sources (layers wrap body errors).
+fn caused_by<T: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<T>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// serde_json's message without the input it quotes, cut short.
@@ -208,4 +222,9 @@ pub async fn finish(State(app): State<App>, Path(id): Path<String>) -> Result<Re
         header::HeaderValue::from_static("no-store"),
     );
     Ok(res)
+}
+
+/// Any other method on an API route.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 use thiserror::Error;
@@ -14,6 +15,8 @@ use crate::tokens::{random_id, Secret};
 
 /// Shortest accepted secret, in bytes (HS256 wants at least the hash size).
 pub const MIN_SECRET_BYTES: usize = 32;
+/// A request body must arrive within this unless configured.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Least estimated entropy of a secret, in bits.
 const MIN_SECRET_BITS: f64 = 128.0;
 
@@ -52,6 +55,9 @@ pub struct Args {
     /// How often the page sends a crop, in milliseconds.
     #[arg(long, env = "SMILE_FRAME_INTERVAL_MS", default_value_t = 1_000)]
     pub frame_interval_ms: u64,
+    /// A request body must arrive within this many milliseconds.
+    #[arg(long, env = "SMILE_BODY_TIMEOUT_MS", default_value_t = 10_000)]
+    pub body_timeout_ms: u64,
     /// Challenges one IP address may open per minute.
     #[arg(long, env = "SMILE_CHALLENGES_PER_MINUTE", default_value_t = 30)]
     pub challenges_per_minute: u32,
@@ -128,6 +134,8 @@ pub struct Settings {
     pub timing: Timing,
     pub challenges_per_minute: u32,
     pub www: PathBuf,
+    /// A request body must arrive within this (slow clients cannot hold a worker).
+    pub body_timeout: Duration,
     /// Demo mode: serves its own config.json and `/continue`.
     pub demo: bool,
 }
@@ -141,12 +149,14 @@ impl Settings {
             return Err(ConfigError::RateLimit);
         }
         if !secrets.any() {
-            return Self::demo(
+            let mut demo = Self::demo(
                 local_origin,
                 timing,
                 args.challenges_per_minute,
                 args.www.clone(),
-            );
+            )?;
+            demo.body_timeout = Duration::from_millis(args.body_timeout_ms);
+            return Ok(demo);
         }
         let ctx = check_secret("SMILE_CTX_SECRET", secrets.ctx)?;
         let verdict = check_secret("SMILE_VERDICT_SECRET", secrets.verdict)?;
@@ -206,6 +216,7 @@ impl Settings {
             timing,
             challenges_per_minute: args.challenges_per_minute,
             www: args.www.clone(),
+            body_timeout: Duration::from_millis(args.body_timeout_ms),
             demo: false,
         })
     }
@@ -232,6 +243,7 @@ impl Settings {
             timing,
             challenges_per_minute,
             www,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
             demo: true,
         })
     }

@@ -17,6 +17,10 @@ pub enum ApiError {
     UnsupportedMediaType { expected: &'static str },
     #[error("the body could not be read")]
     BadBody,
+    #[error("the body arrived too slowly")]
+    SlowBody,
+    #[error("this method is not allowed here")]
+    MethodNotAllowed,
     #[error("the JSON body is invalid: {0}")]
     BadJson(String),
     #[error("the login state is invalid: {0}")]
@@ -57,6 +61,8 @@ impl ApiError {
                 ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE)
             }
             BadBody => ("bad_body", StatusCode::BAD_REQUEST),
+            SlowBody => ("slow_body", StatusCode::REQUEST_TIMEOUT),
+            MethodNotAllowed => ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
             BadJson(_) => ("bad_json", StatusCode::BAD_REQUEST),
             BadState(_) => ("bad_state", StatusCode::BAD_REQUEST),
             BadToken(_) => ("bad_token", StatusCode::UNAUTHORIZED),

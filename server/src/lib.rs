@@ -49,8 +49,6 @@ use crate::tokens::{LEEWAY_SECS, MAX_CTX_LIFETIME_SECS};
 
 /// A whole request may take this long (a slow client cannot hold a worker).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// A request body must arrive within this.
-const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bounds on what the caches hold, whatever the traffic.
 const MAX_OPEN_CHALLENGES: u64 = 20_000;
 const MAX_NONCES: u64 = 200_000;
@@ -176,10 +174,12 @@ fn page_csp(settings: &Settings) -> HeaderValue {
 /// All routes and layers.
 pub fn router(app: App) -> Router {
     let csp = page_csp(&app.settings);
+    let body_timeout = app.settings.body_timeout;
     let mut routes = Router::new()
         .route("/api/v1/challenges", post(api::create))
         .route("/api/v1/challenges/{id}/frames", post(api::frame))
-        .route("/api/v1/challenges/{id}/finish", post(api::finish));
+        .route("/api/v1/challenges/{id}/finish", post(api::finish))
+        .method_not_allowed_fallback(api::method_not_allowed);
     if app.demo.is_some() {
         routes = routes
             .route("/continue", post(demo::continue_post))
@@ -201,7 +201,7 @@ pub fn router(app: App) -> Router {
             HeaderName::from_static("referrer-policy"),
             HeaderValue::from_static("no-referrer"),
         ))
-        .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,

@@ -475,3 +475,45 @@ async fn random_bytes_at_the_frame_endpoint_never_break_the_server() {
     assert_eq!(status, 404);
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_bodies_time_out_and_wrong_methods_are_json_errors() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let srv = TestServer::start().await;
+    let addr = srv.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /api/v1/challenges HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: 1000\r\nConnection: close\r\n\r\n{{\"state\""
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    // The rest of the body never comes; the 300 ms body timeout answers.
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("answered in time")
+    .expect("read");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("\"slow_body\""), "{text}");
+
+    let res = srv
+        .client
+        .get(srv.url("/api/v1/challenges"))
+        .send()
+        .await
+        .expect("send");
+    let (status, body) = status_json(res).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+    // Still up.
+    srv.open("s").await;
+    srv.stop().await;
+}

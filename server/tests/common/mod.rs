@@ -58,6 +58,7 @@ pub fn settings(challenges_per_minute: u32) -> Settings {
         timing: Timing::new(DURATION_MS, 1_000),
         challenges_per_minute,
         www: root().join("www"),
+        body_timeout: std::time::Duration::from_millis(300),
         demo: false,
     }
 }
