@@ -1,0 +1,230 @@
+//! The challenge API of issue 14: open a challenge with a ctx token, upload face crops,
+//! finish for a signed verdict. Every failure is an [`ApiError`] (JSON, defined status).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use crate::challenge::Challenge;
+use crate::error::ApiError;
+use crate::frames::{decode_crop, MAX_FRAME_BYTES};
+use crate::tokens::{
+    random_id, sign_verdict, validate_ctx, VerdictClaims, PROTOCOL_VERSION, VERDICT_TTL_SECS,
+};
+use crate::App;
+
+/// Largest accepted challenge request (a 2 KiB state plus a token).
+pub const MAX_JSON_BYTES: usize = 8 * 1024;
+/// Longest challenge id we look up (ours are 22 characters).
+const MAX_ID_LEN: usize = 64;
+
+/// `POST /api/v1/challenges` body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRequest {
+    state: String,
+    session_token: String,
+}
+
+/// `201` answer.
+#[derive(Serialize)]
+struct CreateResponse {
+    challenge: String,
+    duration_ms: u64,
+    frame_interval_ms: u64,
+    max_frames: u32,
+}
+
+/// `finish` answer.
+#[derive(Serialize)]
+struct FinishResponse {
+    token: String,
+    notsmiling: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+}
+
+/// True when the Content-Type's media type (parameters ignored) is `expected`.
+fn has_content_type(headers: &HeaderMap, expected: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case(expected))
+}
+
+/// Reads at most `limit` bytes; a longer body is 413 whether or not it declared its length.
+async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::TooLarge { limit });
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let inner = e.into_inner();
+        if caused_by::<http_body_util::LengthLimitError>(inner.as_ref()) {
+            ApiError::TooLarge { limit }
+        } else if caused_by::<tower_http::timeout::TimeoutError>(inner.as_ref()) {
+            ApiError::SlowBody
+        } else {
+            ApiError::BadBody
+        }
+    })
+}
+
+/// True when `T` is the error or any of its sources (layers wrap body errors).
+fn caused_by<T: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<T>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// serde_json's message without the input it quotes, cut short.
+fn json_message(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            format!("malformed JSON at line {} column {}", e.line(), e.column())
+        }
+        Category::Data => e.to_string().chars().take(160).collect(),
+    }
+}
+
+/// `POST /api/v1/challenges`.
+pub async fn create(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if app.limiter.check_key(&peer.ip()).is_err() {
+        return Err(ApiError::RateLimited);
+    }
+    if !has_content_type(&headers, "application/json") {
+        return Err(ApiError::UnsupportedMediaType {
+            expected: "application/json",
+        });
+    }
+    let bytes = read_limited(&headers, body, MAX_JSON_BYTES).await?;
+    let req: CreateRequest =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::BadJson(json_message(&e)))?;
+    smile_factor::redirect::validate_state(Some(&req.state))?;
+    let settings = &app.settings;
+    let keys: Vec<_> = settings.ctx_keys.iter().collect();
+    let ctx = validate_ctx(
+        &req.session_token,
+        &keys,
+        &settings.tenants,
+        app.clock.now_secs(),
+    )?;
+    // Last check, so a request refused for another reason does not burn the nonce.
+    let nonce_key = format!("{}\0{}", ctx.iss, ctx.nonce);
+    if !app.nonces.entry(nonce_key).or_insert(()).is_fresh() {
+        return Err(ApiError::NonceReused);
+    }
+    let timing = settings.timing;
+    let challenge = Challenge::new(ctx, req.state, timing, app.clock.now_ms())
+        .map_err(|_| ApiError::Internal)?;
+    let id = random_id(16)?;
+    app.challenges
+        .insert(id.clone(), Arc::new(Mutex::new(challenge)));
+    let answer = CreateResponse {
+        challenge: id,
+        duration_ms: timing.duration_ms,
+        frame_interval_ms: timing.frame_interval_ms,
+        max_frames: timing.max_frames,
+    };
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+fn lookup(app: &App, id: &str) -> Result<Arc<Mutex<Challenge>>, ApiError> {
+    if id.len() > MAX_ID_LEN {
+        return Err(ApiError::UnknownChallenge);
+    }
+    app.challenges.get(id).ok_or(ApiError::UnknownChallenge)
+}
+
+/// `POST /api/v1/challenges/{id}/frames`.
+pub async fn frame(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if !has_content_type(&headers, "image/jpeg") {
+        return Err(ApiError::UnsupportedMediaType {
+            expected: "image/jpeg",
+        });
+    }
+    let bytes = read_limited(&headers, body, MAX_FRAME_BYTES).await?;
+    let challenge = lookup(&app, &id)?;
+    let crop = tokio::task::spawn_blocking(move || decode_crop(&bytes))
+        .await
+        .map_err(|_| ApiError::Internal)?
+        .map_err(|e| ApiError::BadFrame(e.to_string()))?;
+    // Held across the analysis so one challenge's frames are judged in arrival order.
+    let mut challenge = challenge.lock().await;
+    let at = app.clock.now_ms();
+    challenge.admit_frame(at)?;
+    let judge = Arc::clone(&app.judge);
+    let smile = tokio::task::spawn_blocking(move || judge.smile(&crop))
+        .await
+        .map_err(|_| ApiError::Internal)?
+        .map_err(|_| ApiError::Internal)?;
+    challenge.judge_frame(at, smile);
+    Ok(Json(serde_json::json!({})).into_response())
+}
+
+/// `POST /api/v1/challenges/{id}/finish`.
+pub async fn finish(State(app): State<App>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let challenge = lookup(&app, &id)?;
+    let mut challenge = challenge.lock().await;
+    let outcome = challenge.finish(app.clock.now_ms())?;
+    let iat = app.clock.now_secs();
+    let reason = outcome.reason.map(|r| r.as_str());
+    let claims = VerdictClaims {
+        iss: app.settings.issuer.clone(),
+        aud: challenge.ctx.iss.clone(),
+        sub: challenge.ctx.sub.clone(),
+        state: challenge.state.clone(),
+        nonce: challenge.ctx.nonce.clone(),
+        jti: random_id(16)?,
+        iat,
+        exp: iat + VERDICT_TTL_SECS,
+        notsmiling: outcome.notsmiling,
+        reason: reason.map(str::to_owned),
+        frames: outcome.stats.frames_analysed,
+        v: PROTOCOL_VERSION,
+    };
+    let token = sign_verdict(&claims, &app.settings.verdict_key)?;
+    let mut res = Json(FinishResponse {
+        token,
+        notsmiling: outcome.notsmiling,
+        reason,
+    })
+    .into_response();
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    Ok(res)
+}
+
+/// Any other method on an API route.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

@@ -1,0 +1,194 @@
+//! One open challenge and its rules, by the server's clock: frame spacing, the frame
+//! budget, the upload window, and a single finish after the countdown (earlier only to
+//! report a smile). The verdict itself is the core's [`Verdict`], fed with server times.
+
+use smile_factor::verdict::{Outcome, Reason, Verdict, VerdictConfig, VerdictConfigError};
+
+use crate::error::ApiError;
+use crate::tokens::CtxClaims;
+
+/// Frames may still arrive this long after the countdown (upload latency).
+pub const WINDOW_GRACE_MS: u64 = 2_000;
+
+/// Timing the server announces in the 201 answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timing {
+    pub duration_ms: u64,
+    pub frame_interval_ms: u64,
+    pub max_frames: u32,
+}
+
+impl Timing {
+    /// A budget of one frame per interval over the countdown, plus two for jitter.
+    pub fn new(duration_ms: u64, frame_interval_ms: u64) -> Self {
+        let per = duration_ms.div_ceil(frame_interval_ms.max(1));
+        let max_frames = u32::try_from(per).unwrap_or(u32::MAX).saturating_add(2);
+        Self {
+            duration_ms,
+            frame_interval_ms,
+            max_frames,
+        }
+    }
+}
+
+/// A challenge between its creation and its finish.
+#[derive(Debug)]
+pub struct Challenge {
+    /// The validated ctx token's claims (sub, iss, nonce).
+    pub ctx: CtxClaims,
+    /// The exact login state the page sent.
+    pub state: String,
+    timing: Timing,
+    started_ms: u64,
+    verdict: Verdict,
+    received: u32,
+    last_frame_ms: Option<u64>,
+    finished: bool,
+}
+
+impl Challenge {
+    /// Starts the countdown at `now_ms`.
+    pub fn new(
+        ctx: CtxClaims,
+        state: String,
+        timing: Timing,
+        now_ms: u64,
+    ) -> Result<Self, VerdictConfigError> {
+        let cfg = VerdictConfig {
+            // The core's limits (5..120 s) check the duration.
+            duration_ms: timing.duration_ms as f64,
+            ..VerdictConfig::default()
+        };
+        let mut verdict = Verdict::new(cfg)?;
+        verdict.start(0.0);
+        Ok(Self {
+            ctx,
+            state,
+            timing,
+            started_ms: now_ms,
+            verdict,
+            received: 0,
+            last_frame_ms: None,
+            finished: false,
+        })
+    }
+
+    fn elapsed(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.started_ms)
+    }
+
+    /// Admits one frame at `now_ms` or says why not; an admitted frame counts against
+    /// the budget and the spacing even if its analysis fails later.
+    pub fn admit_frame(&mut self, now_ms: u64) -> Result<(), ApiError> {
+        if self.finished {
+            return Err(ApiError::Finished);
+        }
+        if self.elapsed(now_ms) > self.timing.duration_ms + WINDOW_GRACE_MS {
+            return Err(ApiError::WindowOver);
+        }
+        if self.received >= self.timing.max_frames {
+            return Err(ApiError::TooManyFrames(self.timing.max_frames));
+        }
+        let half = self.timing.frame_interval_ms / 2;
+        if self
+            .last_frame_ms
+            .is_some_and(|last| now_ms.saturating_sub(last) < half)
+        {
+            return Err(ApiError::TooFast {
+                interval_ms: self.timing.frame_interval_ms,
+            });
+        }
+        self.received += 1;
+        self.last_frame_ms = Some(now_ms);
+        Ok(())
+    }
+
+    /// Feeds the analysed frame admitted at `at_ms`: `smile` is `None` without a face.
+    pub fn judge_frame(&mut self, at_ms: u64, smile: Option<f32>) {
+        if !self.finished {
+            self.verdict.frame(self.elapsed(at_ms) as f64, smile);
+        }
+    }
+
+    /// Ends the challenge once: after the countdown, or earlier if a smile was seen.
+    pub fn finish(&mut self, now_ms: u64) -> Result<Outcome, ApiError> {
+        if self.finished {
+            return Err(ApiError::Finished);
+        }
+        let elapsed = self.elapsed(now_ms);
+        let outcome = if elapsed < self.timing.duration_ms {
+            match self.verdict.outcome() {
+                Some(o) if o.reason == Some(Reason::Smiled) => *o,
+                _ => return Err(ApiError::TooEarly),
+            }
+        } else {
+            *self
+                .verdict
+                .tick(elapsed as f64)
+                .ok_or(ApiError::Internal)?
+        };
+        self.finished = true;
+        Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> CtxClaims {
+        CtxClaims {
+            sub: "u".into(),
+            iss: "t".into(),
+            exp: 0,
+            iat: None,
+            use_: "smile-ctx".into(),
+            nonce: "n".into(),
+            v: 1,
+        }
+    }
+
+    fn challenge() -> Challenge {
+        Challenge::new(ctx(), "s".into(), Timing::new(5_000, 1_000), 10_000).expect("valid")
+    }
+
+    #[test]
+    fn budget_is_one_per_interval_plus_two() {
+        assert_eq!(Timing::new(15_000, 1_000).max_frames, 17);
+    }
+
+    #[test]
+    fn spacing_budget_and_window() {
+        let mut c = challenge();
+        assert!(c.admit_frame(10_000).is_ok());
+        assert!(matches!(
+            c.admit_frame(10_499),
+            Err(ApiError::TooFast { .. })
+        ));
+        assert!(c.admit_frame(10_500).is_ok());
+        assert!(matches!(c.admit_frame(17_001), Err(ApiError::WindowOver)));
+    }
+
+    #[test]
+    fn smile_may_finish_early_a_pass_may_not() {
+        let mut c = challenge();
+        c.judge_frame(10_000, Some(0.1));
+        assert!(matches!(c.finish(11_000), Err(ApiError::TooEarly)));
+        c.judge_frame(12_000, Some(0.9));
+        c.judge_frame(13_000, Some(0.9));
+        let o = c.finish(13_000).expect("smiled");
+        assert_eq!(o.reason, Some(Reason::Smiled));
+        assert!(matches!(c.finish(20_000), Err(ApiError::Finished)));
+    }
+
+    #[test]
+    fn pass_after_the_countdown() {
+        let mut c = challenge();
+        for i in 0..5 {
+            c.judge_frame(10_000 + i * 1_000, Some(0.01));
+        }
+        let o = c.finish(15_000).expect("over");
+        assert!(o.notsmiling);
+        assert_eq!(o.stats.frames_analysed, 5);
+    }
+}

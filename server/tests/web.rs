@@ -1,0 +1,212 @@
+//! The page host and demo mode over HTTP: header rules (MIME, caching, ETag/304, CSP,
+//! compression, traversal) and the local `/continue` that checks tokens as Auth0 would.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_files_follow_the_header_rules() {
+    let srv = TestServer::start().await;
+    let res = srv.client.get(srv.url("/")).send().await.expect("send");
+    assert_eq!(res.status(), 200);
+    let h = res.headers().clone();
+    assert_eq!(h["content-type"], "text/html; charset=utf-8");
+    assert_eq!(h["cache-control"], "no-cache");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    let csp = h["content-security-policy"].to_str().expect("csp");
+    assert!(
+        csp.contains("script-src 'self' 'wasm-unsafe-eval'"),
+        "{csp}"
+    );
+    assert!(
+        csp.contains("form-action 'self' https://tenant.test"),
+        "{csp}"
+    );
+    let etag = h["etag"].to_str().expect("etag").to_owned();
+    assert!(etag.starts_with('"'), "strong: {etag}");
+
+    let res = srv
+        .client
+        .get(srv.url("/index.html"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 304);
+    assert_eq!(res.text().await.expect("body"), "");
+
+    let res = srv
+        .client
+        .get(srv.url("/app.js"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        res.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    assert_eq!(res.headers()["content-encoding"], "gzip");
+
+    // Raw requests: an HTTP client would normalise these paths before sending.
+    for path in [
+        "/../Cargo.toml",
+        "/%2e%2e/Cargo.toml",
+        "/..%2fCargo.toml",
+        "/a/%2e%2e/%2e%2e/Cargo.toml",
+        "/%5c..%5cCargo.toml",
+        "/%00",
+    ] {
+        assert_eq!(raw_status(&srv, path).await, 403, "{path}");
+    }
+    let res = srv
+        .client
+        .get(srv.url("/missing.txt"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 404);
+    let res = srv.client.delete(srv.url("/")).send().await.expect("send");
+    assert_eq!(res.status(), 405);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hashed_names_are_immutable_and_wasm_has_its_type() {
+    let dir = std::env::temp_dir().join(format!("smile-www-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("engine.0123456789.wasm"), b"\0asm\x01\0\0\0").expect("write");
+    std::fs::write(dir.join("index.html"), b"<!doctype html>").expect("write");
+    let mut s = settings(100);
+    s.www = dir.clone();
+    let srv = TestServer::with_settings(s).await;
+    let res = srv
+        .client
+        .get(srv.url("/engine.0123456789.wasm"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/wasm");
+    assert_eq!(
+        res.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    let res = srv
+        .client
+        .get(srv.url("/engine.0123456789.wasm"))
+        .header("range", "bytes=0-3")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 206);
+    assert_eq!(res.bytes().await.expect("body").as_ref(), b"\0asm");
+    srv.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Sends `GET path` byte for byte and returns the status code.
+async fn raw_status(srv: &TestServer, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = srv.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.expect("read");
+    let text = String::from_utf8_lossy(&answer);
+    text.split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line")
+}
+
+fn query_param(url: &str, name: &str) -> String {
+    url::Url::parse(url)
+        .expect("url")
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .expect("param")
+}
+
+async fn continue_page(srv: &TestServer, state: &str, token: &str) -> String {
+    let mut target = url::Url::parse(&srv.url("/continue")).expect("url");
+    target.query_pairs_mut().append_pair("state", state);
+    let res = srv
+        .client
+        .post(target)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("smile_token", token)
+                .finish(),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["content-security-policy"],
+        "default-src 'none'; style-src 'unsafe-inline'"
+    );
+    res.text().await.expect("html")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_mode_round_trip_is_checked_as_auth0_would() {
+    let srv = TestServer::demo().await;
+    let config: Value = srv
+        .client
+        .get(srv.url("/config.json"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(config["verify"], true);
+    assert_eq!(config["returnUrl"], srv.base);
+
+    let res = srv.client.get(srv.url("/demo")).send().await.expect("send");
+    assert_eq!(res.status(), 303);
+    let page = res.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let state = query_param(&page, "state");
+    let ctx = query_param(&page, "session_token");
+    let (status, body) = srv
+        .create(serde_json::json!({"state": state, "session_token": ctx}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["challenge"].as_str().expect("id").to_owned();
+    let jpeg = jpeg_crop("neutral_1");
+    for _ in 0..5 {
+        assert_eq!(srv.frame(&id, jpeg.clone()).await.0, 200);
+        srv.clock.advance(1_000);
+    }
+    let (status, body) = srv.finish(&id).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().expect("token").to_owned();
+
+    let html = continue_page(&srv, &state, &token).await;
+    assert!(html.contains("data-valid=\"true\""), "{html}");
+    assert!(html.contains("notsmiling = true"), "{html}");
+    assert!(!html.contains("FAIL"), "{html}");
+
+    // Another state, a tampered token, and HTML in the state are all reported, escaped.
+    let html = continue_page(&srv, "<b>other</b>", &token).await;
+    assert!(html.contains("data-valid=\"false\""), "{html}");
+    assert!(
+        html.contains("&lt;b&gt;other&lt;/b&gt;") && !html.contains("<b>other"),
+        "{html}"
+    );
+    let mut tampered = token.clone();
+    tampered.insert(tampered.len() / 2, 'A');
+    let html = continue_page(&srv, &state, &tampered).await;
+    assert!(html.contains("data-valid=\"false\""), "{html}");
+    srv.stop().await;
+}
