@@ -122,7 +122,7 @@ pub async fn create(
     let bytes = read_limited(&headers, body, MAX_JSON_BYTES).await?;
     let req: CreateRequest =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::BadJson(json_message(&e)))?;
-    smile_factor::redirect::validate_state(Some(&req.state))?;
+    smile_factor::challenge::redirect::validate_state(Some(&req.state))?;
     let settings = &app.settings;
     let keys: Vec<_> = settings.ctx_keys.iter().collect();
     let ctx = validate_ctx(

@@ -2,7 +2,8 @@
 //! budget, the upload window, and a single finish after the countdown (earlier only to
 //! report a smile). The verdict itself is the core's [`Verdict`], fed with server times.
 
-use smile_factor::verdict::{Outcome, Reason, Verdict, VerdictConfig, VerdictConfigError};
+use smile_factor::challenge::outcome::{Outcome, Reason};
+use smile_factor::challenge::verdict::{Verdict, VerdictConfig, VerdictConfigError};
 
 use crate::error::ApiError;
 use crate::tokens::CtxClaims;

@@ -24,7 +24,7 @@ pub enum ApiError {
     #[error("the JSON body is invalid: {0}")]
     BadJson(String),
     #[error("the login state is invalid: {0}")]
-    BadState(#[from] smile_factor::redirect::StateError),
+    BadState(#[from] smile_factor::challenge::redirect::StateError),
     #[error("the session token is not valid: {0}")]
     BadToken(&'static str),
     #[error("this session token was already used")]

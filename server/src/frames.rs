@@ -6,7 +6,7 @@
 use std::io::Cursor;
 
 use image::{ImageDecoder, ImageFormat, ImageReader, Limits};
-use smile_factor::frame::MIN_SIDE;
+use smile_factor::vision::frame::MIN_SIDE;
 
 /// Largest accepted body of a frame upload.
 pub const MAX_FRAME_BYTES: usize = 16 * 1024;
