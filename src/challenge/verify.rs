@@ -27,9 +27,11 @@ pub const CHALLENGES_PATH: &str = "/api/v1/challenges";
 /// The server's limits for one crop: its JPEG bytes and its side in pixels.
 pub const MAX_FRAME_BYTES: usize = 16 * 1024;
 pub const MAX_FRAME_SIDE: u32 = 256;
-/// Crop encodings to try in turn until one fits in [`MAX_FRAME_BYTES`]: (side, JPEG
-/// quality). A 160 px face at 0.85 is usually 5-10 KiB; the rest are for noisy cameras.
-pub const JPEG_ATTEMPTS: [(u32, f64); 4] = [(160, 0.85), (160, 0.7), (128, 0.6), (96, 0.5)];
+/// The crop's side in pixels, within [`MAX_FRAME_SIDE`].
+pub const CROP_SIDE: u32 = 160;
+/// JPEG qualities to try in turn until the crop fits in [`MAX_FRAME_BYTES`]. A 160 px face
+/// at 0.85 is usually 4-8 KiB; the lower ones are for noisy cameras.
+pub const JPEG_QUALITIES: [f64; 4] = [0.85, 0.7, 0.55, 0.4];
 
 /// A `409` to `finish` may only mean that the server's countdown is a few ms behind
 /// ours: ask again this often, for at most this long after the first try.
@@ -349,6 +351,19 @@ impl FramePacer {
                 .is_none_or(|last| now_ms - last >= self.interval_ms)
     }
 
+    /// Whether one last crop may go before `finish` (the page saw a smile, and the server
+    /// allows an early finish only when its crops show one): out of turn, but one at a
+    /// time, within `max_frames`, and not so soon that the server calls it too close
+    /// (half the interval).
+    pub fn last_due(&self, now_ms: f64) -> bool {
+        !self.stopped
+            && !self.in_flight
+            && self.started < self.max_frames
+            && self
+                .last_ms
+                .is_none_or(|last| now_ms - last >= self.interval_ms / 2.0)
+    }
+
     /// A crop is on its way; counted against `max_frames` whatever its answer.
     pub fn begin(&mut self, now_ms: f64) {
         self.started += 1;
@@ -619,10 +634,25 @@ mod tests {
     }
 
     #[test]
-    fn jpeg_attempts_fit_the_servers_limits() {
-        for (side, quality) in JPEG_ATTEMPTS {
-            assert!(side <= MAX_FRAME_SIDE && side >= 64);
-            assert!(quality > 0.0 && quality <= 1.0);
+    fn a_last_crop_may_come_early_but_not_too_early() {
+        let mut p = FramePacer::new(&parse_created(201, CREATED).expect("created"));
+        assert!(p.last_due(0.0));
+        p.begin(0.0);
+        assert!(!p.last_due(900.0), "in flight");
+        p.end(UploadAnswer::Accepted);
+        assert!(!p.last_due(499.0));
+        assert!(p.last_due(500.0));
+        assert!(!p.last_due(f64::NAN));
+        p.begin(500.0);
+        p.end(UploadAnswer::Stop);
+        assert!(!p.last_due(60_000.0));
+    }
+
+    #[test]
+    fn crops_fit_the_servers_limits() {
+        assert!((64..=MAX_FRAME_SIDE).contains(&CROP_SIDE));
+        for q in JPEG_QUALITIES {
+            assert!(q > 0.0 && q <= 1.0);
         }
     }
 }

@@ -24,8 +24,10 @@ impl Page {
         if self.result_timer.is_some() {
             return;
         }
+        // In the signed mode a smile's own snapshot, taken while the camera still runs.
+        let last = self.last_crop(&outcome);
         self.stop_challenge(&outcome);
-        if self.finish_verified(&outcome) {
+        if self.finish_verified(&outcome, last) {
             return;
         }
         self.show_result(outcome);

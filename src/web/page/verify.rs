@@ -21,8 +21,8 @@ use crate::challenge::content::Problem;
 use crate::challenge::outcome::{Outcome, Reason, Stats};
 use crate::challenge::verify::{
     create_body, finish_retry_after, parse_created, parse_finish, validate_session_token,
-    Endpoints, FramePacer, Step, UploadAnswer, VerifyError, JPEG_ATTEMPTS, MAX_FRAME_BYTES,
-    REQUEST_TIMEOUT_MS, SESSION_TOKEN_PARAM,
+    Endpoints, FramePacer, Step, UploadAnswer, VerifyError, CROP_SIDE, JPEG_QUALITIES,
+    MAX_FRAME_BYTES, REQUEST_TIMEOUT_MS, SESSION_TOKEN_PARAM,
 };
 use crate::vision::crop::{square_crop, Rect, DEFAULT_MARGIN};
 
@@ -211,66 +211,81 @@ impl Page {
         self.start_countdown();
     }
 
-    /// Sends the judged face's crop if one is due (called once per animation frame while
-    /// the countdown runs). Nothing without a face box.
-    pub(super) fn upload_crop(&mut self) {
+    /// Draws the judged face's crop now, if one is due (`last`: the out-of-turn one
+    /// before `finish`) and a face box is known, and counts it as sent.
+    fn take_crop(&mut self, last: bool) -> Option<PendingCrop> {
         let now = dom::now_ms();
-        let Some(v) = self.verifier.as_mut() else {
-            return;
-        };
+        let v = self.verifier.as_mut()?;
         let VerifyPhase::Running(run) = &mut v.phase else {
-            return;
+            return None;
         };
-        if !run.pacer.due(now) {
-            return;
+        let due = if last {
+            run.pacer.last_due(now)
+        } else {
+            run.pacer.due(now)
+        };
+        if !due {
+            return None;
         }
-        let Some((face, analysis)) = self.challenge.as_ref().and_then(|ch| ch.judged_face) else {
-            return;
-        };
-        let video = self.ui.selfview.clone();
+        let (face, analysis) = self.challenge.as_ref()?.judged_face?;
+        let video = &self.ui.selfview;
         let size = (
             f64::from(video.video_width()),
             f64::from(video.video_height()),
         );
-        let Some(rect) = square_crop(face, analysis, size, DEFAULT_MARGIN) else {
-            return;
-        };
+        let rect = square_crop(face, analysis, size, DEFAULT_MARGIN)?;
         let url = match v.endpoints.frames(&run.id) {
             Ok(url) => url.to_string(),
-            Err(e) => return console_error(&format!("smile-factor: {e}")),
+            Err(e) => {
+                console_error(&format!("smile-factor: {e}"));
+                return None;
+            }
         };
-        let (canvas, ctx) = match run.canvas.as_ref() {
-            Some(c) => c.clone(),
-            None => match crop_canvas(&self.ui.doc) {
-                Ok(c) => run.canvas.insert(c).clone(),
-                Err(e) => return console_error(&format!("smile-factor: no crop canvas: {e}")),
-            },
-        };
+        if run.canvas.is_none() {
+            match crop_canvas(&self.ui.doc) {
+                Ok(c) => run.canvas = Some(c),
+                Err(e) => {
+                    console_error(&format!("smile-factor: no canvas for snapshots: {e}"));
+                    return None;
+                }
+            }
+        }
+        let (canvas, ctx) = run.canvas.as_ref()?;
+        if let Err(e) = draw_crop(video, canvas, ctx, rect) {
+            warn(&format!("smile-factor: could not take a snapshot: {e}"));
+            return None;
+        }
         run.pacer.begin(now);
+        Some(PendingCrop {
+            url,
+            canvas: canvas.clone(),
+        })
+    }
+
+    /// Sends the judged face's crop if one is due (called once per animation frame while
+    /// the countdown runs).
+    pub(super) fn upload_crop(&mut self) {
+        let Some(crop) = self.take_crop(false) else {
+            return;
+        };
         let weak = self.weak.clone();
         spawn_local(async move {
-            let sent = send_crop(&url, &video, &canvas, &ctx, rect).await;
+            let sent = crop.send().await;
             with_page(&weak, |p| p.on_uploaded(sent));
         });
     }
 
-    fn on_uploaded(&mut self, sent: Result<Answer, String>) {
-        let status = sent.as_ref().ok().map(|a| a.status);
-        let answer = UploadAnswer::from_status(status);
-        if answer != UploadAnswer::Accepted {
-            let why = match &sent {
-                Ok(a) => format!("HTTP {}", a.status),
-                Err(e) => e.clone(),
-            };
-            let then = if answer == UploadAnswer::Stop {
-                "sending no more"
-            } else {
-                "the next one may pass"
-            };
-            warn(&format!(
-                "smile-factor: a snapshot was not taken ({why}); {then}"
-            ));
+    /// The page saw a smile: the crop of that moment, drawn before the camera stops. The
+    /// server finishes early only to report a smile, and judges only the crops it has.
+    pub(super) fn last_crop(&mut self, outcome: &Outcome) -> Option<PendingCrop> {
+        if outcome.reason != Some(Reason::Smiled) {
+            return None;
         }
+        self.take_crop(true)
+    }
+
+    fn on_uploaded(&mut self, sent: Result<Answer, String>) {
+        let answer = log_upload(&sent);
         if let Some(VerifyPhase::Running(run)) = self.verifier.as_mut().map(|v| &mut v.phase) {
             run.pacer.end(answer);
         }
@@ -279,7 +294,8 @@ impl Page {
     /// The page's verdict has decided: in the signed mode, asks the server for its own
     /// and returns true (the result shows when it answers). False when the outcome goes
     /// back as it is (no signed mode, or a failure that needs no signature).
-    pub(super) fn finish_verified(&mut self, outcome: &Outcome) -> bool {
+    /// `last` is the smile's crop from [`Page::last_crop`], sent before `finish`.
+    pub(super) fn finish_verified(&mut self, outcome: &Outcome, last: Option<PendingCrop>) -> bool {
         let Some(v) = self.verifier.as_mut() else {
             return false;
         };
@@ -300,7 +316,25 @@ impl Page {
             stats: outcome.stats,
         });
         self.show_verifying();
-        self.send_finish();
+        let Some(crop) = last else {
+            self.send_finish();
+            return true;
+        };
+        // The deadline covers the crop too: `finish` must not wait on it forever.
+        let Some(n) = self.verifier.as_mut().map(Verifier::next_request) else {
+            return true;
+        };
+        self.arm_deadline(n, Step::Finish);
+        let weak = self.weak.clone();
+        spawn_local(async move {
+            let sent = crop.send().await;
+            with_page(&weak, |p| {
+                log_upload(&sent);
+                if p.verifier.as_ref().is_some_and(|v| v.request == n) {
+                    p.send_finish();
+                }
+            });
+        });
         true
     }
 
@@ -419,47 +453,52 @@ fn crop_canvas(
     Ok((canvas, ctx))
 }
 
-/// Draws `rect` of the video as a JPEG within the server's limits and posts it.
-async fn send_crop(
-    url: &str,
-    video: &HtmlVideoElement,
-    canvas: &HtmlCanvasElement,
-    ctx: &CanvasRenderingContext2d,
-    rect: Rect,
-) -> Result<Answer, String> {
-    let blob = encode_crop(video, canvas, ctx, rect).await?;
-    http::post(url, "image/jpeg", &blob).await
+/// A crop drawn into its canvas, to be encoded and posted.
+pub(super) struct PendingCrop {
+    url: String,
+    canvas: HtmlCanvasElement,
 }
 
-/// Tries [`JPEG_ATTEMPTS`] in turn until one is at most [`MAX_FRAME_BYTES`]. The video
-/// is drawn again only when the side changes.
-async fn encode_crop(
+impl PendingCrop {
+    /// Encodes the crop as a JPEG within the server's limits and posts it. Only one is
+    /// in flight at a time, so nothing draws over the canvas meanwhile.
+    async fn send(self) -> Result<Answer, String> {
+        let blob = encode_jpeg(&self.canvas).await?;
+        http::post(&self.url, "image/jpeg", &blob).await
+    }
+}
+
+/// Draws `rect` of the video into the `CROP_SIDE` square canvas, synchronously: the
+/// camera may stop right after.
+fn draw_crop(
     video: &HtmlVideoElement,
     canvas: &HtmlCanvasElement,
     ctx: &CanvasRenderingContext2d,
     rect: Rect,
-) -> Result<JsValue, String> {
-    let mut drawn = None;
+) -> Result<(), String> {
+    if canvas.width() != CROP_SIDE || canvas.height() != CROP_SIDE {
+        canvas.set_width(CROP_SIDE);
+        canvas.set_height(CROP_SIDE);
+    }
+    let side = f64::from(CROP_SIDE);
+    ctx.draw_image_with_html_video_element_and_sw_and_sh_and_dx_and_dy_and_dw_and_dh(
+        video,
+        rect.x,
+        rect.y,
+        rect.width,
+        rect.height,
+        0.0,
+        0.0,
+        side,
+        side,
+    )
+    .map_err(|e| describe(&e))
+}
+
+/// Tries [`JPEG_QUALITIES`] in turn until the JPEG is at most [`MAX_FRAME_BYTES`].
+async fn encode_jpeg(canvas: &HtmlCanvasElement) -> Result<JsValue, String> {
     let mut last = 0.0;
-    for (side, quality) in JPEG_ATTEMPTS {
-        if drawn != Some(side) {
-            canvas.set_width(side);
-            canvas.set_height(side);
-            let s = f64::from(side);
-            ctx.draw_image_with_html_video_element_and_sw_and_sh_and_dx_and_dy_and_dw_and_dh(
-                video,
-                rect.x,
-                rect.y,
-                rect.width,
-                rect.height,
-                0.0,
-                0.0,
-                s,
-                s,
-            )
-            .map_err(|e| describe(&e))?;
-            drawn = Some(side);
-        }
+    for quality in JPEG_QUALITIES {
         let blob = to_jpeg(canvas, quality).await?;
         let size = blob.size();
         if size <= MAX_FRAME_BYTES as f64 {
@@ -470,6 +509,27 @@ async fn encode_crop(
     Err(format!(
         "the smallest JPEG was {last} bytes, over {MAX_FRAME_BYTES}"
     ))
+}
+
+/// Logs an upload that was not taken (a console warning: single failures are expected
+/// now and then) and says what it means for the next ones.
+fn log_upload(sent: &Result<Answer, String>) -> UploadAnswer {
+    let answer = UploadAnswer::from_status(sent.as_ref().ok().map(|a| a.status));
+    if answer != UploadAnswer::Accepted {
+        let why = match sent {
+            Ok(a) => format!("HTTP {}", a.status),
+            Err(e) => e.clone(),
+        };
+        let then = if answer == UploadAnswer::Stop {
+            "sending no more"
+        } else {
+            "the next one may pass"
+        };
+        warn(&format!(
+            "smile-factor: a snapshot was not taken ({why}); {then}"
+        ));
+    }
+    answer
 }
 
 /// `canvas.toBlob(.., "image/jpeg", quality)` as a future. The promise's own resolve
@@ -491,7 +551,7 @@ async fn to_jpeg(canvas: &HtmlCanvasElement, quality: f64) -> Result<web_sys::Bl
         .map_err(|_| "the canvas gave no JPEG".to_owned())
 }
 
-/// A console warning: single upload failures are expected now and then, not errors.
+/// A console warning, for what is not fatal.
 fn warn(message: &str) {
     web_sys::console::warn_1(&JsValue::from_str(message));
 }
