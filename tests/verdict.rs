@@ -28,13 +28,23 @@ impl Clock for FakeClock {
     }
 }
 
-/// Records every navigation; shared so the test sees them after handing it over.
+/// Records every navigation and form post; shared so the test sees them after handing
+/// it over.
 #[derive(Clone, Default)]
-struct FakeNavigator(Rc<RefCell<Vec<Url>>>);
+struct FakeNavigator(Rc<RefCell<Vec<Url>>>, Rc<RefCell<Vec<(Url, String)>>>);
 
 impl Navigator for FakeNavigator {
     fn navigate(&mut self, url: &Url) {
         self.0.borrow_mut().push(url.clone());
+    }
+
+    fn post_form(&mut self, action: &Url, fields: &[(&str, &str)]) {
+        let body = fields
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.1.borrow_mut().push((action.clone(), body));
     }
 }
 
@@ -198,4 +208,85 @@ fn embedded_session_without_return_url_decides_and_never_navigates() {
     assert_eq!(outcome.reason, Some(Reason::Smiled));
     assert!(s.redirect().is_none());
     assert!(s.redirector().is_none());
+}
+
+/// The signed mode: the verifier's duration, its token posted in a form, and never an
+/// unsigned pass, even when the page's own verdict passed.
+#[test]
+fn signed_session_posts_the_token_or_fails_closed() {
+    let config = Config::parse(CONFIG).expect("config");
+    let return_url = config.resolve_return_url(Some("prod")).expect("return url");
+    let target =
+        ReturnTarget::new(&return_url, config.params.clone(), Some("xyz")).expect("target");
+    let new_session = || {
+        let clock = FakeClock::default();
+        let nav = FakeNavigator::default();
+        let verdict = Verdict::new(config.verdict_config()).expect("verdict");
+        let s = Session::new(
+            verdict,
+            clock.clone(),
+            Redirector::signed(target.clone(), nav.clone()),
+        );
+        (s, clock, nav)
+    };
+    let pass = |s: &mut Session<FakeClock, FakeNavigator>, clock: &FakeClock| {
+        s.start();
+        for i in 0..100 {
+            clock.set(f64::from(i) * 100.0);
+            s.frame(Some(0.1));
+        }
+        clock.set(12_000.0);
+        *s.tick().expect("countdown over")
+    };
+
+    // The server's duration replaces the config's (5 s) before the start only.
+    let (mut s, clock, nav) = new_session();
+    s.set_duration_ms(10_000.0).expect("in range");
+    assert_eq!(s.remaining_secs(), 10);
+    assert!(s.set_duration_ms(1.0).is_err());
+    assert!(pass(&mut s, &clock).notsmiling);
+    s.set_duration_ms(60_000.0).expect("ignored once started");
+    assert_eq!(s.verdict().config().duration_ms, 10_000.0);
+    // The token goes in the body; the URL has only the state.
+    let url = s.post_token("h.p.s").expect("target").clone();
+    assert_eq!(url.as_str(), "https://tenant.auth0.com/continue?st=xyz");
+    assert_eq!(
+        nav.1.borrow().clone(),
+        vec![(url, "smile_token=h.p.s".to_owned())]
+    );
+    s.redirect();
+    assert!(visited(&nav).is_empty(), "one way back only");
+
+    // Without a token the local pass goes back as a failure.
+    let (mut s, clock, nav) = new_session();
+    assert!(pass(&mut s, &clock).notsmiling);
+    assert_eq!(
+        s.sendable_outcome().and_then(|o| o.reason),
+        Some(Reason::Error)
+    );
+    s.redirect();
+    assert_eq!(
+        visited(&nav),
+        vec!["https://tenant.auth0.com/continue?st=xyz&notsmiling=false&reason=error"]
+    );
+
+    // The verifier failed after a local smile: "Return to sign-in" sends `error`.
+    let (mut s, clock, nav) = new_session();
+    s.start();
+    clock.set(100.0);
+    s.frame(Some(0.9));
+    clock.set(500.0);
+    assert_eq!(
+        s.frame(Some(0.9)).and_then(|o| o.reason),
+        Some(Reason::Smiled)
+    );
+    let o = s.abandon(Reason::Error);
+    assert_eq!((o.notsmiling, o.reason), (false, Some(Reason::Error)));
+    assert_eq!(s.outcome(), Some(o));
+    s.redirect();
+    assert_eq!(
+        visited(&nav),
+        vec!["https://tenant.auth0.com/continue?st=xyz&notsmiling=false&reason=error"]
+    );
+    assert!(nav.1.borrow().is_empty());
 }

@@ -8,8 +8,13 @@
 //! { "returnUrls": { "prod": "https://tenant.auth0.com" }, "returnParam": "return",
 //!   "duration": 15, "threshold": 0.5, "content": "jokes",
 //!   "params": { "state": "state", "notsmiling": "notsmiling", "reason": "reason" },
-//!   "lang": "en", "holdMs": 300, "minFaceRatio": 0.8 }
+//!   "lang": "en", "holdMs": 300, "minFaceRatio": 0.8, "verify": false }
 //! ```
+//!
+//! `"verify": true` switches the hosted page to the signed mode (issue 14, see
+//! [`crate::challenge::verify`]): a verifier on the page's own origin decides from a few
+//! face crops and signs the verdict. Only the hosted page has it; an embedded challenge
+//! always decides on the device.
 //!
 //! Long only with its unit tests (a third of the file): one schema, checked field by field.
 
@@ -138,6 +143,10 @@ pub struct Config {
     pub params: ParamNames,
     /// Page language tag, e.g. `en` or `pt-BR`.
     pub lang: String,
+    /// The signed mode: the page's origin runs the verifier, which gets a few face crops,
+    /// decides, and signs the verdict that the page posts back. Default false (everything
+    /// stays on the device). Never set for an embedded challenge.
+    pub verify: bool,
 }
 
 /// The JSON as written; every field optional so that missing ones get clear errors.
@@ -155,6 +164,7 @@ struct RawConfig {
     lang: Option<String>,
     hold_ms: Option<f64>,
     min_face_ratio: Option<f64>,
+    verify: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -230,6 +240,15 @@ impl Config {
         let lang = raw.lang.unwrap_or_else(|| DEFAULT_LANG.to_owned());
         check_lang(&lang)?;
 
+        let verify = raw.verify.unwrap_or(false);
+        // The embed has no verifier protocol (yet): it stays on the device.
+        if verify && !needs_return {
+            return Err(invalid(
+                "verify",
+                "is only available on the hosted page; an embedded challenge decides on the device",
+            ));
+        }
+
         let config = Config {
             return_urls,
             duration_s,
@@ -239,6 +258,7 @@ impl Config {
             content,
             params,
             lang,
+            verify,
         };
         // The checks above mirror the verdict's; this keeps them from drifting apart.
         config
@@ -479,6 +499,27 @@ mod tests {
         assert_eq!(c.lang, "en");
         assert_eq!(c.return_param(), None);
         assert_eq!(c.verdict_config(), VerdictConfig::default());
+        assert!(!c.verify);
+    }
+
+    #[test]
+    fn verify_is_opt_in_and_hosted_only() {
+        let c = parse_ok(r#"{"returnUrl": "https://tenant.auth0.com", "verify": true}"#);
+        assert!(c.verify);
+        let c = parse_ok(r#"{"returnUrl": "https://tenant.auth0.com", "verify": false}"#);
+        assert!(!c.verify);
+        let e = parse_err(r#"{"returnUrl": "https://tenant.auth0.com", "verify": "yes"}"#);
+        assert!(matches!(e, ConfigError::Json(_)), "{e}");
+        let e = Config::parse_embedded(r#"{"verify": true}"#).expect_err("embed");
+        assert!(
+            matches!(&e, ConfigError::Invalid { field, .. } if field == "verify"),
+            "{e}"
+        );
+        assert!(
+            !Config::parse_embedded(r#"{"verify": false}"#)
+                .expect("embed")
+                .verify
+        );
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub enum Problem {
     Config,
     /// The login state in the page URL is unusable; never redirect.
     State,
+    /// The signed mode's verifier failed (HTTP error, no answer, a bad answer): fail
+    /// closed with `error`, and never send a pass.
+    Verifier,
 }
 
 impl Problem {
@@ -70,7 +73,7 @@ impl Problem {
             | Problem::CameraOther
             | Problem::InsecureContext
             | Problem::NoMediaDevices => Some(Reason::CameraUnavailable),
-            Problem::Engine => Some(Reason::Error),
+            Problem::Engine | Problem::Verifier => Some(Reason::Error),
             Problem::Config | Problem::State => None,
         }
     }
@@ -99,6 +102,10 @@ pub struct Texts {
     /// "Keep a straight face for {n} seconds." (`{n}` is replaced).
     pub intro: &'static str,
     pub privacy: &'static str,
+    /// The privacy line in the signed mode, where a few crops go to the page's server.
+    pub privacy_verify: &'static str,
+    /// While the verifier opens or decides the challenge.
+    pub verifying: &'static str,
     pub keys_hint: &'static str,
     pub start: &'static str,
     /// "{n} s left" for the visible countdown.
@@ -130,6 +137,7 @@ pub struct Texts {
     pub engine: &'static str,
     pub config: &'static str,
     pub state: &'static str,
+    pub verifier: &'static str,
     /// Short, clean one-liners written for this project, shown as timed cards.
     pub jokes: &'static [&'static str],
 }
@@ -172,6 +180,7 @@ impl Texts {
             Problem::Engine => self.engine,
             Problem::Config => self.config,
             Problem::State => self.state,
+            Problem::Verifier => self.verifier,
         }
     }
 
@@ -220,6 +229,8 @@ pub static EN: Texts = Texts {
     loading: "Loading…",
     intro: "Keep a straight face for {n} seconds.",
     privacy: "Video is analysed on this device and never uploaded.",
+    privacy_verify: "Video is analysed on this device. To confirm the result, a few small snapshots of your face are sent to this site; they are not stored.",
+    verifying: "Checking…",
     keys_hint: "Press Space or P to pause.",
     start: "Start",
     countdown: "{n} s left",
@@ -249,6 +260,7 @@ pub static EN: Texts = Texts {
     engine: "The face detection engine could not be loaded.",
     config: "This page is not configured correctly.",
     state: "This page was opened without a valid login. Start the sign-in again.",
+    verifier: "The result could not be confirmed with this site's server. Return to sign-in and try again later.",
     jokes: &[
         "I told my wifi a joke. It didn't get the connection.",
         "My calendar and I are not on speaking terms. Its days are numbered.",
@@ -271,6 +283,8 @@ pub static DE: Texts = Texts {
     loading: "Wird geladen…",
     intro: "Bleib {n} Sekunden lang ernst.",
     privacy: "Das Video wird auf diesem Gerät ausgewertet und nie hochgeladen.",
+    privacy_verify: "Das Video wird auf diesem Gerät ausgewertet. Zur Bestätigung des Ergebnisses gehen einige kleine Aufnahmen deines Gesichts an diese Website; sie werden nicht gespeichert.",
+    verifying: "Wird geprüft…",
     keys_hint: "Leertaste oder P pausiert.",
     start: "Start",
     countdown: "noch {n} s",
@@ -300,6 +314,7 @@ pub static DE: Texts = Texts {
     engine: "Die Gesichtserkennung konnte nicht geladen werden.",
     config: "Diese Seite ist nicht richtig eingerichtet.",
     state: "Diese Seite wurde ohne gültige Anmeldung geöffnet. Starte die Anmeldung erneut.",
+    verifier: "Das Ergebnis konnte nicht mit dem Server dieser Website bestätigt werden. Kehre zur Anmeldung zurück und versuche es später erneut.",
     jokes: &[
         "Mein WLAN und ich haben Schluss gemacht. Es gab keine Verbindung mehr.",
         "Der Kalender ist beleidigt. Seine Tage sind gezählt.",
@@ -330,6 +345,9 @@ mod tests {
                 t.title,
                 t.loading,
                 t.privacy,
+                t.privacy_verify,
+                t.verifying,
+                t.verifier,
                 t.keys_hint,
                 t.start,
                 t.paused,
@@ -373,6 +391,7 @@ mod tests {
             Problem::Engine,
             Problem::Config,
             Problem::State,
+            Problem::Verifier,
         ];
         for t in all() {
             let mut seen = std::collections::HashSet::new();
@@ -442,6 +461,9 @@ mod tests {
         }
         assert_eq!(Problem::Engine.reason(), Some(Reason::Error));
         assert!(!Problem::Engine.can_retry());
+        // A challenge's nonce is used once: no retry, only the way back with `error`.
+        assert_eq!(Problem::Verifier.reason(), Some(Reason::Error));
+        assert!(!Problem::Verifier.can_retry());
         assert_eq!(
             Problem::InsecureContext.reason(),
             Some(Reason::CameraUnavailable)

@@ -10,8 +10,13 @@ pub trait Clock {
 }
 
 /// Leaves the page. The web module stops the camera tracks, then calls
-/// `location.replace` so the back button does not return to the challenge.
+/// `location.replace` so the back button does not return to the challenge, or submits a
+/// hidden POST form.
 pub trait Navigator {
     /// Navigates to `url`.
     fn navigate(&mut self, url: &Url);
+
+    /// Leaves by a form `POST` to `action` with `fields` as its body, so that a token in
+    /// them never appears in a URL (history, logs, `Referer`).
+    fn post_form(&mut self, action: &Url, fields: &[(&str, &str)]);
 }

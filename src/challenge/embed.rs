@@ -5,6 +5,10 @@
 //! as an event. With `returnUrl` it redirects like the hosted page, so the same rules
 //! apply: the URL must be on the page's allowlist (a config file the query cannot
 //! reach) and the state must be valid. Anything else fails closed with a message.
+//!
+//! The embed always decides on the device: the signed mode (`"verify": true`, issue 14)
+//! is the hosted page's only, so a `verify` option is refused with a message, and a page
+//! config with `"verify": true` lends the embed only its allowlist and parameter names.
 
 use serde::Deserialize;
 use thiserror::Error;
@@ -32,6 +36,8 @@ pub struct EmbedOptions {
     pub lang: Option<String>,
     /// URL of the page config holding the return-URL allowlist (default `config.json`).
     pub config: Option<String>,
+    /// Not supported: present only to refuse it with a clear message.
+    pub verify: Option<serde_json::Value>,
 }
 
 /// Why an embedded challenge cannot run.
@@ -55,6 +61,9 @@ pub enum EmbedError {
     /// The state to send back is missing or unusable.
     #[error(transparent)]
     State(#[from] StateError),
+    /// `verify` was given: the embedded challenge has no signed mode.
+    #[error("the verify option is only available on the hosted page; an embedded challenge decides on the device")]
+    VerifyUnsupported,
 }
 
 /// A checked embedded challenge.
@@ -81,6 +90,9 @@ impl EmbedOptions {
     /// parameter names), or the reason it could not be loaded; it is only consulted
     /// when a return URL is set.
     pub fn plan(&self, page_config: Result<&Config, &str>) -> Result<EmbedPlan, EmbedError> {
+        if self.verify.is_some() {
+            return Err(EmbedError::VerifyUnsupported);
+        }
         let mut obj = serde_json::Map::new();
         for (key, value) in [("duration", &self.duration), ("threshold", &self.threshold)] {
             if let Some(v) = value {
@@ -221,6 +233,25 @@ mod tests {
         assert!(e.to_string().contains("colour"), "{e}");
         let e = plan(r#"{"content": "javascript:alert(1)"}"#).expect_err("bad video url");
         assert!(e.to_string().contains("content"), "{e}");
+    }
+
+    #[test]
+    fn the_embed_stays_on_the_device() {
+        assert_eq!(
+            plan(r#"{"verify": true}"#).expect_err("verify"),
+            EmbedError::VerifyUnsupported
+        );
+        assert_eq!(
+            plan(r#"{"verify": false}"#).expect_err("verify"),
+            EmbedError::VerifyUnsupported
+        );
+        // A signed hosted page's config only lends its allowlist.
+        let signed = Config::parse(r#"{"returnUrl": "https://a.test", "verify": true}"#)
+            .expect("page config");
+        let p = EmbedOptions::parse(r#"{"returnUrl": "https://a.test", "state": "s"}"#)
+            .and_then(|o| o.plan(Ok(&signed)))
+            .expect("plan");
+        assert!(!p.config.verify);
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //!   continue URL) use those; [`content`] (texts) uses only `outcome`;
 //! - [`session`] ties a verdict to a clock and a redirector;
 //! - [`config`] (the page's config) uses `redirect` and `verdict`; [`embed`] (an
-//!   embedded challenge's options) uses `config` and `redirect`.
+//!   embedded challenge's options) uses `config` and `redirect`;
+//! - [`verify`] (the signed mode's protocol with the verifier server) uses `outcome` and
+//!   `verdict`; `redirect` takes only its form field name from it.
 //!
 //! `tests/architecture.rs` checks these arrows.
 
@@ -21,3 +23,4 @@ pub mod outcome;
 pub mod redirect;
 pub mod session;
 pub mod verdict;
+pub mod verify;

@@ -34,6 +34,20 @@ impl Reason {
             Reason::Error => "error",
         }
     }
+
+    /// The reason sent as `s` (the verifier's answers use the same names).
+    pub fn parse(s: &str) -> Option<Reason> {
+        [
+            Reason::Smiled,
+            Reason::NoFace,
+            Reason::Interrupted,
+            Reason::CameraDenied,
+            Reason::CameraUnavailable,
+            Reason::Error,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
 }
 
 impl std::fmt::Display for Reason {
@@ -66,4 +80,25 @@ pub struct Outcome {
     pub reason: Option<Reason>,
     /// What was seen up to the decision.
     pub stats: Stats,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_parse_back() {
+        for r in [
+            Reason::Smiled,
+            Reason::NoFace,
+            Reason::Interrupted,
+            Reason::CameraDenied,
+            Reason::CameraUnavailable,
+            Reason::Error,
+        ] {
+            assert_eq!(Reason::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(Reason::parse("Smiled"), None);
+        assert_eq!(Reason::parse(""), None);
+    }
 }

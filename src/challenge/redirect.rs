@@ -5,13 +5,18 @@
 //! (one `continue` segment) and the query (rebuilt from scratch) change, so nothing in
 //! `state` can redirect elsewhere. Navigation sits behind [`Navigator`] so it is tested
 //! natively with a fake.
+//!
+//! In the signed mode (issue 14) a pass goes back only as the verifier's token, posted in
+//! a form to `<return URL>/continue?state=...`; the query way back then carries failures
+//! only, so an unsigned `notsmiling=true` is never sent.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use url::{Host, Url};
 
 use crate::challenge::effects::Navigator;
-use crate::challenge::outcome::Outcome;
+use crate::challenge::outcome::{Outcome, Reason};
+use crate::challenge::verify::TOKEN_FIELD;
 
 /// Longest accepted `state`, in bytes of its UTF-8 (bytes bound the URL length).
 pub const MAX_STATE_BYTES: usize = 2048;
@@ -224,6 +229,17 @@ impl ReturnTarget {
         &self.state
     }
 
+    /// The signed mode's form action: the continue URL with only the state parameter
+    /// (the token goes in the POST body).
+    pub fn post_url(&self) -> Url {
+        let mut url = self.base.clone();
+        url.set_fragment(None);
+        url.set_query(None);
+        url.query_pairs_mut()
+            .append_pair(&self.params.state, &self.state);
+        url
+    }
+
     /// The continue URL for `outcome`.
     pub fn url_for(&self, outcome: &Outcome) -> Url {
         let mut url = self.base.clone();
@@ -253,11 +269,13 @@ fn params_are_usable(p: &ParamNames) -> bool {
         && p.notsmiling != p.reason
 }
 
-/// Navigates to the continue URL exactly once, however often it is asked.
+/// Leaves for the continue URL exactly once, however often it is asked.
 pub struct Redirector<N: Navigator> {
     target: ReturnTarget,
     navigator: N,
     sent: Option<Url>,
+    /// Passes go back only as a signed token ([`Redirector::post_token`]).
+    signed: bool,
 }
 
 impl<N: Navigator> Redirector<N> {
@@ -267,17 +285,56 @@ impl<N: Navigator> Redirector<N> {
             target,
             navigator,
             sent: None,
+            signed: false,
         }
     }
 
-    /// On the first call, builds the URL for `outcome` and navigates there; later calls
-    /// navigate no more and return the first URL (a second outcome cannot change it).
+    /// The signed mode's redirector: [`Redirector::redirect`] sends failures only.
+    pub fn signed(target: ReturnTarget, navigator: N) -> Self {
+        Self {
+            signed: true,
+            ..Self::new(target, navigator)
+        }
+    }
+
+    /// What [`Redirector::redirect`] sends for `outcome`: the outcome itself, except that
+    /// in the signed mode a pass (which needs the verifier's token) fails with `error`.
+    pub fn sendable(&self, outcome: &Outcome) -> Outcome {
+        if self.signed && outcome.notsmiling {
+            Outcome {
+                notsmiling: false,
+                reason: Some(Reason::Error),
+                stats: outcome.stats,
+            }
+        } else {
+            *outcome
+        }
+    }
+
+    /// On the first call, builds the URL for `outcome` (see [`Redirector::sendable`]) and
+    /// navigates there; later calls navigate no more and return the first URL (a second
+    /// outcome cannot change it).
     pub fn redirect(&mut self, outcome: &Outcome) -> &Url {
         let url = match self.sent.take() {
             Some(url) => url,
             None => {
-                let url = self.target.url_for(outcome);
+                let url = self.target.url_for(&self.sendable(outcome));
                 self.navigator.navigate(&url);
+                url
+            }
+        };
+        self.sent.insert(url)
+    }
+
+    /// On the first call (of this or [`Redirector::redirect`]), posts the verifier's
+    /// `token` as [`TOKEN_FIELD`] to [`ReturnTarget::post_url`]; later calls send nothing
+    /// and return the first URL.
+    pub fn post_token(&mut self, token: &str) -> &Url {
+        let url = match self.sent.take() {
+            Some(url) => url,
+            None => {
+                let url = self.target.post_url();
+                self.navigator.post_form(&url, &[(TOKEN_FIELD, token)]);
                 url
             }
         };
@@ -527,12 +584,88 @@ mod tests {
     }
 
     #[derive(Default)]
-    struct FakeNavigator(Vec<Url>);
+    struct FakeNavigator(Vec<Url>, Vec<(Url, Vec<(String, String)>)>);
 
     impl Navigator for FakeNavigator {
         fn navigate(&mut self, url: &Url) {
             self.0.push(url.clone());
         }
+
+        fn post_form(&mut self, action: &Url, fields: &[(&str, &str)]) {
+            let fields = fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            self.1.push((action.clone(), fields));
+        }
+    }
+
+    #[test]
+    fn post_url_has_only_the_state() {
+        let params = ParamNames {
+            state: "st".into(),
+            ..ParamNames::default()
+        };
+        for (base, want) in [
+            (
+                "https://tenant.auth0.com",
+                "https://tenant.auth0.com/continue?st=",
+            ),
+            ("https://x.test/base/", "https://x.test/base/continue?st="),
+            ("https://x.test/continue", "https://x.test/continue?st="),
+            (
+                "http://127.0.0.1:8080",
+                "http://127.0.0.1:8080/continue?st=",
+            ),
+        ] {
+            let target = ReturnTarget::new(&url(base), params.clone(), Some(TRICKY)).expect(base);
+            let post = target.post_url();
+            assert!(post.as_str().starts_with(want), "{base}: {post}");
+            assert_eq!(pairs(&post), vec![("st".to_owned(), TRICKY.to_owned())]);
+            assert_eq!(post.fragment(), None);
+        }
+    }
+
+    #[test]
+    fn signed_mode_posts_the_token_and_never_sends_an_unsigned_pass() {
+        let target = ReturnTarget::new(
+            &url("https://tenant.auth0.com"),
+            ParamNames::default(),
+            Some("abc"),
+        )
+        .expect("target");
+        let mut r = Redirector::signed(target.clone(), FakeNavigator::default());
+        let sent = r.post_token("h.p.s").clone();
+        assert_eq!(sent.as_str(), "https://tenant.auth0.com/continue?state=abc");
+        assert_eq!(
+            r.navigator().1,
+            vec![(
+                sent.clone(),
+                vec![("smile_token".to_owned(), "h.p.s".to_owned())]
+            )]
+        );
+        // Once only, whichever way is asked next.
+        assert_eq!(r.post_token("other"), &sent);
+        assert_eq!(r.redirect(&outcome(None)), &sent);
+        assert_eq!(r.navigator().1.len(), 1);
+        assert!(r.navigator().0.is_empty());
+
+        // Without a token a pass goes back as a failure.
+        let mut r = Redirector::signed(target.clone(), FakeNavigator::default());
+        assert_eq!(r.sendable(&outcome(None)).reason, Some(Reason::Error));
+        let url = r.redirect(&outcome(None)).clone();
+        assert_eq!(
+            url.as_str(),
+            "https://tenant.auth0.com/continue?state=abc&notsmiling=false&reason=error"
+        );
+        assert!(r.navigator().1.is_empty());
+        // Failures go back as they are.
+        let r = Redirector::signed(target.clone(), FakeNavigator::default());
+        let smiled = outcome(Some(Reason::Smiled));
+        assert_eq!(r.sendable(&smiled), smiled);
+        // The unsigned mode is unchanged.
+        let r = Redirector::new(target, FakeNavigator::default());
+        assert_eq!(r.sendable(&outcome(None)), outcome(None));
     }
 
     #[test]

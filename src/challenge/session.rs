@@ -5,7 +5,7 @@ use url::Url;
 use crate::challenge::effects::{Clock, Navigator};
 use crate::challenge::outcome::{Outcome, Reason};
 use crate::challenge::redirect::Redirector;
-use crate::challenge::verdict::Verdict;
+use crate::challenge::verdict::{State, Verdict, VerdictConfig, VerdictConfigError};
 
 /// The page's driver: a [`Verdict`] fed with times from a [`Clock`], and a
 /// [`Redirector`] that leaves the page once, when asked after the decision.
@@ -17,6 +17,8 @@ pub struct Session<C: Clock, N: Navigator> {
     verdict: Verdict,
     clock: C,
     redirector: Option<Redirector<N>>,
+    /// A failure that overrides the verdict's decision (see [`Session::abandon`]).
+    abandoned: Option<Outcome>,
 }
 
 impl<C: Clock, N: Navigator> Session<C, N> {
@@ -26,6 +28,7 @@ impl<C: Clock, N: Navigator> Session<C, N> {
             verdict,
             clock,
             redirector: Some(redirector),
+            abandoned: None,
         }
     }
 
@@ -35,7 +38,21 @@ impl<C: Clock, N: Navigator> Session<C, N> {
             verdict,
             clock,
             redirector: None,
+            abandoned: None,
         }
+    }
+
+    /// Replaces the countdown's length before the start (the signed mode takes the
+    /// verifier's); ignored once started, so a running countdown never jumps.
+    pub fn set_duration_ms(&mut self, duration_ms: f64) -> Result<(), VerdictConfigError> {
+        if self.verdict.state() != State::NotStarted {
+            return Ok(());
+        }
+        self.verdict = Verdict::new(VerdictConfig {
+            duration_ms,
+            ..*self.verdict.config()
+        })?;
+        Ok(())
     }
 
     /// See [`Verdict::start`].
@@ -73,6 +90,19 @@ impl<C: Clock, N: Navigator> Session<C, N> {
         self.verdict.fail(reason)
     }
 
+    /// Fails with `reason` even when the verdict has decided already: the way back from
+    /// an error screen. In the signed mode the page's own decision is only a request to
+    /// the verifier; if that fails, the outcome is `reason`, whatever the page saw.
+    pub fn abandon(&mut self, reason: Reason) -> Outcome {
+        let decided = *self.verdict.fail(reason);
+        let outcome = Outcome {
+            notsmiling: false,
+            reason: Some(reason),
+            stats: decided.stats,
+        };
+        *self.abandoned.get_or_insert(outcome)
+    }
+
     /// See [`Verdict::remaining_ms`].
     pub fn remaining_ms(&self) -> f64 {
         self.verdict.remaining_ms(self.clock.now_ms())
@@ -97,7 +127,27 @@ impl<C: Clock, N: Navigator> Session<C, N> {
     /// it; `None` while undecided, so the page cannot leave before the verdict, and
     /// always `None` without a redirector.
     pub fn redirect(&mut self) -> Option<&Url> {
-        let outcome = *self.verdict.outcome()?;
+        let outcome = self.outcome()?;
         Some(self.redirector.as_mut()?.redirect(&outcome))
+    }
+
+    /// The verdict's outcome, or the failure it was [abandoned](Session::abandon) with.
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.abandoned.or_else(|| self.verdict.outcome().copied())
+    }
+
+    /// The outcome [`Session::redirect`] sends (see [`Redirector::sendable`]), once decided.
+    pub fn sendable_outcome(&self) -> Option<Outcome> {
+        let outcome = self.outcome()?;
+        Some(match &self.redirector {
+            Some(r) => r.sendable(&outcome),
+            None => outcome,
+        })
+    }
+
+    /// Posts the verifier's token (see [`Redirector::post_token`]), once; `None` without
+    /// a redirector. It does not wait for the local verdict: the server's is the one sent.
+    pub fn post_token(&mut self, token: &str) -> Option<&Url> {
+        Some(self.redirector.as_mut()?.post_token(token))
     }
 }

@@ -3,9 +3,11 @@
 //! [`frame`] validates an RGBA buffer; [`preprocess`] is face-api's exact preprocessing;
 //! [`nn`] is the inference engine and [`model`] loads a net for one input shape;
 //! [`detect`] decodes the detector's grid into boxes; [`analyzer`] runs detect then
-//! classify; [`track`] follows a face between detections. [`error`] is their one error type.
+//! classify; [`track`] follows a face between detections; [`crop`] is the geometry of a
+//! face crop on the full frame. [`error`] is their one error type.
 
 pub mod analyzer;
+pub mod crop;
 pub mod detect;
 pub mod error;
 pub mod frame;

@@ -19,6 +19,7 @@ mod analyzer;
 pub mod camera;
 pub mod dom;
 pub mod engine;
+pub mod http;
 pub mod page;
 pub mod worker;
 

@@ -71,6 +71,9 @@ pub(super) struct Challenge {
     pub(super) detect_frames: u32,
     /// Camera frames skipped because the worker was still busy.
     pub(super) dropped_frames: u32,
+    /// The latest judged face box and the analysed frame's size it is measured on; the
+    /// signed mode crops it from the video. `None` while no face is seen.
+    pub(super) judged_face: Option<([f64; 4], (f64, f64))>,
 }
 
 /// A detached canvas for reading camera frames back on the page.
@@ -164,6 +167,15 @@ impl Page {
         if let Ok(mut c) = self.camera.try_borrow_mut() {
             *c = Some(camera);
         }
+        // The signed mode first opens the challenge on the verifier, whose countdown
+        // starts with it; ours starts when it answers.
+        if !self.open_verified() {
+            self.start_countdown();
+        }
+    }
+
+    /// The camera and the worker (and in the signed mode the verifier) are ready.
+    pub(super) fn start_countdown(&mut self) {
         match self.build_challenge() {
             Ok(ch) => self.challenge = Some(ch),
             Err(e) => {
@@ -223,6 +235,7 @@ impl Page {
             analyse_ms: 0.0,
             detect_frames: 0,
             dropped_frames: 0,
+            judged_face: None,
         })
     }
 
@@ -257,6 +270,7 @@ impl Page {
                     s.fail(Reason::Error);
                 }
             }
+            self.upload_crop();
         }
         let outcome = self.session.as_mut().and_then(|s| s.tick().copied());
         if let Some(outcome) = outcome {
@@ -350,6 +364,14 @@ impl Page {
         }
         ch.analyse_ms += result.ms;
         ch.detect_frames += u32::from(result.detected);
+        let analysed = (
+            f64::from(self.ui.overlay.width()),
+            f64::from(self.ui.overlay.height()),
+        );
+        ch.judged_face = result
+            .judged
+            .and_then(|i| result.boxes.get(i))
+            .map(|b| (*b, analysed));
         if !self.first_analysis_marked {
             self.first_analysis_marked = true;
             if let Some(perf) = web_sys::window().and_then(|w| w.performance()) {

@@ -1,5 +1,6 @@
 //! The hosted page (`startPage`, `www/index.html`): config from the root element or
-//! `config.json`, state and return URL from the page's query; it always redirects.
+//! `config.json`, state and return URL from the page's query (and in the signed mode the
+//! session token); it always returns to the identity provider.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -98,10 +99,13 @@ impl Page {
             }
         };
         let raw_state = params.get(&config.params.state);
-        if let Err(e) = crate::challenge::redirect::validate_state(raw_state.as_deref()) {
-            self.show_problem(Problem::State, &e.to_string());
-            return false;
-        }
+        let state = match crate::challenge::redirect::validate_state(raw_state.as_deref()) {
+            Ok(s) => s.to_owned(),
+            Err(e) => {
+                self.show_problem(Problem::State, &e.to_string());
+                return false;
+            }
+        };
         let pick = config.return_param().and_then(|name| params.get(name));
         let return_url = match config.resolve_return_url(pick.as_deref()) {
             Ok(u) => u,
@@ -118,6 +122,10 @@ impl Page {
                     return false;
                 }
             };
+        // The signed mode needs its session token too; without one, no session at all.
+        if !self.configure_verify(&config, &params, &state) {
+            return false;
+        }
         self.begin_session(config, Some(target))
     }
 }

@@ -26,7 +26,8 @@
 //! - `ui`: the markup, the elements, the screens;
 //! - `challenge_loop`: camera start, the per-frame loop, keys and visibility;
 //! - `result`: the result screen, the `data-*` record and the redirect;
-//! - `effects`: the browser's clock and navigator for the core's traits.
+//! - `effects`: the browser's clock and navigator for the core's traits;
+//! - `verify`: the signed mode, where the page's origin decides from a few face crops.
 
 mod challenge_loop;
 mod config_source;
@@ -35,6 +36,7 @@ mod embedded;
 mod hosted;
 mod result;
 mod ui;
+mod verify;
 
 pub use challenge_loop::analysis_fps;
 pub use embedded::mount;
@@ -62,6 +64,7 @@ use crate::web::engine::{Assets, Engine, EngineEvent};
 use challenge_loop::{Challenge, FrameTransfer, JOKE_CARD_MS};
 use effects::{stop_camera, PerfClock, SharedCamera, WebNavigator};
 use ui::{focus, Phase, Ui};
+use verify::Verifier;
 
 /// Detector input side. 224 keeps the dev build at ≥ 10 analysed frames per second in
 /// headless Chromium on 2 cores; a face filling a webcam frame is still found reliably.
@@ -115,6 +118,8 @@ pub struct Page {
     prerender_timer: Option<Timeout>,
     /// Where in the joke cycle the countdown starts; chosen once per page.
     joke_offset_ms: f64,
+    /// The signed mode's verifier (`"verify": true`); `None` decides on the device.
+    verifier: Option<Verifier>,
     /// The buttons' listeners, alive as long as the page.
     _buttons: Vec<Listener>,
     weak: Weak<RefCell<Page>>,
@@ -159,6 +164,7 @@ fn new_page(
             result_timer: None,
             prerender_timer: None,
             joke_offset_ms: (dom::now_ms() * 7.0).rem_euclid(JOKE_CARD_MS * 32.0),
+            verifier: None,
             _buttons: Vec::new(),
             weak: weak.clone(),
         })
@@ -220,7 +226,13 @@ impl Page {
                 let navigator = WebNavigator {
                     camera: self.camera.clone(),
                 };
-                Session::new(verdict, PerfClock, Redirector::new(target, navigator))
+                // Signed: a pass goes back only as the verifier's token.
+                let redirector = if config.verify {
+                    Redirector::signed(target, navigator)
+                } else {
+                    Redirector::new(target, navigator)
+                };
+                Session::new(verdict, PerfClock, redirector)
             }
             None => Session::without_redirect(verdict, PerfClock),
         });
@@ -364,6 +376,7 @@ impl Page {
             self.texts.problem(problem)
         ));
         self.challenge = None;
+        self.abort_verify();
         self.waiting_camera = None; // dropping it stops it
         stop_camera(&self.camera);
         self.ui.selfview.set_src_object(None);
@@ -374,7 +387,10 @@ impl Page {
         }
         self.problem = Some(problem);
         set_text(&self.ui.error_message, self.texts.problem(problem));
-        let show_detail = matches!(problem, Problem::Config | Problem::Engine | Problem::State);
+        let show_detail = matches!(
+            problem,
+            Problem::Config | Problem::Engine | Problem::State | Problem::Verifier
+        );
         set_text(&self.ui.error_detail, if show_detail { detail } else { "" });
         set_hidden(&self.ui.error_detail, !show_detail);
         let can_return = self.session.is_some() && problem.reason().is_some();

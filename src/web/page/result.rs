@@ -17,12 +17,24 @@ use super::{with_page, Page};
 pub const RESULT_SCREEN_MS: i32 = 1_000;
 
 impl Page {
-    /// Records the outcome for tests, releases camera and listeners, shows the result,
-    /// and redirects after a moment.
+    /// The verdict has decided: releases camera and listeners, then (in the signed mode,
+    /// once the verifier has decided) records the outcome for tests, shows the result,
+    /// and leaves after a moment.
     pub(super) fn finish(&mut self, outcome: Outcome) {
         if self.result_timer.is_some() {
             return;
         }
+        // In the signed mode a smile's own snapshot, taken while the camera still runs.
+        let last = self.last_crop(&outcome);
+        self.stop_challenge(&outcome);
+        if self.finish_verified(&outcome, last) {
+            return;
+        }
+        self.show_result(outcome);
+    }
+
+    /// Ends the countdown's machinery: the loop, the worker, the camera, the content.
+    fn stop_challenge(&mut self, outcome: &Outcome) {
         if let Some(ch) = self.challenge.take() {
             let stats = outcome.stats;
             let per = |x: f64| {
@@ -48,6 +60,14 @@ impl Page {
         stop_camera(&self.camera);
         self.ui.selfview.set_src_object(None);
         let _ = self.ui.content_video.pause();
+    }
+
+    /// Records `outcome` (in the signed mode the server's), shows it, and leaves after
+    /// a moment.
+    pub(super) fn show_result(&mut self, outcome: Outcome) {
+        if self.result_timer.is_some() {
+            return;
+        }
         self.record_outcome(&outcome);
         self.report(Some(&outcome), None);
         set_text(&self.ui.result_message, self.texts.result(outcome.reason));
@@ -84,9 +104,17 @@ impl Page {
     pub(super) fn redirect(&mut self) {
         self.challenge = None;
         stop_camera(&self.camera);
+        let token = self
+            .verifier
+            .as_ref()
+            .and_then(|v| v.token().map(str::to_owned));
         if let Some(session) = self.session.as_mut() {
-            // The navigator stops the camera again before `location.replace`.
-            session.redirect();
+            // The navigator stops the camera again before it leaves. Without a token the
+            // signed mode's redirector sends failures only.
+            match token {
+                Some(token) => session.post_token(&token),
+                None => session.redirect(),
+            };
         }
     }
 
@@ -98,7 +126,12 @@ impl Page {
         let Some(session) = self.session.as_mut() else {
             return;
         };
-        let outcome = *session.fail(reason);
+        // Whatever the verdict said: in the signed mode it may have decided before the
+        // verifier failed, and only the server could have confirmed it.
+        session.abandon(reason);
+        let Some(outcome) = session.sendable_outcome() else {
+            return;
+        };
         self.record_outcome(&outcome);
         self.report(Some(&outcome), None);
         self.ui.return_btn.set_disabled(true);
