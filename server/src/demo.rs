@@ -183,11 +183,21 @@ pub async fn continue_post(
         ),
         _ => "The verdict token is NOT valid: the login would be denied.".to_owned(),
     };
+    // For tests and scripts: the verdict as attributes, set only when every check passed.
+    let verdict_attrs = match (&verdict, valid) {
+        (Some(c), true) => format!(
+            " data-notsmiling=\"{}\" data-reason=\"{}\" data-frames=\"{}\"",
+            c.notsmiling,
+            escape(c.reason.as_deref().unwrap_or("")),
+            c.frames
+        ),
+        _ => String::new(),
+    };
     let html = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>smile-factor: continue</title>\n\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
 <style>body{{font:16px/1.5 system-ui,sans-serif;max-width:40em;margin:2em auto;padding:0 1em}}code{{background:#eee;padding:0 .25em;word-break:break-all}}.pass{{color:#060}}.fail{{color:#a00}}</style>\n\
-</head><body>\n<h1>The identity provider checked the verdict</h1>\n<p id=\"summary\" data-valid=\"{valid}\">{summary}</p>\n\
+</head><body>\n<h1>The identity provider checked the verdict</h1>\n<p id=\"summary\" data-valid=\"{valid}\"{verdict_attrs}>{summary}</p>\n\
 <ul id=\"checks\">\n{rows}</ul>\n<p>State: <code id=\"state\">{}</code></p>\n</body></html>\n",
         escape(&state)
     );

@@ -315,6 +315,10 @@ impl UploadAnswer {
     }
 }
 
+/// Slack on the last crop's spacing for the previous crop's time on the wire: the
+/// server measures the interval between arrivals.
+pub const LAST_CROP_MARGIN_MS: f64 = 100.0;
+
 /// When to send the next crop: about every `frame_interval_ms`, one at a time, at most
 /// `max_frames` in all, and none after a [`UploadAnswer::Stop`].
 #[derive(Debug, Clone, PartialEq)]
@@ -351,17 +355,19 @@ impl FramePacer {
                 .is_none_or(|last| now_ms - last >= self.interval_ms)
     }
 
-    /// Whether one last crop may go before `finish` (the page saw a smile, and the server
-    /// allows an early finish only when its crops show one): out of turn, but one at a
-    /// time, within `max_frames`, and not so soon that the server calls it too close
-    /// (half the interval).
-    pub fn last_due(&self, now_ms: f64) -> bool {
-        !self.stopped
-            && !self.in_flight
-            && self.started < self.max_frames
-            && self
-                .last_ms
-                .is_none_or(|last| now_ms - last >= self.interval_ms / 2.0)
+    /// How long until one last crop may go before `finish` (the page saw a smile, and the
+    /// server finishes early only when its latest crop shows one): out of turn, but
+    /// within `max_frames` and not so soon after the previous one that the server calls
+    /// it too close (half the interval, plus [`LAST_CROP_MARGIN_MS`] for the previous
+    /// one's time on the wire). `None` when no crop may go at all.
+    pub fn last_wait_ms(&self, now_ms: f64) -> Option<f64> {
+        if self.stopped || self.started >= self.max_frames || !now_ms.is_finite() {
+            return None;
+        }
+        let ready = self.last_ms.map_or(now_ms, |last| {
+            last + self.interval_ms / 2.0 + LAST_CROP_MARGIN_MS
+        });
+        Some((ready - now_ms).max(0.0))
     }
 
     /// A crop is on its way; counted against `max_frames` whatever its answer.
@@ -634,18 +640,22 @@ mod tests {
     }
 
     #[test]
-    fn a_last_crop_may_come_early_but_not_too_early() {
+    fn a_last_crop_waits_for_half_the_interval_and_fits_the_budget() {
         let mut p = FramePacer::new(&parse_created(201, CREATED).expect("created"));
-        assert!(p.last_due(0.0));
+        assert_eq!(p.last_wait_ms(0.0), Some(0.0), "nothing sent yet");
         p.begin(0.0);
-        assert!(!p.last_due(900.0), "in flight");
+        // In flight or not, the spacing counts from when the previous one went.
+        assert_eq!(p.last_wait_ms(100.0), Some(400.0 + LAST_CROP_MARGIN_MS));
         p.end(UploadAnswer::Accepted);
-        assert!(!p.last_due(499.0));
-        assert!(p.last_due(500.0));
-        assert!(!p.last_due(f64::NAN));
-        p.begin(500.0);
+        assert_eq!(p.last_wait_ms(2_000.0), Some(0.0));
+        assert_eq!(p.last_wait_ms(f64::NAN), None);
+        p.begin(2_000.0);
         p.end(UploadAnswer::Stop);
-        assert!(!p.last_due(60_000.0));
+        assert_eq!(
+            p.last_wait_ms(60_000.0),
+            None,
+            "the server stopped taking crops"
+        );
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub(super) struct Verifier {
     timer: Option<Timeout>,
     /// The server's signed verdict, once it has decided.
     token: Option<String>,
+    /// Holds the smile's last crop until the server's spacing allows it.
+    crop_delay: Option<Timeout>,
 }
 
 enum VerifyPhase {
@@ -129,6 +131,7 @@ impl Page {
                     request: 0,
                     timer: None,
                     token: None,
+                    crop_delay: None,
                 });
                 true
             }
@@ -211,29 +214,39 @@ impl Page {
         self.start_countdown();
     }
 
-    /// Draws the judged face's crop now, if one is due (`last`: the out-of-turn one
-    /// before `finish`) and a face box is known, and counts it as sent.
-    fn take_crop(&mut self, last: bool) -> Option<PendingCrop> {
+    /// Draws the judged face's crop now, if one is due and a face box is known, and
+    /// counts it as sent.
+    fn take_crop(&mut self) -> Option<PendingCrop> {
         let now = dom::now_ms();
-        let v = self.verifier.as_mut()?;
-        let VerifyPhase::Running(run) = &mut v.phase else {
-            return None;
-        };
-        let due = if last {
-            run.pacer.last_due(now)
-        } else {
-            run.pacer.due(now)
+        let due = match &self.verifier.as_ref()?.phase {
+            VerifyPhase::Running(run) => run.pacer.due(now),
+            _ => false,
         };
         if !due {
             return None;
         }
+        let crop = self.draw_judged_face(false)?;
+        if let Some(VerifyPhase::Running(run)) = self.verifier.as_mut().map(|v| &mut v.phase) {
+            run.pacer.begin(now);
+        }
+        Some(crop)
+    }
+
+    /// Draws the judged face into a crop canvas (`own_canvas`: a fresh one, so that an
+    /// upload still encoding the shared one is not drawn over).
+    fn draw_judged_face(&mut self, own_canvas: bool) -> Option<PendingCrop> {
         let (face, analysis) = self.challenge.as_ref()?.judged_face?;
-        let video = &self.ui.selfview;
+        let video = self.ui.selfview.clone();
         let size = (
             f64::from(video.video_width()),
             f64::from(video.video_height()),
         );
         let rect = square_crop(face, analysis, size, DEFAULT_MARGIN)?;
+        let doc = self.ui.doc.clone();
+        let v = self.verifier.as_mut()?;
+        let VerifyPhase::Running(run) = &mut v.phase else {
+            return None;
+        };
         let url = match v.endpoints.frames(&run.id) {
             Ok(url) => url.to_string(),
             Err(e) => {
@@ -241,31 +254,37 @@ impl Page {
                 return None;
             }
         };
-        if run.canvas.is_none() {
-            match crop_canvas(&self.ui.doc) {
-                Ok(c) => run.canvas = Some(c),
-                Err(e) => {
-                    console_error(&format!("smile-factor: no canvas for snapshots: {e}"));
-                    return None;
+        let fresh;
+        let (canvas, ctx) = if own_canvas {
+            fresh = crop_canvas(&doc).ok()?;
+            &fresh
+        } else {
+            if run.canvas.is_none() {
+                match crop_canvas(&doc) {
+                    Ok(c) => run.canvas = Some(c),
+                    Err(e) => {
+                        console_error(&format!("smile-factor: no canvas for snapshots: {e}"));
+                        return None;
+                    }
                 }
             }
-        }
-        let (canvas, ctx) = run.canvas.as_ref()?;
-        if let Err(e) = draw_crop(video, canvas, ctx, rect) {
+            run.canvas.as_ref()?
+        };
+        if let Err(e) = draw_crop(&video, canvas, ctx, rect) {
             warn(&format!("smile-factor: could not take a snapshot: {e}"));
             return None;
         }
-        run.pacer.begin(now);
         Some(PendingCrop {
             url,
             canvas: canvas.clone(),
+            delay_ms: 0.0,
         })
     }
 
     /// Sends the judged face's crop if one is due (called once per animation frame while
     /// the countdown runs).
     pub(super) fn upload_crop(&mut self) {
-        let Some(crop) = self.take_crop(false) else {
+        let Some(crop) = self.take_crop() else {
             return;
         };
         let weak = self.weak.clone();
@@ -275,13 +294,20 @@ impl Page {
         });
     }
 
-    /// The page saw a smile: the crop of that moment, drawn before the camera stops. The
-    /// server finishes early only to report a smile, and judges only the crops it has.
+    /// The page saw a smile: the crop of that moment, drawn now, before the camera stops,
+    /// and sent once the server's spacing allows. The server finishes early only to
+    /// report a smile, and judges only the crops it has.
     pub(super) fn last_crop(&mut self, outcome: &Outcome) -> Option<PendingCrop> {
         if outcome.reason != Some(Reason::Smiled) {
             return None;
         }
-        self.take_crop(true)
+        let wait = match &self.verifier.as_ref()?.phase {
+            VerifyPhase::Running(run) => run.pacer.last_wait_ms(dom::now_ms())?,
+            _ => return None,
+        };
+        let mut crop = self.draw_judged_face(true)?;
+        crop.delay_ms = wait;
+        Some(crop)
     }
 
     fn on_uploaded(&mut self, sent: Result<Answer, String>) {
@@ -320,21 +346,45 @@ impl Page {
             self.send_finish();
             return true;
         };
+        let delay = crop.delay_ms;
         // The deadline covers the crop too: `finish` must not wait on it forever.
         let Some(n) = self.verifier.as_mut().map(Verifier::next_request) else {
             return true;
         };
         self.arm_deadline(n, Step::Finish);
         let weak = self.weak.clone();
-        spawn_local(async move {
-            let sent = crop.send().await;
-            with_page(&weak, |p| {
-                log_upload(&sent);
-                if p.verifier.as_ref().is_some_and(|v| v.request == n) {
-                    p.send_finish();
-                }
+        let mut crop = Some(crop);
+        let mut send = move || {
+            let Some(crop) = crop.take() else {
+                return;
+            };
+            let weak = weak.clone();
+            spawn_local(async move {
+                let sent = crop.send().await;
+                with_page(&weak, |p| {
+                    log_upload(&sent);
+                    if p.verifier.as_ref().is_some_and(|v| v.request == n) {
+                        p.send_finish();
+                    }
+                });
             });
-        });
+        };
+        if delay <= 0.0 {
+            send();
+        } else {
+            // Owned by the verifier: dropping the page cancels the send.
+            match Timeout::new(delay.ceil() as i32, send) {
+                Ok(t) => {
+                    if let Some(v) = self.verifier.as_mut() {
+                        v.crop_delay = Some(t);
+                    }
+                }
+                Err(e) => self.fail_verify(&VerifyError::Network {
+                    step: Step::Finish,
+                    detail: e.0,
+                }),
+            }
+        }
         true
     }
 
@@ -457,6 +507,8 @@ fn crop_canvas(
 pub(super) struct PendingCrop {
     url: String,
     canvas: HtmlCanvasElement,
+    /// How long to hold it before sending (the last crop, for the server's spacing).
+    delay_ms: f64,
 }
 
 impl PendingCrop {
