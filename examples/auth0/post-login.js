@@ -8,7 +8,7 @@
  * on Auth0's `/continue` URL, and the user's browser controls that URL: anyone can
  * type `notsmiling=true` by hand and skip the page.
  *
- * SIGNED (both secrets set, see issue 14 "The protocol"): the Action sends a signed
+ * SIGNED (both secrets set, README "Use with Auth0"): the Action sends a signed
  * context token (`session_token`, HS256 with SMILE_CTX_SECRET) carrying a one-time
  * nonce; the verifier server re-judges face crops and posts back a verdict token
  * (`smile_token`, HS256 with SMILE_VERDICT_SECRET). The Action accepts nothing else:
@@ -56,7 +56,7 @@ const UNSIGNED_DENY_MESSAGE =
   'The smile check result was not signed by the verifier; this login requires a signed result.';
 const UNVERIFIED_MESSAGE_PREFIX = 'The smile check result could not be verified: ';
 
-// Protocol constants (issue 14): the server and the page use the same names.
+// Protocol constants: the server and the page use the same names.
 const NONCE_METADATA_KEY = 'smile_nonce';
 const TOKEN_PARAMETER = 'smile_token';
 const CTX_USE = 'smile-ctx';

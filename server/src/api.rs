@@ -1,4 +1,4 @@
-//! The challenge API of issue 14: open a challenge with a ctx token, upload face crops,
+//! The challenge API of the signed mode: open a challenge with a ctx token, upload face crops,
 //! finish for a signed verdict. Every failure is an [`ApiError`] (JSON, defined status).
 
 use std::net::SocketAddr;

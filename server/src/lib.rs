@@ -1,4 +1,4 @@
-//! smile-factor-server: the verifier of issue 14. It serves the page, opens challenges
+//! smile-factor-server: the verifier of the signed mode. It serves the page, opens challenges
 //! for a ctx token from the Auth0 Action, re-runs the models on the face crops the page
 //! uploads, decides with the core's verdict rules by its own clock, and signs the result.
 //!

@@ -11,7 +11,7 @@
 //!   "lang": "en", "holdMs": 300, "minFaceRatio": 0.8, "verify": false }
 //! ```
 //!
-//! `"verify": true` switches the hosted page to the signed mode (issue 14, see
+//! `"verify": true` switches the hosted page to the signed mode (see
 //! [`crate::challenge::verify`]): a verifier on the page's own origin decides from a few
 //! face crops and signs the verdict. Only the hosted page has it; an embedded challenge
 //! always decides on the device.

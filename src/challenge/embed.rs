@@ -6,7 +6,7 @@
 //! apply: the URL must be on the page's allowlist (a config file the query cannot
 //! reach) and the state must be valid. Anything else fails closed with a message.
 //!
-//! The embed always decides on the device: the signed mode (`"verify": true`, issue 14)
+//! The embed always decides on the device: the signed mode (`"verify": true`)
 //! is the hosted page's only, so a `verify` option is refused with a message, and a page
 //! config with `"verify": true` lends the embed only its allowlist and parameter names.
 

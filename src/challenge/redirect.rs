@@ -6,7 +6,7 @@
 //! `state` can redirect elsewhere. Navigation sits behind [`Navigator`] so it is tested
 //! natively with a fake.
 //!
-//! In the signed mode (issue 14) a pass goes back only as the verifier's token, posted in
+//! In the signed mode a pass goes back only as the verifier's token, posted in
 //! a form to `<return URL>/continue?state=...`; the query way back then carries failures
 //! only, so an unsigned `notsmiling=true` is never sent.
 

@@ -1,4 +1,4 @@
-//! The signed mode's side of the page (issue 14): the verifier protocol as pure rules.
+//! The signed mode's side of the page: the verifier protocol as pure rules.
 //!
 //! With `"verify": true` the hosted page opens a challenge on its own origin's verifier
 //! (`POST /api/v1/challenges`), sends a few face crops during the countdown

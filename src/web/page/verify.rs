@@ -1,4 +1,4 @@
-//! The signed mode (`"verify": true`, issue 14) on the hosted page: the verifier on the
+//! The signed mode (`"verify": true`) on the hosted page: the verifier on the
 //! page's own origin opens the challenge once the camera is on, gets a face crop about
 //! every `frame_interval_ms` while the countdown runs, and decides when the page's own
 //! verdict would have. Its signed token then goes back in a POST form.
