@@ -35,18 +35,19 @@ impl Reason {
         }
     }
 
+    /// Every reason.
+    pub const ALL: [Reason; 6] = [
+        Reason::Smiled,
+        Reason::NoFace,
+        Reason::Interrupted,
+        Reason::CameraDenied,
+        Reason::CameraUnavailable,
+        Reason::Error,
+    ];
+
     /// The reason sent as `s` (the verifier's answers use the same names).
     pub fn parse(s: &str) -> Option<Reason> {
-        [
-            Reason::Smiled,
-            Reason::NoFace,
-            Reason::Interrupted,
-            Reason::CameraDenied,
-            Reason::CameraUnavailable,
-            Reason::Error,
-        ]
-        .into_iter()
-        .find(|r| r.as_str() == s)
+        Reason::ALL.into_iter().find(|r| r.as_str() == s)
     }
 }
 
@@ -88,14 +89,7 @@ mod tests {
 
     #[test]
     fn reasons_parse_back() {
-        for r in [
-            Reason::Smiled,
-            Reason::NoFace,
-            Reason::Interrupted,
-            Reason::CameraDenied,
-            Reason::CameraUnavailable,
-            Reason::Error,
-        ] {
+        for r in Reason::ALL {
             assert_eq!(Reason::parse(r.as_str()), Some(r));
         }
         assert_eq!(Reason::parse("Smiled"), None);

@@ -251,3 +251,17 @@ impl Drop for AnimationLoop {
         }
     }
 }
+
+/// The `Response` a `fetch` promise resolves to, if its status is 2xx; otherwise (or on a
+/// network error) a message naming what went wrong.
+pub async fn ok_response(fetch: js_sys::Promise) -> Result<web_sys::Response, String> {
+    let response = wasm_bindgen_futures::JsFuture::from(fetch)
+        .await
+        .map_err(|e| describe(&e))?
+        .dyn_into::<web_sys::Response>()
+        .map_err(|_| "fetch did not return a Response".to_owned())?;
+    if !response.ok() {
+        return Err(format!("HTTP {}", response.status()));
+    }
+    Ok(response)
+}

@@ -199,14 +199,7 @@ fn post(scope: &DedicatedWorkerGlobalScope, reply: &Reply) {
 }
 
 async fn read_bytes(fetch: js_sys::Promise) -> Result<Vec<u8>, String> {
-    let response = JsFuture::from(fetch)
-        .await
-        .map_err(|e| describe(&e))?
-        .dyn_into::<web_sys::Response>()
-        .map_err(|_| "fetch did not return a Response".to_owned())?;
-    if !response.ok() {
-        return Err(format!("HTTP {}", response.status()));
-    }
+    let response = super::dom::ok_response(fetch).await?;
     let buf = JsFuture::from(response.array_buffer().map_err(|e| describe(&e))?)
         .await
         .map_err(|e| describe(&e))?;

@@ -19,7 +19,7 @@ use crate::web::dom::{
 use crate::web::engine::FrameResult;
 
 use super::effects::stop_camera;
-use super::ui::{context_2d, focus, Phase};
+use super::ui::{context_2d, detached_canvas, focus, Phase};
 use super::{with_page, Page};
 
 /// Width of the frame handed to the analyser; the height follows the camera's aspect.
@@ -80,15 +80,10 @@ pub(super) struct Challenge {
 fn readback_canvas(
     doc: &web_sys::Document,
 ) -> Result<(HtmlCanvasElement, CanvasRenderingContext2d), DomError> {
-    let canvas: HtmlCanvasElement = doc
-        .create_element("canvas")?
-        .dyn_into()
-        .map_err(|_| DomError("cannot create a canvas".into()))?;
     let attrs = web_sys::ContextAttributes2d::new();
     // The frame is read back every time; this keeps the canvas in CPU memory.
     attrs.set_will_read_frequently(true);
-    let ctx = context_2d(&canvas, Some(&attrs))?;
-    Ok((canvas, ctx))
+    detached_canvas(doc, Some(&attrs))
 }
 
 /// Analysed frames per active second, one decimal, for `data-analysis-fps`.

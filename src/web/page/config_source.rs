@@ -1,7 +1,6 @@
 //! Where the config comes from: the root's `data-*` attributes, `config.json` next to
 //! the page, or an embed's options checked against the page config.
 
-use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::HtmlElement;
 
@@ -73,15 +72,7 @@ pub(super) async fn load_embed_plan(json: &str) -> Result<EmbedPlan, String> {
 
 async fn fetch_response(url: &str) -> Result<web_sys::Response, String> {
     let w = dom::window().map_err(|e| e.0)?;
-    let response = JsFuture::from(w.fetch_with_str(url))
-        .await
-        .map_err(|e| describe(&e))?
-        .dyn_into::<web_sys::Response>()
-        .map_err(|_| "fetch did not return a Response".to_owned())?;
-    if !response.ok() {
-        return Err(format!("HTTP {}", response.status()));
-    }
-    Ok(response)
+    dom::ok_response(w.fetch_with_str(url)).await
 }
 
 async fn fetch_text(url: &str) -> Result<String, String> {

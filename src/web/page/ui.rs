@@ -223,6 +223,19 @@ pub(super) fn focus(el: &HtmlElement) {
     let _ = el.focus();
 }
 
+/// A canvas outside the document, with its 2d context (`attrs`: e.g. read back often).
+pub(super) fn detached_canvas(
+    doc: &Document,
+    attrs: Option<&web_sys::ContextAttributes2d>,
+) -> Result<(HtmlCanvasElement, CanvasRenderingContext2d), DomError> {
+    let canvas: HtmlCanvasElement = doc
+        .create_element("canvas")?
+        .dyn_into()
+        .map_err(|_| DomError("cannot create a canvas".into()))?;
+    let ctx = context_2d(&canvas, attrs)?;
+    Ok((canvas, ctx))
+}
+
 pub(super) fn context_2d(
     canvas: &HtmlCanvasElement,
     attrs: Option<&web_sys::ContextAttributes2d>,

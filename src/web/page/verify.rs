@@ -29,7 +29,7 @@ use crate::vision::crop::{square_crop, Rect, DEFAULT_MARGIN};
 use crate::web::dom::{self, console_error, describe, set_text, DomError, Timeout};
 use crate::web::http::{self, Answer};
 
-use super::ui::{context_2d, Phase};
+use super::ui::{detached_canvas, Phase};
 use super::{with_page, Page};
 
 /// The signed mode's state, one per page: a challenge is opened at most once (the
@@ -256,11 +256,11 @@ impl Page {
         };
         let fresh;
         let (canvas, ctx) = if own_canvas {
-            fresh = crop_canvas(&doc).ok()?;
+            fresh = detached_canvas(&doc, None).ok()?;
             &fresh
         } else {
             if run.canvas.is_none() {
-                match crop_canvas(&doc) {
+                match detached_canvas(&doc, None) {
                     Ok(c) => run.canvas = Some(c),
                     Err(e) => {
                         console_error(&format!("smile-factor: no canvas for snapshots: {e}"));
@@ -489,18 +489,6 @@ impl Page {
         set_text(&self.ui.loading_text, self.texts.verifying);
         self.ui.show(Phase::Loading);
     }
-}
-
-/// A detached canvas for the crops.
-fn crop_canvas(
-    doc: &web_sys::Document,
-) -> Result<(HtmlCanvasElement, CanvasRenderingContext2d), DomError> {
-    let canvas: HtmlCanvasElement = doc
-        .create_element("canvas")?
-        .dyn_into()
-        .map_err(|_| DomError("cannot create a canvas".into()))?;
-    let ctx = context_2d(&canvas, None)?;
-    Ok((canvas, ctx))
 }
 
 /// A crop drawn into its canvas, to be encoded and posted.
