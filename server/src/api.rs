@@ -165,6 +165,9 @@ pub async fn frame(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    // Arrival time: the spacing and window rules judge when the page sent the crop, not
+    // how long it queued behind busy cores (under load that turned on-time crops into 429s).
+    let at = app.clock.now_ms();
     if !has_content_type(&headers, "image/jpeg") {
         return Err(ApiError::UnsupportedMediaType {
             expected: "image/jpeg",
@@ -178,7 +181,6 @@ pub async fn frame(
         .map_err(|e| ApiError::BadFrame(e.to_string()))?;
     // Held across the analysis so one challenge's frames are judged in arrival order.
     let mut challenge = challenge.lock().await;
-    let at = app.clock.now_ms();
     challenge.admit_frame(at)?;
     let judge = Arc::clone(&app.judge);
     let smile = tokio::task::spawn_blocking(move || judge.smile(&crop))
