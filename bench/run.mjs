@@ -698,7 +698,10 @@ Notes:
 
 ${noteText}
 `;
-      fs.writeFileSync(opts.out, doc);
+      // Sections other benchmarks wrote (`## ...`, e.g. the verifier server's) stay.
+      const previous = fs.existsSync(opts.out) ? fs.readFileSync(opts.out, 'utf8') : '';
+      const kept = previous.indexOf('\n## ');
+      fs.writeFileSync(opts.out, kept >= 0 ? `${doc}\n${previous.slice(kept + 1)}` : doc);
       log(`wrote ${opts.out}`);
     }
   } finally {
