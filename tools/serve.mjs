@@ -1,68 +1,113 @@
-#!/usr/bin/env node
-// Local static server for the smile-factor page, with a stand-in identity provider.
+// Test harness for the end-to-end tests and the benchmark: the verifier server (server/,
+// the Rust binary, in demo mode) serves the page, and this thin proxy in front of it adds
+// only what a test needs. It holds no header rule of its own: MIME types, caching
+// (immutable hashed names, ETag/304), Range, compression, the CSP and the path checks all
+// come from the Rust server, passed through unchanged (status, headers, body).
 //
-//   node tools/serve.mjs [--root www] [--port 8080] [--host 127.0.0.1] [--csp strict]
+// The test hooks:
+//   - requests: every request ({method, url, time, status, bytes, headers}: `bytes` is the
+//     body as sent, `headers` the response headers);
+//   - hold(pathname): a request waits for the returned promise (a slow network for chosen
+//     paths); if that resolves to a number, the request fails with that HTTP status;
+//   - config: served as /config.json instead of the Rust server's (the on-device configs
+//     of the tests), with the headers the Rust server gives its own JSON;
+//   - GET /continue, the on-device (unsigned) return: a stand-in identity provider page
+//     that shows every query parameter, HTML-escaped; recorded in `continues` and handed
+//     out by waitForContinue(). POST /continue (the signed return) goes to the Rust server.
 //
-// Serves the static directory (no directory traversal, correct MIME types incl.
-// application/wasm) and answers GET /continue?... (where the page redirects after its
-// verdict) with a small page that shows, HTML-escaped, every query parameter it got.
+//   const srv = await startServer({ root: 'www', config: origin => ({ returnUrl: origin, duration: 5 }) });
+//   srv.origin, srv.port, srv.upstream (the Rust server's origin), srv.requests, srv.continues,
+//   await srv.waitForContinue(10000), srv.output() (the Rust server's log), await srv.close()
 //
-// Caching, as a production host should do it: a file whose name carries a content hash
-// (`name.<10 hex>.ext`, written by tools/package.mjs) never changes, so it is cached for a
-// year as immutable; everything else (the page, the package entry, config.json) is
-// revalidated on every use with a strong ETag, answered by 304 without a body. A second
-// visit then downloads nothing but the page.
-//
-// As a module (the end-to-end tests):
-//   const srv = await startServer({ root: 'www', config: origin => ({ returnUrl: origin, duration: 5 }), csp: STRICT_CSP });
-//   srv.origin, srv.port, srv.requests ({method, url, time, status, bytes}), srv.continues,
-//   await srv.waitForContinue(10000), await srv.close()
-// No dependencies beyond Node's standard library.
+// Needs the built server (`cargo build -p smile-factor-server`; found through
+// CARGO_TARGET_DIR, else target/). No dependencies beyond Node's standard library.
 
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createServer } from 'node:http';
-import { createReadStream } from 'node:fs';
-import { realpath, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { realpath } from 'node:fs/promises';
+import http from 'node:http';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 
-export const MIME_TYPES = {
-  '.html': 'text/html; charset=utf-8',
-  '.htm': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.json': 'application/json; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.wasm': 'application/wasm',
-  '.onnx': 'application/octet-stream',
-  '.bin': 'application/octet-stream',
-  '.png': 'image/png',
-  '.jpg': 'image/jpeg',
-  '.jpeg': 'image/jpeg',
-  '.gif': 'image/gif',
-  '.webp': 'image/webp',
-  '.svg': 'image/svg+xml',
-  '.ico': 'image/x-icon',
-  '.mp4': 'video/mp4',
-  '.webm': 'video/webm',
-  '.ogg': 'audio/ogg',
-  '.mp3': 'audio/mpeg',
-  '.wav': 'audio/wav',
-  '.vtt': 'text/vtt; charset=utf-8',
-  '.txt': 'text/plain; charset=utf-8',
-  '.md': 'text/plain; charset=utf-8',
-  '.map': 'application/json; charset=utf-8',
-  '.woff2': 'font/woff2',
-};
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-export function mimeType(file) {
-  return MIME_TYPES[path.extname(file).toLowerCase()] ?? 'application/octet-stream';
+/** The binary `cargo build -p smile-factor-server` (or `./run test`) leaves. */
+export function serverBinary() {
+  const targetDir = process.env.CARGO_TARGET_DIR ? path.resolve(process.env.CARGO_TARGET_DIR) : path.join(REPO, 'target');
+  const bin = path.join(targetDir, 'debug', 'smile-factor-server');
+  if (!existsSync(bin)) {
+    throw new Error(`the verifier server is not built: ${bin} is missing. Run \`cargo build -p smile-factor-server\` (./run test does).`);
+  }
+  return bin;
+}
+
+/**
+ * Starts the Rust server on a free loopback port in demo mode (no secrets in its
+ * environment), serving `www`. Resolves once it prints its demo link. `output()` is
+ * everything it wrote (stdout and its log on stderr).
+ */
+export async function startRustServer({
+  www, models = path.join(REPO, 'models'), durationMs, frameIntervalMs, timeoutMs = 30_000,
+} = {}) {
+  if (!www) throw new Error('startRustServer: www is required');
+  const env = { ...process.env, RUST_LOG: 'info' };
+  for (const k of Object.keys(env)) if (k.startsWith('SMILE_')) delete env[k];
+  const args = ['--listen', '127.0.0.1:0', '--www', www, '--models', models];
+  if (durationMs !== undefined) args.push('--duration-ms', String(durationMs));
+  if (frameIntervalMs !== undefined) args.push('--frame-interval-ms', String(frameIntervalMs));
+  const child = spawn(serverBinary(), args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Never outlive the tests, even when one forgets close().
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  let out = '';
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => {
+    process.off('exit', killOnExit);
+    resolve({ code, signal });
+  }));
+  const origin = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the verifier printed no demo link within ${timeoutMs} ms:\n${out}`)), timeoutMs);
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+      const m = /^(http:\/\/127\.0\.0\.1:\d+)\/\?state=/m.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    child.stderr.on('data', (chunk) => { out += chunk; });
+    exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`the verifier exited (${code ?? signal}) before it listened:\n${out}`));
+    });
+  }).catch(async (e) => {
+    child.kill('SIGKILL');
+    await exited;
+    throw e;
+  });
+  return {
+    origin,
+    port: Number(new URL(origin).port),
+    output: () => out,
+    /** Stops the server and waits for it to exit. */
+    async close() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
 }
 
 export function escapeHtml(s) {
   return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
 }
 
+/** The stand-in identity provider's page for an on-device (GET) return. */
 function continuePage(rawUrl) {
   const params = new URL(rawUrl, 'http://localhost').searchParams;
   const rows = [...params].map(([k, v]) => `<li><code>${escapeHtml(k)}</code> = <code>${escapeHtml(v)}</code></li>`).join('\n');
@@ -82,119 +127,100 @@ ${rows}
 `;
 }
 
-/** The policy the embed must work under (`--csp strict`); no inline script or style, no eval. */
-export const STRICT_CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; " +
-  "img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'; worker-src 'self' blob:";
+/** Hop-by-hop headers: they describe one connection and are not passed on. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
 
-const SECURITY_HEADERS = {
-  'X-Content-Type-Options': 'nosniff',
-  'Referrer-Policy': 'no-referrer',
-};
-
-export const CACHE_IMMUTABLE = 'public, max-age=31536000, immutable';
-export const CACHE_REVALIDATE = 'no-cache';
-/** Error pages and /continue: never kept. */
-const CACHE_NONE = 'no-store';
-
-/** True for a file name that carries a content hash, e.g. `smile_factor_bg.0123456789.wasm`. */
-export function isHashedName(file) {
-  return /\.[0-9a-f]{10}\.[^./]+$/.test(path.basename(file));
-}
-
-const etagOf = (hash) => `"${hash.digest('base64url')}"`;
-
-// ETags of files on disk, recomputed when a file changes (size, mtime or inode).
-const fileEtags = new Map();
-async function fileEtag(file, st) {
-  const key = `${st.size}:${st.mtimeMs}:${st.ino}`;
-  const known = fileEtags.get(file);
-  if (known?.key === key) return known.etag;
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk);
-  const etag = etagOf(hash);
-  fileEtags.set(file, { key, etag });
-  return etag;
-}
-
-/** RFC 9110 If-None-Match: `*` or a list of entity tags, compared weakly. */
-export function noneMatch(header, etag) {
-  if (!header) return false;
-  if (header.trim() === '*') return true;
-  const bare = (t) => t.trim().replace(/^W\//, '');
-  return header.split(',').some((t) => bare(t) === bare(etag));
-}
-
-/** Maps a request path to a file inside `root`, or null when it would leave it. */
-async function resolveInside(root, pathname) {
-  let decoded;
-  try {
-    decoded = decodeURIComponent(pathname);
-  } catch {
-    return null;
-  }
-  if (decoded.includes('\0') || decoded.includes('\\')) return null;
-  const segments = decoded.split('/');
-  if (segments.some((s) => s === '..')) return null;
-  let file = path.resolve(root, '.' + path.posix.normalize('/' + decoded));
-  if (file !== root && !file.startsWith(root + path.sep)) return null;
-  let st;
-  try {
-    st = await stat(file);
-    if (st.isDirectory()) {
-      file = path.join(file, 'index.html');
-      st = await stat(file);
-    }
-    // Symlinks must not lead out of the root either.
-    const real = await realpath(file);
-    if (real !== root && !real.startsWith(root + path.sep)) return null;
-  } catch {
-    return { file, st: null };
-  }
-  return st.isFile() ? { file, st } : { file, st: null };
-}
+/** The config override's entity tag (it has no file on the Rust server's side). */
+const etagOf = (body) => `"${createHash('sha256').update(body).digest('base64url')}"`;
+const matchesTag = (header, etag) => !!header
+  && (header.trim() === '*' || header.split(',').some((t) => t.trim().replace(/^W\//, '') === etag));
 
 /**
- * Starts the server. Resolves once it listens.
+ * Starts the Rust server for `root` and the harness in front of it. Resolves once both listen.
  * @param {object} o
- * @param {string} o.root          directory to serve
- * @param {number} [o.port=0]      0 picks a free port
+ * @param {string} o.root          directory the Rust server serves (its --www)
+ * @param {number} [o.port=0]      the harness's port; 0 picks a free one
  * @param {string} [o.host='127.0.0.1']
- * @param {object|function} [o.config]  served as /config.json instead of the file (a function gets the origin)
- * @param {string} [o.csp]        a Content-Security-Policy sent with every response (e.g. STRICT_CSP);
- *   /continue, the stand-in identity provider's page, keeps its own stricter policy
+ * @param {object|function} [o.config]  served as /config.json instead of the Rust server's
+ *   (a function gets the harness's origin)
  * @param {boolean} [o.log=false]  print each /continue to stdout
- * @param {(pathname: string) => Promise<void|number>|undefined} [o.hold]  tests: a file request
- *   waits for the returned promise (a slow network for chosen files); if that resolves to a
- *   number, the request fails with that HTTP status
+ * @param {(pathname: string) => Promise<void|number>|undefined} [o.hold]  tests: a request
+ *   waits for the returned promise; if that resolves to a number, it fails with that status
  */
-export async function startServer({ root, port = 0, host = '127.0.0.1', config, csp, log = false, hold } = {}) {
+export async function startServer({ root, port = 0, host = '127.0.0.1', config, log = false, hold } = {}) {
   if (!root) throw new Error('startServer: root is required');
   const rootDir = await realpath(path.resolve(root)).catch(() => {
     throw new Error(`startServer: root ${root} does not exist`);
   });
+  const upstream = await startRustServer({ www: rootDir });
+  const agent = new http.Agent({ keepAlive: true });
   const requests = [];
   const continues = [];
   const waiters = [];
   let consumed = 0; // continues already handed out by waitForContinue
   const sockets = new Set();
   let origin;
-  const baseHeaders = { ...SECURITY_HEADERS, ...(csp ? { 'Content-Security-Policy': csp } : {}) };
-  const bodyBytes = new WeakMap(); // response -> body length sent, for `requests`
 
-  function send(res, status, body, type = 'text/plain; charset=utf-8', extra = {}) {
+  /** A response of the harness itself (a test hook), never of the page host. */
+  function send(res, status, body, headers) {
     const buf = Buffer.from(body);
-    res.writeHead(status, { ...baseHeaders, 'Cache-Control': CACHE_NONE, 'Content-Type': type, 'Content-Length': buf.length, ...extra });
+    const all = { 'Content-Length': buf.length, ...headers };
+    res.sentHeaders = Object.fromEntries(Object.entries(all).map(([k, v]) => [k.toLowerCase(), String(v)]));
+    res.writeHead(status, all);
     if (res.req.method === 'HEAD') return res.end();
-    bodyBytes.set(res, buf.length);
+    res.bytes = buf.length;
     res.end(buf);
   }
+  const sendText = (res, status, text) => send(res, status, text, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' });
 
-  /** 304 when the client's copy is current; true when it was sent. */
-  function notModified(req, res, etag, cacheControl) {
-    if (!noneMatch(req.headers['if-none-match'], etag)) return false;
-    res.writeHead(304, { ...baseHeaders, ETag: etag, 'Cache-Control': cacheControl });
-    res.end();
-    return true;
+  /** Sends the request on to the Rust server; resolves with its response (body unread). */
+  function forward(req, { method = req.method, url = req.url, drop = [] } = {}) {
+    const headers = {};
+    for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k) && !drop.includes(k)) headers[k] = v;
+    return new Promise((resolve, reject) => {
+      const up = http.request({ host: '127.0.0.1', port: upstream.port, method, path: url, headers, agent }, resolve);
+      up.on('error', reject);
+      if (method === req.method && method !== 'GET' && method !== 'HEAD') req.pipe(up);
+      else up.end();
+    });
+  }
+
+  /** Status, headers and body of the Rust server's answer, unchanged. */
+  async function proxy(req, res) {
+    const upRes = await forward(req);
+    const raw = [];
+    for (let i = 0; i < upRes.rawHeaders.length; i += 2) {
+      if (!HOP_BY_HOP.has(upRes.rawHeaders[i].toLowerCase())) raw.push(upRes.rawHeaders[i], upRes.rawHeaders[i + 1]);
+    }
+    res.sentHeaders = upRes.headers;
+    res.writeHead(upRes.statusCode, upRes.statusMessage, raw);
+    res.bytes = 0;
+    upRes.on('data', (chunk) => { res.bytes += chunk.length; });
+    upRes.on('error', () => res.destroy());
+    res.on('close', () => { if (!upRes.complete) upRes.destroy(); });
+    upRes.pipe(res);
+  }
+
+  /** The config override, with the headers of the Rust server's own /config.json. */
+  async function serveConfig(req, res) {
+    const value = typeof config === 'function' ? config(origin) : config;
+    const body = JSON.stringify(value, null, 2) + '\n';
+    const etag = etagOf(body);
+    const model = await forward(req, { method: 'GET', drop: ['if-none-match', 'if-modified-since', 'accept-encoding', 'range'] });
+    model.resume();
+    if (model.statusCode !== 200) throw new Error(`the Rust server answered ${model.statusCode} for its /config.json`);
+    const headers = {};
+    for (const [k, v] of Object.entries(model.headers)) {
+      if (!HOP_BY_HOP.has(k) && !['content-length', 'etag', 'date', 'content-encoding'].includes(k)) headers[k] = v;
+    }
+    headers.etag = etag;
+    if (matchesTag(req.headers['if-none-match'], etag)) {
+      delete headers['content-type'];
+      res.sentHeaders = headers;
+      res.writeHead(304, headers);
+      return res.end();
+    }
+    send(res, 200, body, headers);
   }
 
   function deliver() {
@@ -205,96 +231,57 @@ export async function startServer({ root, port = 0, host = '127.0.0.1', config, 
     }
   }
 
-  const server = createServer(async (req, res) => {
-    const record = { method: req.method, url: req.url, time: Date.now(), status: null, bytes: 0 };
+  const server = http.createServer(async (req, res) => {
+    const record = { method: req.method, url: req.url, time: Date.now(), status: null, bytes: 0, headers: {} };
     requests.push(record);
     res.on('finish', () => {
       record.status = res.statusCode;
-      record.bytes = bodyBytes.get(res) ?? 0;
+      record.bytes = res.bytes ?? 0;
+      record.headers = res.sentHeaders ?? {};
     });
     try {
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
-        return send(res, 405, 'method not allowed\n', undefined, { Allow: 'GET, HEAD' });
-      }
-      const rawPath = req.url.split('?')[0];
-      if (!rawPath.startsWith('/') || /(^|\/|\\)(\.|%2e){2}($|\/|\\|%2f|%5c)/i.test(rawPath)) {
-        return send(res, 403, 'forbidden\n');
-      }
-      const url = new URL(req.url, 'http://localhost');
-      if (url.pathname === '/continue') {
+      const pathname = req.url.split('?')[0];
+      if (pathname === '/continue' && (req.method === 'GET' || req.method === 'HEAD')) {
         continues.push(req.url);
         if (log) console.log(`/continue received: ${req.url}`);
         deliver();
-        return send(res, 200, continuePage(req.url), 'text/html; charset=utf-8', {
+        return send(res, 200, continuePage(req.url), {
+          'Content-Type': 'text/html; charset=utf-8',
+          'Cache-Control': 'no-store',
           'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'",
+          'X-Content-Type-Options': 'nosniff',
+          'Referrer-Policy': 'no-referrer',
         });
       }
-      const held = await hold?.(url.pathname);
-      if (typeof held === 'number') return send(res, held, 'failed on purpose by the test\n');
-      if (url.pathname === '/config.json' && config !== undefined) {
-        const value = typeof config === 'function' ? config(origin) : config;
-        const body = JSON.stringify(value, null, 2) + '\n';
-        const etag = etagOf(createHash('sha256').update(body));
-        if (notModified(req, res, etag, CACHE_REVALIDATE)) return;
-        return send(res, 200, body, MIME_TYPES['.json'], { ETag: etag, 'Cache-Control': CACHE_REVALIDATE });
+      const held = await hold?.(pathname);
+      if (typeof held === 'number') return sendText(res, held, 'failed on purpose by the test\n');
+      if (pathname === '/config.json' && config !== undefined && (req.method === 'GET' || req.method === 'HEAD')) {
+        return await serveConfig(req, res);
       }
-      const found = await resolveInside(rootDir, url.pathname);
-      if (!found) return send(res, 403, 'forbidden\n');
-      if (!found.st) return send(res, 404, 'not found\n');
-      const { file, st } = found;
-      const etag = await fileEtag(file, st);
-      const cacheControl = isHashedName(file) ? CACHE_IMMUTABLE : CACHE_REVALIDATE;
-      if (notModified(req, res, etag, cacheControl)) return;
-      const headers = {
-        ...baseHeaders, 'Content-Type': mimeType(file), 'Accept-Ranges': 'bytes', ETag: etag, 'Cache-Control': cacheControl,
-      };
-      let start = 0;
-      let end = st.size - 1;
-      let status = 200;
-      const range = /^bytes=(\d*)-(\d*)$/.exec(req.headers.range ?? '');
-      if (range && (range[1] || range[2]) && st.size > 0) {
-        if (range[1]) {
-          start = Number(range[1]);
-          if (range[2]) end = Math.min(Number(range[2]), st.size - 1);
-        } else {
-          start = Math.max(0, st.size - Number(range[2]));
-        }
-        if (start > end || start >= st.size) {
-          return send(res, 416, 'range not satisfiable\n', undefined, { 'Content-Range': `bytes */${st.size}` });
-        }
-        status = 206;
-        headers['Content-Range'] = `bytes ${start}-${end}/${st.size}`;
-      }
-      headers['Content-Length'] = st.size === 0 ? 0 : end - start + 1;
-      res.writeHead(status, headers);
-      if (req.method === 'HEAD' || st.size === 0) return res.end();
-      bodyBytes.set(res, headers['Content-Length']);
-      const stream = createReadStream(file, { start, end });
-      stream.on('error', () => res.destroy());
-      res.on('close', () => stream.destroy());
-      stream.pipe(res);
+      await proxy(req, res);
     } catch (err) {
-      if (!res.headersSent) send(res, 500, 'internal error\n');
+      if (!res.headersSent) sendText(res, 502, `the harness could not reach the verifier server: ${err.message}\n`);
       else res.destroy();
       if (log) console.error(err);
     }
   });
-  // Bounded: no request or idle connection may hold the server forever.
-  server.requestTimeout = 30_000;
-  server.headersTimeout = 10_000;
-  server.keepAliveTimeout = 5_000;
   server.on('connection', (s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
 
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
+  try {
+    await new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (e) {
+    await upstream.close();
+    throw e;
+  }
   const actualPort = server.address().port;
   origin = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
 
@@ -303,8 +290,12 @@ export async function startServer({ root, port = 0, host = '127.0.0.1', config, 
     origin,
     port: actualPort,
     root: rootDir,
+    /** The Rust server's own origin (tests of the harness; the page uses `origin`). */
+    upstream: upstream.origin,
     requests,
     continues,
+    /** Everything the Rust server printed (its access log among it). */
+    output: upstream.output,
     /** Resolves with the next /continue URL not yet returned by an earlier call (including one that already arrived). */
     waitForContinue(timeoutMs = 10_000) {
       return new Promise((resolve, reject) => {
@@ -318,13 +309,17 @@ export async function startServer({ root, port = 0, host = '127.0.0.1', config, 
         deliver();
       });
     },
+    /** Stops the harness (ending open connections and pending waits) and the Rust server. */
     close() {
       if (!closed) {
-        closed = new Promise((resolve) => {
-          server.close(() => resolve());
-          for (const s of sockets) s.destroy();
-          server.closeAllConnections?.();
-        });
+        closed = Promise.all([
+          new Promise((resolve) => {
+            server.close(() => resolve());
+            for (const s of sockets) s.destroy();
+            server.closeAllConnections?.();
+          }),
+          upstream.close(),
+        ]).then(() => agent.destroy());
         for (const w of waiters.splice(0)) {
           clearTimeout(w.timer);
           w.reject(new Error('server closed'));
@@ -333,47 +328,4 @@ export async function startServer({ root, port = 0, host = '127.0.0.1', config, 
       return closed;
     },
   };
-}
-
-function parseArgs(argv) {
-  const opts = { root: 'www', port: 8080, host: '127.0.0.1', csp: undefined };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const m = /^--(root|port|host|csp)(?:=(.*))?$/.exec(a);
-    if (a === '--help' || a === '-h') {
-      console.log('usage: node tools/serve.mjs [--root www] [--port 8080] [--host 127.0.0.1] [--csp strict]\n' +
-        `  --csp strict  send Content-Security-Policy: ${STRICT_CSP}`);
-      process.exit(0);
-    }
-    if (!m) throw new Error(`unknown argument ${a} (try --help)`);
-    const v = m[2] ?? argv[++i];
-    if (v === undefined) throw new Error(`${a} needs a value`);
-    opts[m[1]] = v;
-  }
-  if (opts.csp !== undefined) {
-    if (opts.csp !== 'strict') throw new Error('--csp takes only "strict"');
-    opts.csp = STRICT_CSP;
-  }
-  opts.port = Number(opts.port);
-  if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) throw new Error('--port must be 0..65535');
-  return opts;
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
-  let opts;
-  try {
-    opts = parseArgs(process.argv.slice(2));
-  } catch (e) {
-    console.error(e.message);
-    process.exit(2);
-  }
-  const srv = await startServer({ ...opts, log: true }).catch((e) => {
-    console.error(e.message);
-    process.exit(1);
-  });
-  const shown = opts.root.endsWith('/') ? opts.root : opts.root + '/';
-  console.log(`Serving ${shown} on ${srv.origin} — open ${srv.origin}/?state=demo${opts.csp ? ' (strict CSP)' : ''}`);
-  const stop = () => srv.close().then(() => process.exit(0));
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
 }

@@ -1,8 +1,10 @@
-//! Serves the page (`www/`) with the header rules a production host needs, the ones
-//! `tools/serve.mjs` had: MIME types incl. `application/wasm`, year-long immutable caching
-//! for content-hashed names (`*.<10 hex>.*`), `no-cache` + strong ETag + 304 for the rest,
-//! and no way out of the root. Range requests and the file body are tower-http's
-//! `ServeFile`; compression and the CSP are layers in [`crate::router`].
+//! Serves the page (`www/`) with the header rules a production host needs; this is their
+//! only copy (the e2e harness `tools/serve.mjs` passes them on unchanged, and
+//! `tests/e2e/serve.test.mjs` checks them through it): MIME types incl. `application/wasm`,
+//! year-long immutable caching for content-hashed names (`*.<10 hex>.*`), `no-cache` +
+//! strong ETag + 304 for the rest, and no way out of the root. Range requests and the file
+//! body are tower-http's `ServeFile`; compression and the CSP are layers in
+//! [`crate::router`].
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
@@ -34,7 +36,7 @@ pub const STRICT_CSP: &str =
     "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
 img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'; worker-src 'self' blob:";
 
-/// The same table as tools/serve.mjs, so both hosts label files alike.
+/// The type of a file by its extension; anything unknown is `application/octet-stream`.
 fn mime_type(path: &Path) -> &'static str {
     let ext = path
         .extension()

@@ -107,6 +107,75 @@ async fn hashed_names_are_immutable_and_wasm_has_its_type() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// The rules the e2e harness's old copy also had, checked at their one source: a directory
+/// serves its index, a symlink cannot lead out of the root, errors are never stored, a 304
+/// carries the same security headers, an unsatisfiable range is 416, and brotli is offered.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn directories_symlinks_errors_304s_ranges_and_brotli() {
+    let dir = std::env::temp_dir().join(format!("smile-www-rules-{}", std::process::id()));
+    let www = dir.join("www");
+    std::fs::create_dir_all(www.join("sub")).expect("dir");
+    std::fs::write(www.join("index.html"), b"<!doctype html>").expect("write");
+    std::fs::write(www.join("sub/index.html"), b"sub").expect("write");
+    std::fs::write(www.join("v.mp4"), b"0123456789").expect("write");
+    std::fs::write(www.join("big.js"), "smile ".repeat(2_000)).expect("write");
+    std::fs::write(dir.join("secret.txt"), b"secret").expect("write");
+    std::os::unix::fs::symlink(dir.join("secret.txt"), www.join("link.txt")).expect("symlink");
+    let mut s = settings(100);
+    s.www = www;
+    let srv = TestServer::with_settings(s).await;
+    let get = |path: &str| srv.client.get(srv.url(path));
+
+    let res = get("/sub/").send().await.expect("send");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.expect("body"), "sub");
+
+    let res = get("/link.txt").send().await.expect("send");
+    assert_eq!(res.status(), 403, "a symlink out of the root");
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert!(!res.text().await.expect("body").contains("secret"));
+    let res = get("/missing.txt").send().await.expect("send");
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert!(res.headers().contains_key("content-security-policy"));
+
+    let first = get("/sub/index.html").send().await.expect("send");
+    let etag = first.headers()["etag"].clone();
+    let res = get("/sub/index.html")
+        .header(
+            "if-none-match",
+            format!("W/{}", etag.to_str().expect("etag")),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 304);
+    for h in [
+        "content-security-policy",
+        "x-content-type-options",
+        "referrer-policy",
+        "cache-control",
+        "etag",
+    ] {
+        assert_eq!(res.headers().get(h), first.headers().get(h), "{h} on a 304");
+    }
+
+    let res = get("/v.mp4")
+        .header("range", "bytes=20-30")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 416);
+    let res = get("/big.js")
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.headers()["content-encoding"], "br");
+    srv.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Sends `GET path` byte for byte and returns the status code.
 async fn raw_status(srv: &TestServer, path: &str) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

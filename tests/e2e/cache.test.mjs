@@ -1,14 +1,19 @@
 // A second visit downloads nothing but the page: the built site (www/, after `./run build`)
-// served by tools/serve.mjs, two whole challenges in the same Chromium profile. The server's
-// own log says what crossed the network: on the second visit no content-hashed asset at all
-// (the browser's cache had them, immutable), the other small files only revalidated (304).
+// served by the Rust server (through the harness tools/serve.mjs, which passes its headers
+// on unchanged), two whole challenges in the same Chromium profile. The harness's request
+// log says what crossed the network: on the second visit no content-hashed asset at all
+// (the browser's cache had them: the server sent them immutable), the other small files
+// only revalidated (304).
 
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { isHashedName } from '../../tools/serve.mjs';
 import { WWW, runChallenge, withPage } from './helpers.mjs';
+
+/** A name with a content hash, `name.<10 hex>.ext`, as tools/package.mjs writes them. */
+const isHashedName = (file) => /\.[0-9a-f]{10}\.[^./]+$/.test(path.basename(file));
+const IMMUTABLE = 'public, max-age=31536000, immutable';
 
 /** Files under www/pkg whose names carry a content hash (the layout tools/package.mjs writes). */
 function hashedInPkg() {
@@ -48,6 +53,10 @@ test('a second visit fetches only the page; hashed assets come from the cache', 
     const hashed1 = visit1.filter((r) => isHashedName(pathOf(r.url)));
     for (const ext of ['.wasm', '.js']) {
       assert.ok(hashed1.some((r) => r.status === 200 && pathOf(r.url).endsWith(ext)), `first visit fetched a hashed ${ext}:\n${show(visit1)}`);
+    }
+    // The server's caching rule: hashed names immutable for a year, everything else revalidated.
+    for (const r of visit1.filter((x) => x.status === 200)) {
+      assert.equal(r.headers['cache-control'], isHashedName(pathOf(r.url)) ? IMMUTABLE : 'no-cache', `Cache-Control of ${r.url}`);
     }
 
     const page = (r) => pathOf(r.url) === '/' || pathOf(r.url) === '/index.html';

@@ -1,11 +1,12 @@
 // The embed end to end: www/examples/login.html (an ordinary login page that adds
-// <smile-factor> after the password step), served with the strict CSP header, in Chromium
+// <smile-factor> after the password step), served by the Rust server (through the harness
+// tools/serve.mjs) with its strict CSP header, in Chromium
 // with a fake camera. What an integrator checks: the result arrives through the event,
 // nothing violates the policy, and removing the element turns the camera off.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { STRICT_CSP, startServer } from '../../tools/serve.mjs';
+import { startServer } from '../../tools/serve.mjs';
 import { cameraFile, checkBuilt, clickShadowStart, sleep, WWW } from './helpers.mjs';
 import { launchBrowser } from './webdriver.mjs';
 
@@ -13,9 +14,9 @@ const LOGIN = '/examples/login.html';
 const DURATION_S = 5; // data-duration in login.html
 const T = { timeout: 120_000 };
 
-/** Serves www/ with the strict CSP, opens the login page with `camera`, runs `body`. */
+/** Serves www/ (the Rust server sends its strict CSP), opens the login page with `camera`, runs `body`. */
 async function withLogin(camera, body) {
-  const srv = await startServer({ root: WWW, csp: STRICT_CSP });
+  const srv = await startServer({ root: WWW });
   let browser;
   try {
     browser = await launchBrowser({ fakeCamera: await cameraFile(camera) });
@@ -55,11 +56,16 @@ describe('embedding <smile-factor> in a login page (strict CSP)', { concurrency:
   });
 
   test('the server really sends the strict policy with the page', T, async () => {
-    const srv = await startServer({ root: WWW, csp: STRICT_CSP });
+    const srv = await startServer({ root: WWW });
     try {
       const res = await fetch(`${srv.origin}${LOGIN}`);
       assert.equal(res.status, 200);
-      assert.equal(res.headers.get('content-security-policy'), STRICT_CSP);
+      const csp = res.headers.get('content-security-policy') ?? '';
+      const directives = Object.fromEntries(csp.split(';').map((d) => d.trim().split(/\s+/)).map(([k, ...v]) => [k, v.join(' ')]));
+      assert.equal(directives['default-src'], "'self'", csp);
+      assert.equal(directives['script-src'], "'self' 'wasm-unsafe-eval'", csp);
+      assert.equal(directives['style-src'], "'self'", csp);
+      assert.doesNotMatch(csp, /'unsafe-inline'|'unsafe-eval'|\*/, csp);
     } finally {
       await srv.close();
     }

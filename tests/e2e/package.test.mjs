@@ -11,7 +11,7 @@ import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { STRICT_CSP, startServer } from '../../tools/serve.mjs';
+import { startServer } from '../../tools/serve.mjs';
 import { DURATION_S, OUT, REPO, cameraFile, clickShadowStart } from './helpers.mjs';
 import { launchBrowser } from './webdriver.mjs';
 
@@ -234,7 +234,7 @@ describe('the npm package', { concurrency: false }, () => {
 
   test('a scratch page under the strict CSP mounts it; a neutral face passes', { timeout: 180_000 }, async () => {
     assert.ok(scratch, 'needs the scratch project from the previous test');
-    const srv = await startServer({ root: scratch, csp: STRICT_CSP });
+    const srv = await startServer({ root: scratch }); // the Rust server sends its strict CSP
     let browser;
     try {
       browser = await launchBrowser({ fakeCamera: await cameraFile('neutral') });
