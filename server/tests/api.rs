@@ -25,23 +25,13 @@ fn decode_verdict(token: &str) -> (jsonwebtoken::Header, VerdictClaims) {
 }
 
 /// Sends `name`'s crop `n` times, one second apart by the fake clock.
-async fn send_frames(srv: &TestServer, id: &str, name: &str, n: u32) {
-    let jpeg = jpeg_crop(name);
-    assert!(jpeg.len() <= 16 * 1024, "crop is {} bytes", jpeg.len());
-    for _ in 0..n {
-        let (status, body) = srv.frame(id, jpeg.clone()).await;
-        assert_eq!(status, 200, "{body}");
-        assert_eq!(body, json!({}));
-        srv.clock.advance(1_000);
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn neutral_face_passes_with_a_signed_token() {
     let srv = TestServer::start().await;
     let state = "st&ate=1 ünïcode";
     let (id, nonce) = srv.open(state).await;
-    send_frames(&srv, &id, "neutral_1", 5).await;
+    srv.send_frames(&id, "neutral_1", 5).await;
     let (status, body) = srv.finish(&id).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["notsmiling"], true);
@@ -85,7 +75,7 @@ async fn neutral_face_passes_with_a_signed_token() {
 async fn smiling_face_fails_with_reason_smiled_even_early() {
     let srv = TestServer::start().await;
     let (id, _) = srv.open("s").await;
-    send_frames(&srv, &id, "smile_1", 2).await;
+    srv.send_frames(&id, "smile_1", 2).await;
     // 2 s into a 5 s countdown: an early finish may report the smile.
     let (status, body) = srv.finish(&id).await;
     assert_eq!(status, 200, "{body}");
@@ -102,7 +92,7 @@ async fn smiling_face_fails_with_reason_smiled_even_early() {
 async fn early_finish_without_a_smile_is_refused_then_no_face_fails() {
     let srv = TestServer::start().await;
     let (id, _) = srv.open("s").await;
-    send_frames(&srv, &id, "neutral_2", 2).await;
+    srv.send_frames(&id, "neutral_2", 2).await;
     let (status, body) = srv.finish(&id).await;
     assert_eq!(
         (status, body["error"].as_str()),

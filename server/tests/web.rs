@@ -247,19 +247,9 @@ async fn demo_mode_round_trip_is_checked_as_auth0_would() {
         .to_owned();
     let state = query_param(&page, "state");
     let ctx = query_param(&page, "session_token");
-    let (status, body) = srv
-        .create(serde_json::json!({"state": state, "session_token": ctx}))
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let id = body["challenge"].as_str().expect("id").to_owned();
-    let jpeg = jpeg_crop("neutral_1");
-    for _ in 0..5 {
-        assert_eq!(srv.frame(&id, jpeg.clone()).await.0, 200);
-        srv.clock.advance(1_000);
-    }
-    let (status, body) = srv.finish(&id).await;
-    assert_eq!(status, 200, "{body}");
-    let token = body["token"].as_str().expect("token").to_owned();
+    let id = srv.open_with(&state, &ctx).await;
+    srv.send_frames(&id, "neutral_1", 5).await;
+    let token = srv.finish_token(&id).await;
 
     let html = continue_page(&srv, &state, &token).await;
     assert!(html.contains("data-valid=\"true\""), "{html}");

@@ -128,15 +128,39 @@ impl TestServer {
         status_json(res).await
     }
 
-    /// Opens a challenge with a fresh valid ctx token; returns its id.
+    /// Opens a challenge with a fresh valid ctx token; returns its id and the nonce.
     pub async fn open(&self, state: &str) -> (String, String) {
         let nonce = fresh_nonce();
         let token = ctx_token(&ctx_claims(&nonce, self.now_secs()), CTX_SECRET);
+        (self.open_with(state, &token).await, nonce)
+    }
+
+    /// Opens a challenge with `session_token`, which must be accepted; returns its id.
+    pub async fn open_with(&self, state: &str, session_token: &str) -> String {
         let (status, body) = self
-            .create(json!({"state": state, "session_token": token}))
+            .create(json!({"state": state, "session_token": session_token}))
             .await;
         assert_eq!(status, 201, "{body}");
-        (body["challenge"].as_str().expect("id").to_owned(), nonce)
+        body["challenge"].as_str().expect("id").to_owned()
+    }
+
+    /// Uploads the fixture crop `name` `n` times, a second apart by the fake clock.
+    pub async fn send_frames(&self, id: &str, name: &str, n: u32) {
+        let jpeg = jpeg_crop(name);
+        assert!(jpeg.len() <= 16 * 1024, "crop is {} bytes", jpeg.len());
+        for _ in 0..n {
+            let (status, body) = self.frame(id, jpeg.clone()).await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body, json!({}));
+            self.clock.advance(1_000);
+        }
+    }
+
+    /// Finishes a challenge that must be decided; returns the verdict token.
+    pub async fn finish_token(&self, id: &str) -> String {
+        let (status, body) = self.finish(id).await;
+        assert_eq!(status, 200, "{body}");
+        body["token"].as_str().expect("token").to_owned()
     }
 
     pub async fn frame(&self, id: &str, jpeg: Vec<u8>) -> (u16, Value) {
