@@ -15,10 +15,15 @@
 // Micro-benchmarks (rows 1a-1c) run on a bench page's main thread (bench/pages/micro.*),
 // one page per engine, both alive at once, the calls of each row interleaved in chunks so
 // that background load hits both engines alike. Page-level rows (2-5) load the real pages
-// in a fresh browser context each: ours = www/index.html served by tools/serve.mjs with a
-// 15 s config, the peer = bench/pages/peer.* (face-api.js's detectAllFaces loop), both fed
-// by Chromium's fake camera with the neutral face video of the e2e tests, both instrumented
-// by bench/probe.js.
+// in a fresh browser context each: ours = www/index.html with a 15 s config, the peer =
+// bench/pages/peer.* (face-api.js's detectAllFaces loop), both fed by Chromium's fake
+// camera with the neutral face video of the e2e tests, both instrumented by bench/probe.js.
+//
+// Every page (both engines, micro and challenge) is served by the verifier server (server/,
+// demo mode) through tools/serve.mjs's test harness, so all run under the same headers,
+// its strict Content-Security-Policy included (a violation fails the run), and every
+// context asks for uncompressed bodies (Accept-Encoding: identity): the byte rows count
+// body bytes, checked against what the server sent.
 
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -42,6 +47,10 @@ const FIRST_MARK = 'smile-factor:first-analysis';
 const DETECTOR_SIZES = [224, 320, 416];
 const MICRO_CHUNKS = 4;
 const GLOBAL_TIMEOUT_MS = 25 * 60 * 1000;
+// Every context asks for uncompressed bodies: the verifier server compresses (gzip/brotli)
+// when asked, so this keeps "raw" the body size and lets each run check the counted sizes
+// against the bytes the server sent. Both engines alike, micro pages and self-check too.
+const EXTRA_HEADERS = { 'Accept-Encoding': 'identity' };
 const BROWSER_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
@@ -235,12 +244,47 @@ function gitCommit(dir) {
 
 // ---------------------------------------------------------------- browser
 
+/**
+ * A page in a fresh context that asks for uncompressed bodies. Page errors and console
+ * errors go to `errors`; Content-Security-Policy violations (Chromium reports them on the
+ * console) also to the returned `csp`: every page runs under the verifier server's policy,
+ * and a violation fails the run (checkCsp) rather than measuring a half-broken page.
+ */
 async function newPage(browser, errors, label, contextOptions = {}) {
-  const context = await browser.newContext(contextOptions);
+  const context = await browser.newContext({ ...contextOptions, extraHTTPHeaders: { ...EXTRA_HEADERS, ...contextOptions.extraHTTPHeaders } });
   const page = await context.newPage();
+  const csp = [];
   page.on('pageerror', (e) => errors.push(`${label}: ${e.message}`));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(`${label}: console: ${m.text()}`); });
-  return { context, page };
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    errors.push(`${label}: console: ${m.text()}`);
+    if (/Content Security Policy/i.test(m.text())) csp.push(`${label}: ${m.text()}`);
+  });
+  return { context, page, csp };
+}
+
+function checkCsp(csp) {
+  if (csp.length) throw new Error(`the server's Content-Security-Policy blocked something:\n  ${csp.join('\n  ')}`);
+}
+
+/**
+ * The server's records of the requests the counter counted (`files`, per path, with `raw`
+ * bytes) must show uncompressed bodies of the counted sizes: otherwise the byte rows would
+ * count something other than what was sent. Returns the problems found.
+ */
+function checkServed(records, files) {
+  const counted = new Map(files.map((f) => [f.path, f.raw]));
+  const problems = [];
+  const checked = new Set();
+  for (const r of records) {
+    const p = r.url.split('?')[0];
+    const encoding = r.headers['content-encoding'];
+    if (encoding && encoding !== 'identity') problems.push(`${p}: sent with Content-Encoding: ${encoding} (asked for identity)`);
+    if (r.method !== 'GET' || r.status !== 200 || checked.has(p) || !counted.has(p)) continue;
+    checked.add(p);
+    if (r.bytes !== counted.get(p)) problems.push(`${p}: counted ${counted.get(p)} B, the server sent ${r.bytes} B`);
+  }
+  return problems;
 }
 
 /**
@@ -260,8 +304,8 @@ function byteCounter(context) {
   });
   return {
     /**
-     * Distinct URLs whose request started at or before `untilEpochMs`, with raw and gzip -9
-     * sizes and how often each was loaded. Call before the context closes.
+     * Distinct URLs whose request started at or before `untilEpochMs`, with raw (body) and
+     * gzip -9 sizes and how often each was loaded. Call before the context closes.
      */
     async files(untilEpochMs = Infinity) {
       const byUrl = new Map();
@@ -276,7 +320,7 @@ function byteCounter(context) {
         const refetched = !body;
         if (!body) {
           const sizes = await e.req.sizes().catch(() => null);
-          const r = await fetch(e.url);
+          const r = await fetch(e.url, { headers: EXTRA_HEADERS });
           body = Buffer.from(await r.arrayBuffer());
           if (!sizes || sizes.responseBodySize !== body.length) {
             throw new Error(`${e.url}: DevTools kept no body and the browser received ${sizes ? sizes.responseBodySize : '?'} B, the server now sends ${body.length} B`);
@@ -293,27 +337,32 @@ function byteCounter(context) {
  * Counts response bodies the way the page-level rows do, on a page whose module worker
  * imports a module and fetches a file itself: the counter must see both.
  */
-async function selfCheck(browser, origin) {
+async function selfCheck(browser, srv) {
   const errors = [];
-  const { context, page } = await newPage(browser, errors, 'self-check');
+  const { context, page, csp } = await newPage(browser, errors, 'self-check');
   const counter = byteCounter(context);
   try {
-    await page.goto(`${origin}/selfcheck/index.html`);
-    const result = await withTimeout(page.waitForFunction(() => window.workerResult).then((h) => h.jsonValue()), 20_000, 'the self-check worker');
+    const since = srv.requests.length;
+    await page.goto(`${srv.origin}/selfcheck/index.html`);
+    const result = await withTimeout(page.waitForFunction(() => window.workerResult).then((h) => h.jsonValue()), 20_000, 'the self-check worker')
+      .catch((e) => { throw new Error(`${e.message}\n  ${errors.join('\n  ')}`); });
+    checkCsp(csp);
     if (result.error) throw new Error(`self-check worker: ${result.error}`);
     const want = {
       '/selfcheck/worker.mjs': fs.statSync(path.join(SITE, 'selfcheck', 'worker.mjs')).size,
       '/selfcheck/dep.mjs': fs.statSync(path.join(SITE, 'selfcheck', 'dep.mjs')).size,
       '/selfcheck/blob.bin': result.bytes,
     };
-    const seen = new Map((await counter.files()).map((f) => [f.path, f.raw]));
-    const problems = [];
+    const files = await counter.files();
+    const seen = new Map(files.map((f) => [f.path, f.raw]));
+    const problems = checkServed(srv.requests.slice(since), files);
     for (const [p, size] of Object.entries(want)) {
       const got = seen.get(p);
       if (got !== size) problems.push(`${p}: counted ${got === undefined ? 'nothing' : got}, served ${size}`);
     }
-    if (problems.length) throw new Error(`the byte counter misses worker requests:\n  ${problems.join('\n  ')}`);
-    return `a module worker's import and fetch were both counted with their exact sizes (${Object.keys(want).length} files)`;
+    if (problems.length) throw new Error(`the byte counter misses worker requests or the server compressed:\n  ${problems.join('\n  ')}`);
+    return `a module worker's import and fetch were both counted with their exact sizes (${Object.keys(want).length} files), `
+      + 'each sent uncompressed with the size counted';
   } finally {
     await context.close();
   }
@@ -324,12 +373,15 @@ async function selfCheck(browser, origin) {
 async function micro(browser, origin, manifest, opts) {
   const errors = [];
   const engines = {};
+  const blocked = [];
   for (const engine of ['ours', 'faceapi']) {
-    const { context, page } = await newPage(browser, errors, `micro ${engine}`);
+    const { context, page, csp } = await newPage(browser, errors, `micro ${engine}`);
+    blocked.push(csp);
     await page.goto(`${origin}/micro.html?engine=${engine}`);
     await withTimeout(page.waitForFunction(() => window.benchReady === true), 60_000, `micro page (${engine}) to load`);
     const info = await withTimeout(page.evaluate((m) => window.bench.setup(m), manifest), 180_000, `${engine}: loading engine and inputs`)
       .catch((e) => { throw new Error(`${e.message}\n  ${errors.join('\n  ')}`); });
+    checkCsp(csp);
     engines[engine] = { context, page, info };
     log(`micro page ready: ${engine} ${JSON.stringify(info)}`);
   }
@@ -394,6 +446,7 @@ async function micro(browser, origin, manifest, opts) {
   const tensors = { before: tensorsBefore, after: await ev('faceapi', () => window.bench.tensors(), undefined, 'tensor count') };
 
   for (const { context } of Object.values(engines)) await context.close();
+  checkCsp(blocked.flat());
   if (errors.length) log(`micro page errors:\n  ${errors.join('\n  ')}`);
   return { results, info: { ours, faceapi: fa }, maxHappyDiff, faceCounts, tensors, errors };
 }
@@ -406,7 +459,7 @@ async function micro(browser, origin, manifest, opts) {
  */
 async function challengeRun(browser, { kind, url, srv }, opts) {
   const errors = [];
-  const { context, page } = await newPage(browser, errors, kind, { permissions: ['camera'], viewport: { width: 1000, height: 800 } });
+  const { context, page, csp } = await newPage(browser, errors, kind, { permissions: ['camera'], viewport: { width: 1000, height: 800 } });
   const counter = byteCounter(context);
   let resolveReport;
   const reported = new Promise((resolve) => { resolveReport = resolve; });
@@ -417,6 +470,7 @@ async function challengeRun(browser, { kind, url, srv }, opts) {
     await page.goto(url, { waitUntil: 'commit', timeout: 60_000 });
     const data = await withTimeout(reported, 90_000 + opts.duration * 1000, `${kind}: the challenge to end (phase result)`)
       .catch((e) => { throw new Error(`${e.message}\n  ${errors.join('\n  ')}`); });
+    checkCsp(csp);
     if (data.endPhase !== 'result') throw new Error(`${kind}: the page ended in phase ${data.endPhase}\n  ${errors.join('\n  ')}`);
     for (const e of data.errors) errors.push(`${kind}: ${e}`);
     if (data.dataset.reason === 'error' || !(Number(data.dataset.framesAnalysed) > 0)) {
@@ -430,11 +484,14 @@ async function challengeRun(browser, { kind, url, srv }, opts) {
 
     // Bytes: every distinct URL whose request started before the first verdict.
     const files = await withTimeout(counter.files(firstEpoch), 60_000, `${kind}: response bodies`);
-    // Cross-check with what the server sent in that window: nothing may be missing.
+    // Cross-check with what the server sent in that window: nothing may be missing, and
+    // every body went out uncompressed with the size counted.
     const seen = new Set(files.map((f) => f.path));
-    const served = srv.requests.filter((r) => r.time >= navStartEpoch - 50 && r.time <= firstEpoch).map((r) => r.url.split('?')[0]);
-    const unseen = served.filter((p) => !seen.has(p));
+    const records = srv.requests.filter((r) => r.time >= navStartEpoch - 50 && r.time <= firstEpoch);
+    const unseen = records.map((r) => r.url.split('?')[0]).filter((p) => !seen.has(p));
     if (unseen.length) errors.push(`${kind}: served but not counted: ${unseen.join(', ')}`);
+    const mismatched = checkServed(records, files);
+    if (mismatched.length) throw new Error(`${kind}: the byte counter disagrees with the server:\n  ${mismatched.join('\n  ')}`);
 
     const [cs, ce] = [data.challengeStart, data.challengeEnd];
     const inChallenge = data.longtasks.filter(([start]) => start >= cs && start <= ce);
@@ -600,9 +657,11 @@ function build(microResult, runs, ctx) {
     const repeated = ['ours', 'faceapi'].some((k) => runs[k][0].files.some((f) => f.loads > 1));
     const refetched = [...new Set(['ours', 'faceapi'].flatMap((k) => runs[k][0].files.filter((f) => f.refetched).map((f) => f.path)))];
     const sources = [...new Set(pick('ours', 'firstSource'))];
-    notes.push(`Page rows (2-5): ${ctx.opts.runs} runs per page, each in a fresh browser context (empty cache; the server also sends Cache-Control: no-store), `
-      + 'the two pages alternating. Ours: www/index.html (?state=bench) served by tools/serve.mjs with config '
-      + `{returnUrl: the server, duration: ${ctx.opts.duration}}, analysing frames its own way. face-api.js: bench/pages/peer.html, `
+    notes.push(`Page rows (2-5): ${ctx.opts.runs} runs per page, each in a fresh browser context (empty HTTP cache), `
+      + 'the two pages alternating. Both are served by the verifier server (server/, demo mode) through the tools/serve.mjs test harness, with the same '
+      + "headers, its Content-Security-Policy included (default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; no 'unsafe-eval', "
+      + 'no inline script or style): face-api.js and tfjs\'s wasm backend run under it unchanged, and a policy violation on any page fails the run. '
+      + `Ours: www/index.html (?state=bench) with the harness's config {returnUrl: the server, duration: ${ctx.opts.duration}}, analysing frames its own way. face-api.js: bench/pages/peer.html, `
       + 'the first prototype\'s flow: load face-api 1.7.15 + tfjs wasm (SIMD, one thread) and both models, Start, getUserMedia (640x480), then '
       + 'detectAllFaces(video, TinyFaceDetectorOptions({inputSize: 224})).withFaceExpressions() on the 640x480 video, one call per animation frame, '
       + `for ${ctx.opts.duration} s. Both get Chromium's fake camera playing target/e2e/neutral.y4m (a neutral face, tests/e2e/helpers.mjs cameraFile).`);
@@ -612,7 +671,10 @@ function build(microResult, runs, ctx) {
       + '. Row 3 is that time from navigation start (performance.timeOrigin).');
     notes.push('Bytes: every URL whose request started before the first verdict, as seen by playwright\'s context "requestfinished" events, which include the '
       + `requests of dedicated workers (self-check before the runs: ${ctx.selfCheck}); each run also checks that the server sent nothing the counter missed. `
-      + 'Raw = body bytes as served (the local server does not compress); gzip = each body compressed locally with gzip -9 (zlib level 9), summed. '
+      + 'Raw = body bytes as sent: the verifier server compresses (gzip/brotli) when asked, so every browser context, both pages alike, sends '
+      + 'Accept-Encoding: identity, and each run checks that the server sent every counted URL uncompressed with the size counted. '
+      + 'Gzip = each body compressed locally with gzip -9 (zlib level 9), summed. Rows 3-5 are thus uncompressed loads over loopback, where '
+      + 'on-the-fly compression would add CPU on both ends and save no transfer time. '
       + (repeated ? 'A URL loaded more than once counts once (a second load is a cache hit for a page with caching headers). ' : '')
       + (refetched.length ? `DevTools kept no copy of ${refetched.join(', ')} (too large): fetched again from the local server, checked against the size the browser received. ` : '')
       + `Ours (path raw/gzip): ${list('ours')}. face-api.js: ${list('faceapi')}.`);
@@ -659,7 +721,7 @@ async function main() {
     const chromiumVersion = browser.version();
     log(`Chromium ${chromiumVersion}, ${host.nproc} cores, ${host.model}`);
     if (!opts.skip.has('pages')) {
-      selfCheckText = await selfCheck(browser, siteSrv.origin);
+      selfCheckText = await selfCheck(browser, siteSrv);
       log(`byte counter self-check: ${selfCheckText}`);
     }
     // Pages first: a page that fails stops the run before the long micro-benchmarks.

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Assembles the publishable npm package from the hand-written sources in js/, the
 // wasm-bindgen output and the models, with content-hashed asset names so a server can
-// cache them forever (tools/serve.mjs does):
+// cache them forever (the verifier server, server/src/statics.rs, does):
 //
 //   node tools/package.mjs --engine target/wasm-pkg --out pkg [--site www/pkg]
 //                          [--src js] [--models models]
