@@ -72,7 +72,7 @@ const LOST = /^The camera stopped during the check\./;
  * frame) and is redrawn 30 times a second: new frames, identical pixels, as a virtual
  * camera playing a photo sends them. Runs before the page's scripts.
  */
-function stillCamera(pngFile) {
+function stillCamera(pngFile, { sway = false } = {}) {
   const dataUrl = `data:image/png;base64,${readFileSync(pngFile).toString('base64')}`;
   return `(() => {
     const img = new Image();
@@ -85,7 +85,9 @@ function stillCamera(pngFile) {
       const g = canvas.getContext('2d');
       const stream = canvas.captureStream(30);
       const [track] = stream.getVideoTracks();
-      const draw = () => g.drawImage(img, 0, 0);
+      // sway: the control, drawn a pixel lower every other time (as the y4m sways).
+      let n = 0;
+      const draw = () => g.drawImage(img, 0, ${sway ? '(n++ % 2)' : '0'});
       draw();
       const timer = setInterval(() => (track.readyState === 'ended' ? clearInterval(timer) : draw()), 33);
       return stream;
@@ -192,6 +194,14 @@ describe('smile-factor page in the field', { concurrency: false }, () => {
       // Frozen frames are most of them: only the first second of the picture counted.
       assert.ok(Number(r.dataset.frozenFrames) >= Number(r.dataset.framesAnalysed) / 2,
         `${r.dataset.frozenFrames} of ${r.dataset.framesAnalysed} frames frozen`);
+    });
+    // Control: the same canvas camera with a one-pixel sway passes, so the failure above
+    // is the frozen-frame rule and not the canvas path.
+    await withPage({ camera: 'neutral', initScript: stillCamera(path.join(OUT, 'neutral.png'), { sway: true }) }, async (ctx) => {
+      const r = await runChallenge(ctx, q({ state: 'sway-5' }));
+      t.diagnostic(`swaying canvas: frozen ${r.dataset?.frozenFrames} of ${r.dataset?.framesAnalysed}`);
+      assertContinue(r.raw, ctx.origin, { state: 'sway-5', notsmiling: 'true' });
+      assert.equal(r.dataset?.frozenFrames, '0');
     });
     // The same scene from the y4m file sways by a pixel from frame to frame, as any live
     // camera's frames differ: nothing is frozen.
