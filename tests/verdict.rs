@@ -214,7 +214,12 @@ fn camera_lost_mid_challenge_fails_closed_or_starts_over() {
     );
 
     // A smile or a missing face can never be retried.
-    for reason in [Reason::Smiled, Reason::NoFace, Reason::Interrupted, Reason::Error] {
+    for reason in [
+        Reason::Smiled,
+        Reason::NoFace,
+        Reason::Interrupted,
+        Reason::Error,
+    ] {
         let (mut s, _clock, _nav) = session(Some("prod"), Some("xyz"));
         s.start();
         s.fail(reason);

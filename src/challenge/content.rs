@@ -205,9 +205,7 @@ impl Texts {
                 | Reason::CameraUnavailable
                 | Reason::CameraLost
                 | Reason::Error,
-            ) => {
-                self.result_failed
-            }
+            ) => self.result_failed,
         }
     }
 
@@ -492,7 +490,9 @@ mod tests {
     fn a_lost_camera_fails_with_camera_lost_and_may_be_retried() {
         assert_eq!(Problem::CameraLost.reason(), Some(Reason::CameraLost));
         assert!(Problem::CameraLost.can_retry());
-        assert!(EN.problem(Problem::CameraLost).starts_with("The camera stopped"));
+        assert!(EN
+            .problem(Problem::CameraLost)
+            .starts_with("The camera stopped"));
         assert!(DE.problem(Problem::CameraLost).starts_with("Die Kamera"));
         assert_eq!(EN.result(Some(Reason::CameraLost)), EN.result_failed);
     }

@@ -15,7 +15,10 @@ const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 /// The frame's signature (size included, so two sizes never share one).
 pub fn frame_signature(frame: &RgbaFrame) -> u64 {
     let mix = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(K);
-    let mut h = mix(0, (u64::from(frame.width()) << 32) | u64::from(frame.height()));
+    let mut h = mix(
+        0,
+        (u64::from(frame.width()) << 32) | u64::from(frame.height()),
+    );
     let bytes = frame.bytes();
     let mut words = bytes.chunks_exact(8);
     for w in &mut words {
