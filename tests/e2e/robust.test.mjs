@@ -19,6 +19,8 @@ import {
   sleep,
   withPage,
 } from './helpers.mjs';
+import { startVerifier } from './verifier.mjs';
+import { launchBrowser } from './webdriver.mjs';
 
 const T = { timeout: 120_000 };
 const q = (params) => '?' + new URLSearchParams(params).toString();
@@ -211,5 +213,50 @@ describe('smile-factor page in the field', { concurrency: false }, () => {
       assertContinue(r.raw, ctx.origin, { state: 'live-5', notsmiling: 'true' });
       assert.equal(r.dataset?.frozenFrames, '0');
     });
+  });
+
+  test('6. signed mode: a lost camera offers no Try again; Return sends reason=camera_lost unsigned', T, async (t) => {
+    const verifier = await startVerifier();
+    let browser;
+    try {
+      browser = await launchBrowser({ fakeCamera: await cameraFile('neutral') });
+      await browser.navigate(`${verifier.origin}/demo`, 30_000);
+      await clickStart(browser, { click: true });
+      await browser.waitFor(() => document.documentElement.dataset.phase === 'challenge', [], {
+        timeoutMs: 30_000,
+        what: 'the countdown (the verifier opened the challenge)',
+      });
+      assert.equal(await browser.executeScript(() => document.documentElement.dataset.verify), 'true');
+      await sleep(1_500);
+      await onTracks(browser, (tracks) => tracks.forEach((tr) => tr.stop()));
+      const shown = await errorScreen(browser, 'the error screen in the signed mode');
+      t.diagnostic(JSON.stringify(shown));
+      assert.match(shown.message, LOST);
+      assert.equal(shown.retry, false, 'no Try again: the session token is accepted once');
+      assert.equal(shown.back, true);
+      await browser.clickSelector('#return');
+      // The demo server's /continue takes only the signed POST (a GET is 405), so read
+      // the way back from the browser's own network log.
+      let back;
+      for (let i = 0; !back && i < 50; i++) {
+        await sleep(200);
+        back = (await browser.performanceEvents())
+          .filter((e) => e.method === 'Network.requestWillBeSent')
+          .map((e) => e.params.request)
+          .find((r) => new URL(r.url).pathname === '/continue');
+      }
+      assert.ok(back, 'the page went back to /continue');
+      t.diagnostic(`${back.method} ${back.url}`);
+      assert.equal(back.method, 'GET', 'a failure goes back in the URL, not as a signed form');
+      const search = new URL(back.url).search;
+      const params = new URLSearchParams(search);
+      assert.equal(params.get('notsmiling'), 'false');
+      assert.equal(params.get('reason'), 'camera_lost');
+      assert.ok(params.get('state'), 'the state goes back');
+      assert.ok(!params.has('smile_token'), 'no token: a failure needs no signature');
+    } finally {
+      if (browser) await browser.quit();
+      await verifier.close();
+    }
   });
 });
