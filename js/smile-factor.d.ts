@@ -7,6 +7,7 @@ export type SmileFactorReason =
   | 'interrupted'
   | 'camera_denied'
   | 'camera_unavailable'
+  | 'camera_lost'
   | 'error';
 
 /** The outcome: the `detail` of `smile-factor-result` and what `mount()` resolves to. */

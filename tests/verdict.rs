@@ -171,6 +171,64 @@ fn camera_denied_before_start() {
 }
 
 #[test]
+fn camera_lost_mid_challenge_fails_closed_or_starts_over() {
+    let (mut s, clock, nav) = session(Some("prod"), Some("xyz"));
+    s.start();
+    clock.set(1_000.0);
+    s.frame(Some(0.1));
+    // Lost: decided at once, later frames and ticks change nothing.
+    assert_eq!(s.fail(Reason::CameraLost).reason, Some(Reason::CameraLost));
+    clock.set(9_000.0);
+    assert!(s.frame(Some(0.1)).is_some_and(|o| !o.notsmiling));
+    assert_eq!(s.tick().map(|o| o.reason), Some(Some(Reason::CameraLost)));
+    // "Try again": a whole new countdown, counted from its own start.
+    assert!(s.restart_after_camera_lost());
+    assert_eq!(s.verdict().state(), State::NotStarted);
+    s.start();
+    assert_eq!(s.remaining_secs(), 5);
+    for i in 1..=50 {
+        clock.set(9_000.0 + f64::from(i) * 100.0);
+        s.frame(Some(0.1));
+    }
+    let outcome = *s.tick().expect("countdown over");
+    assert!(outcome.notsmiling);
+    assert_eq!(outcome.stats.frames_analysed, 50);
+    // No restart after any other outcome.
+    assert!(!s.restart_after_camera_lost());
+    s.redirect();
+    assert_eq!(
+        visited(&nav),
+        vec!["https://tenant.auth0.com/continue?st=xyz&notsmiling=true"]
+    );
+
+    // "Return to sign-in" instead: camera_lost goes back, and no restart follows.
+    let (mut s, _clock, nav) = session(Some("prod"), Some("xyz"));
+    s.start();
+    s.fail(Reason::CameraLost);
+    s.abandon(Reason::CameraLost);
+    s.redirect();
+    assert!(!s.restart_after_camera_lost());
+    assert_eq!(
+        visited(&nav),
+        vec!["https://tenant.auth0.com/continue?st=xyz&notsmiling=false&reason=camera_lost"]
+    );
+
+    // A smile or a missing face can never be retried.
+    for reason in [
+        Reason::Smiled,
+        Reason::NoFace,
+        Reason::Interrupted,
+        Reason::Error,
+    ] {
+        let (mut s, _clock, _nav) = session(Some("prod"), Some("xyz"));
+        s.start();
+        s.fail(reason);
+        assert!(!s.restart_after_camera_lost(), "{reason}");
+        assert_eq!(s.outcome().and_then(|o| o.reason), Some(reason));
+    }
+}
+
+#[test]
 fn bad_state_or_pick_means_no_session() {
     let config = Config::parse(CONFIG).expect("config");
     assert!(config

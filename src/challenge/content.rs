@@ -29,6 +29,9 @@ pub enum Problem {
     CameraFormat,
     /// `getUserMedia` did not settle in time (a hidden permission prompt, a stuck driver).
     CameraTimeout,
+    /// The camera stopped after it had started: its track ended (unplugged, taken by
+    /// another app, permission revoked) or stayed muted past the grace.
+    CameraLost,
     /// Any other camera failure (`AbortError`, `TypeError`, ...).
     CameraOther,
     /// Not a secure context (http: on a non-local host): browsers hide the camera API.
@@ -66,6 +69,7 @@ impl Problem {
     pub fn reason(self) -> Option<Reason> {
         match self {
             Problem::CameraDenied => Some(Reason::CameraDenied),
+            Problem::CameraLost => Some(Reason::CameraLost),
             Problem::NoCamera
             | Problem::CameraInUse
             | Problem::CameraFormat
@@ -78,7 +82,9 @@ impl Problem {
         }
     }
 
-    /// Whether "Try again" makes sense (it re-runs the camera start).
+    /// Whether "Try again" makes sense (it re-runs the camera start). For a lost camera
+    /// it also starts a new countdown; the signed mode never offers it once its
+    /// challenge was opened (the session token is accepted once).
     pub fn can_retry(self) -> bool {
         matches!(
             self,
@@ -88,6 +94,7 @@ impl Problem {
                 | Problem::CameraFormat
                 | Problem::CameraTimeout
                 | Problem::CameraOther
+                | Problem::CameraLost
         )
     }
 }
@@ -132,6 +139,7 @@ pub struct Texts {
     pub camera_format: &'static str,
     pub camera_timeout: &'static str,
     pub camera_other: &'static str,
+    pub camera_lost: &'static str,
     pub insecure_context: &'static str,
     pub no_media_devices: &'static str,
     pub engine: &'static str,
@@ -175,6 +183,7 @@ impl Texts {
             Problem::CameraFormat => self.camera_format,
             Problem::CameraTimeout => self.camera_timeout,
             Problem::CameraOther => self.camera_other,
+            Problem::CameraLost => self.camera_lost,
             Problem::InsecureContext => self.insecure_context,
             Problem::NoMediaDevices => self.no_media_devices,
             Problem::Engine => self.engine,
@@ -191,9 +200,12 @@ impl Texts {
             Some(Reason::Smiled) => self.result_smiled,
             Some(Reason::NoFace) => self.result_no_face,
             Some(Reason::Interrupted) => self.result_interrupted,
-            Some(Reason::CameraDenied | Reason::CameraUnavailable | Reason::Error) => {
-                self.result_failed
-            }
+            Some(
+                Reason::CameraDenied
+                | Reason::CameraUnavailable
+                | Reason::CameraLost
+                | Reason::Error,
+            ) => self.result_failed,
         }
     }
 
@@ -255,6 +267,7 @@ pub static EN: Texts = Texts {
     camera_format: "The camera cannot provide a usable video format.",
     camera_timeout: "The camera did not answer. Check the permission prompt and try again.",
     camera_other: "The camera could not be started.",
+    camera_lost: "The camera stopped during the check. Check that it is connected and not used by another application, then try again.",
     insecure_context: "The camera is only available on a secure (https) page.",
     no_media_devices: "This browser does not offer camera access.",
     engine: "The face detection engine could not be loaded.",
@@ -309,6 +322,7 @@ pub static DE: Texts = Texts {
     camera_format: "Die Kamera liefert kein brauchbares Videoformat.",
     camera_timeout: "Die Kamera antwortet nicht. Prüfe die Berechtigungsabfrage und versuche es erneut.",
     camera_other: "Die Kamera konnte nicht gestartet werden.",
+    camera_lost: "Die Kamera hat während der Prüfung aufgehört zu senden. Prüfe, ob sie angeschlossen ist und von keiner anderen Anwendung benutzt wird, und versuche es erneut.",
     insecure_context: "Die Kamera ist nur auf einer sicheren (https-)Seite verfügbar.",
     no_media_devices: "Dieser Browser bietet keinen Kamerazugriff.",
     engine: "Die Gesichtserkennung konnte nicht geladen werden.",
@@ -386,6 +400,7 @@ mod tests {
             Problem::CameraFormat,
             Problem::CameraTimeout,
             Problem::CameraOther,
+            Problem::CameraLost,
             Problem::InsecureContext,
             Problem::NoMediaDevices,
             Problem::Engine,
@@ -469,6 +484,17 @@ mod tests {
             Some(Reason::CameraUnavailable)
         );
         assert!(!Problem::InsecureContext.can_retry());
+    }
+
+    #[test]
+    fn a_lost_camera_fails_with_camera_lost_and_may_be_retried() {
+        assert_eq!(Problem::CameraLost.reason(), Some(Reason::CameraLost));
+        assert!(Problem::CameraLost.can_retry());
+        assert!(EN
+            .problem(Problem::CameraLost)
+            .starts_with("The camera stopped"));
+        assert!(DE.problem(Problem::CameraLost).starts_with("Die Kamera"));
+        assert_eq!(EN.result(Some(Reason::CameraLost)), EN.result_failed);
     }
 
     #[test]

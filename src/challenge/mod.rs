@@ -7,6 +7,7 @@
 //!   `Navigator` traits) depend on nothing here;
 //! - [`verdict`] (the state machine and its defaults) and [`redirect`] (state, return URL,
 //!   continue URL) use those; [`content`] (texts) uses only `outcome`;
+//! - [`feed`] (a lost camera, frozen frames) depends on nothing here;
 //! - [`session`] ties a verdict to a clock and a redirector;
 //! - [`config`] (the page's config) uses `redirect` and `verdict`; [`embed`] (an
 //!   embedded challenge's options) uses `config` and `redirect`;
@@ -19,6 +20,7 @@ pub mod config;
 pub mod content;
 pub mod effects;
 pub mod embed;
+pub mod feed;
 pub mod outcome;
 pub mod redirect;
 pub mod session;

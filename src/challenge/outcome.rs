@@ -18,6 +18,9 @@ pub enum Reason {
     CameraDenied,
     /// There is no camera, or it could not be started.
     CameraUnavailable,
+    /// The camera stopped during the countdown (unplugged, taken by another app, its
+    /// permission revoked): its track ended or stayed muted.
+    CameraLost,
     /// Anything else went wrong (model load, config, ...).
     Error,
 }
@@ -31,17 +34,19 @@ impl Reason {
             Reason::Interrupted => "interrupted",
             Reason::CameraDenied => "camera_denied",
             Reason::CameraUnavailable => "camera_unavailable",
+            Reason::CameraLost => "camera_lost",
             Reason::Error => "error",
         }
     }
 
     /// Every reason.
-    pub const ALL: [Reason; 6] = [
+    pub const ALL: [Reason; 7] = [
         Reason::Smiled,
         Reason::NoFace,
         Reason::Interrupted,
         Reason::CameraDenied,
         Reason::CameraUnavailable,
+        Reason::CameraLost,
         Reason::Error,
     ];
 

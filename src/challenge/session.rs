@@ -103,6 +103,29 @@ impl<C: Clock, N: Navigator> Session<C, N> {
         *self.abandoned.get_or_insert(outcome)
     }
 
+    /// "Try again" after the camera was lost mid-challenge (the verdict failed with
+    /// [`Reason::CameraLost`]): a fresh verdict with the same config, so a whole new
+    /// countdown runs. Refused (false, nothing changes) in every other state: a decided
+    /// smile or missing face is never retried, nor an outcome already on its way back.
+    pub fn restart_after_camera_lost(&mut self) -> bool {
+        let lost = self
+            .verdict
+            .outcome()
+            .is_some_and(|o| o.reason == Some(Reason::CameraLost));
+        let sent = self.redirector.as_ref().is_some_and(|r| r.sent().is_some());
+        if !lost || self.abandoned.is_some() || sent {
+            return false;
+        }
+        match Verdict::new(*self.verdict.config()) {
+            Ok(v) => {
+                self.verdict = v;
+                true
+            }
+            // Cannot happen (the config was valid); refusing keeps the failure.
+            Err(_) => false,
+        }
+    }
+
     /// See [`Verdict::remaining_ms`].
     pub fn remaining_ms(&self) -> f64 {
         self.verdict.remaining_ms(self.clock.now_ms())

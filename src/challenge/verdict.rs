@@ -443,8 +443,10 @@ mod tests {
             (Reason::Interrupted, "interrupted"),
             (Reason::CameraDenied, "camera_denied"),
             (Reason::CameraUnavailable, "camera_unavailable"),
+            (Reason::CameraLost, "camera_lost"),
             (Reason::Error, "error"),
         ];
+        assert_eq!(all.len(), Reason::ALL.len(), "every reason is listed here");
         for (r, s) in all {
             assert_eq!(r.as_str(), s);
             assert_eq!(r.to_string(), s);

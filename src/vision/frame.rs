@@ -47,6 +47,11 @@ impl<'a> RgbaFrame<'a> {
         self.height
     }
 
+    /// The RGBA bytes, row-major.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.data
+    }
+
     /// Red, green and blue of one pixel; the caller keeps `x`, `y` in bounds.
     #[inline]
     pub(crate) fn rgb(&self, x: usize, y: usize) -> [f32; 3] {

@@ -4,7 +4,8 @@
 //! [`nn`] is the inference engine and [`model`] loads a net for one input shape;
 //! [`detect`] decodes the detector's grid into boxes; [`analyzer`] runs detect then
 //! classify; [`track`] follows a face between detections; [`crop`] is the geometry of a
-//! face crop on the full frame. [`error`] is their one error type.
+//! face crop on the full frame; [`signature`] hashes a frame's pixels, so identical
+//! frames can be told. [`error`] is their one error type.
 
 pub mod analyzer;
 pub mod crop;
@@ -14,4 +15,5 @@ pub mod frame;
 pub mod model;
 pub mod nn;
 pub mod preprocess;
+pub mod signature;
 pub mod track;

@@ -1,15 +1,20 @@
 //! The camera: `getUserMedia` with our own timeout, errors mapped to a [`Problem`], and a
 //! [`Camera`] that stops every track when asked or dropped, so no path leaves the camera
-//! light on (the redirect stops it first, see `page`).
+//! light on (the redirect stops it first, see `page`). While it runs, [`Camera::lost`]
+//! tells whether its track ended or stays muted (the rule is `challenge::feed`).
+
+use std::cell::Cell;
+use std::rc::Rc;
 
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{MediaStream, MediaStreamConstraints, MediaStreamTrack};
+use web_sys::{MediaStream, MediaStreamConstraints, MediaStreamTrack, MediaStreamTrackState};
 
 use crate::challenge::content::Problem;
+use crate::challenge::feed::{camera_lost, MUTE_GRACE_MS};
 
-use super::dom::{describe, window};
+use super::dom::{describe, now_ms, window, DomError, Listener};
 
 /// `getUserMedia` may never settle (an ignored prompt, a stuck driver); give up after this.
 pub const CAMERA_TIMEOUT_MS: i32 = 15_000;
@@ -50,15 +55,88 @@ impl CameraError {
     }
 }
 
+/// What the video tracks' events said: set by the listeners, read by [`Camera::lost`].
+#[derive(Default)]
+struct TrackEvents {
+    ended: Cell<bool>,
+    /// Since a `mute` not yet followed by `unmute`.
+    muted_since: Cell<Option<f64>>,
+}
+
 /// A running camera stream; every track is stopped on [`Camera::stop`] or on drop.
 pub struct Camera {
     stream: MediaStream,
+    events: Rc<TrackEvents>,
+    /// Since when polling has seen a track muted (events may be missed or late).
+    polled_muted_since: Cell<Option<f64>>,
+    /// The tracks' `ended`, `mute` and `unmute` listeners, removed when the camera drops.
+    listeners: Vec<Listener>,
 }
 
 impl Camera {
     /// Wraps a stream (tests build one from a fake device).
     pub fn from_stream(stream: MediaStream) -> Self {
-        Self { stream }
+        Self {
+            stream,
+            events: Rc::default(),
+            polled_muted_since: Cell::new(None),
+            listeners: Vec::new(),
+        }
+    }
+
+    /// Listens for `ended`, `mute` and `unmute` on the video tracks and calls `on_change`
+    /// after each, so the page can act at once (then ask [`Camera::lost`]). Without it
+    /// `lost` still polls the tracks.
+    pub fn watch(&mut self, on_change: impl Fn() + 'static) -> Result<(), DomError> {
+        let on_change = Rc::new(on_change);
+        for track in video_tracks(&self.stream) {
+            for event in ["ended", "mute", "unmute"] {
+                let (events, on_change) = (self.events.clone(), on_change.clone());
+                self.listeners.push(Listener::new(&track, event, move |_| {
+                    match event {
+                        "ended" => events.ended.set(true),
+                        "mute" if events.muted_since.get().is_none() => {
+                            events.muted_since.set(Some(now_ms()));
+                        }
+                        "mute" => {}
+                        _ => events.muted_since.set(None),
+                    }
+                    on_change();
+                })?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Why the camera counts as lost at `now_ms`, for the console; `None` while it is
+    /// live. Polls the tracks too: `track.stop()` (and a revoked permission in some
+    /// browsers) ends a track without an `ended` event.
+    pub fn lost(&self, now_ms: f64) -> Option<String> {
+        let tracks = video_tracks(&self.stream);
+        let polled_ended = tracks.is_empty()
+            || tracks
+                .iter()
+                .any(|t| t.ready_state() == MediaStreamTrackState::Ended);
+        if tracks.iter().any(MediaStreamTrack::muted) {
+            if self.polled_muted_since.get().is_none() {
+                self.polled_muted_since.set(Some(now_ms));
+            }
+        } else {
+            self.polled_muted_since.set(None);
+        }
+        let ended = polled_ended || self.events.ended.get();
+        let muted_since = match (self.events.muted_since.get(), self.polled_muted_since.get()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if !camera_lost(ended, muted_since, now_ms) {
+            return None;
+        }
+        Some(if ended {
+            "the camera's video track ended".to_owned()
+        } else {
+            format!("the camera's video track has been muted for over {MUTE_GRACE_MS} ms")
+        })
     }
 
     pub fn stream(&self) -> &MediaStream {
@@ -75,6 +153,14 @@ impl Drop for Camera {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+fn video_tracks(stream: &MediaStream) -> Vec<MediaStreamTrack> {
+    stream
+        .get_video_tracks()
+        .iter()
+        .filter_map(|t| t.dyn_into::<MediaStreamTrack>().ok())
+        .collect()
 }
 
 /// Stops every track of `stream`; returns how many it stopped.

@@ -68,6 +68,8 @@ pub struct FrameResult {
     pub detected: bool,
     /// Time the worker spent on the frame.
     pub ms: f64,
+    /// A hash of the analysed pixels: equal for identical frames (`challenge::feed`).
+    pub signature: u64,
 }
 
 /// What the worker says.
@@ -213,6 +215,13 @@ impl Engine {
             }
             _ => false,
         }
+    }
+
+    /// Forgets the frame in flight: its answer will be taken as stale, and the next frame
+    /// may be sent at once. For a camera that was lost: the frame may show what the
+    /// `<video>` kept after the track ended.
+    pub fn discard_in_flight(&mut self) {
+        self.in_flight = None;
     }
 
     /// Forgets the tracked face (after a pause the user may have moved).

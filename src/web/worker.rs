@@ -7,7 +7,8 @@
 //! frame, scaled to width x height here on an `OffscreenCanvas`), or the same with
 //! `buffer` (transferred RGBA pixels, already that size), and `{type: "reset"}`.
 //! Messages out: `{type: "ready", videoFrames}` (whether `videoFrame` is accepted),
-//! `{type: "error", message}` and `{type: "result", id, boxes, judged, happy, detected, ms}`.
+//! `{type: "error", message}` and `{type: "result", id, boxes, judged, happy, detected, ms,
+//! signature}` (`signature`: the analysed pixels' hash, for the frozen-frame rule).
 
 use std::cell::RefCell;
 
@@ -19,6 +20,7 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
 use crate::vision::analyzer::{AnalyzerOptions, FaceAnalyzer};
 use crate::vision::frame::RgbaFrame;
+use crate::vision::signature::frame_signature;
 use crate::vision::track::{TrackStep, Tracker, TrackerOptions};
 
 use super::dom::{describe, has_global, DomError, Listener, OwnedFrame};
@@ -102,8 +104,13 @@ enum Reply<'a> {
         happy: Option<f32>,
         detected: bool,
         ms: f64,
+        signature: u64,
     },
 }
+
+/// Bits of the signature sent to the page: 53 fit a JS number exactly (a u64 would need a
+/// BigInt); a collision of two different frames stays a 2^-53 chance.
+const SIGNATURE_BITS: u32 = 53;
 
 struct WorkerState {
     scope: DedicatedWorkerGlobalScope,
@@ -319,6 +326,7 @@ impl WorkerState {
             }
         };
         let frame = RgbaFrame::new(&rgba, width, height).map_err(|e| e.to_string())?;
+        let signature = frame_signature(&frame) >> (64 - SIGNATURE_BITS);
         let TrackStep {
             boxes,
             judged,
@@ -338,6 +346,7 @@ impl WorkerState {
             happy,
             detected,
             ms: now_ms(&self.scope) - t0,
+            signature,
         })
     }
 }

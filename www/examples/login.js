@@ -14,6 +14,7 @@ const MESSAGES = {
   interrupted: 'The check was interrupted. Access denied.',
   camera_denied: 'Camera access was refused. Access denied.',
   camera_unavailable: 'No camera could be used. Access denied.',
+  camera_lost: 'The camera stopped during the check. Access denied.',
   error: 'The check could not run. Access denied.',
 };
 

@@ -1,6 +1,10 @@
 //! The challenge loop: camera start, then every animation frame hands the camera's
 //! frame to the worker (one in flight), feeds the worker's answers to the verdict, and
 //! updates the countdown, meter, jokes and overlay; Space or P pauses, a hidden tab ends it.
+//!
+//! The camera's feed is checked on the way (rules in `challenge::feed`): a lost camera
+//! (track ended, or muted past a grace) stops the challenge before another frame counts,
+//! and frames identical to the previous ones for over a second count as no face.
 
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
@@ -8,6 +12,7 @@ use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
 use crate::challenge::config::Content;
 use crate::challenge::content::{Problem, ANNOUNCE_EVERY_S};
+use crate::challenge::feed::FrozenFrames;
 use crate::challenge::outcome::Reason;
 use crate::challenge::verdict::State;
 
@@ -72,8 +77,10 @@ pub(super) struct Challenge {
     /// Camera frames skipped because the worker was still busy.
     pub(super) dropped_frames: u32,
     /// The latest judged face box and the analysed frame's size it is measured on; the
-    /// signed mode crops it from the video. `None` while no face is seen.
+    /// signed mode crops it from the video. `None` while no face is seen (or frozen).
     pub(super) judged_face: Option<([f64; 4], (f64, f64))>,
+    /// The frozen-frame rule over this countdown's analysed frames.
+    pub(super) frozen: FrozenFrames,
 }
 
 /// A detached canvas for reading camera frames back on the page.
@@ -98,15 +105,30 @@ pub fn analysis_fps(frames: u32, elapsed_ms: f64) -> String {
 
 impl Page {
     /// Start (or Try again): starts the camera, then the challenge once the worker is
-    /// ready too.
+    /// ready too. After a lost camera, Try again starts a whole new countdown.
     pub(super) fn begin_camera(&mut self) {
         if self.starting
             || self.challenge.is_some()
             || self.waiting_camera.is_some()
-            || self.session.is_none()
             || self.engine.is_none()
         {
             return;
+        }
+        let retry_allowed = self.verify_allows_retry();
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        let lost = session
+            .outcome()
+            .is_some_and(|o| o.reason == Some(Reason::CameraLost));
+        if lost {
+            // The signed mode's challenge was opened once and cannot be run again.
+            if !retry_allowed || !session.restart_after_camera_lost() {
+                return;
+            }
+            if let Some(engine) = self.engine.as_ref() {
+                engine.reset_tracking();
+            }
         }
         self.starting = true;
         self.problem = None;
@@ -128,10 +150,17 @@ impl Page {
     }
 
     /// The camera is on: begin, or wait for the worker (the loading screen stays).
-    pub(super) fn on_camera(&mut self, camera: Camera) {
+    pub(super) fn on_camera(&mut self, mut camera: Camera) {
         // The worker failed meanwhile (the error screen shows): dropping stops the camera.
         if self.engine.is_none() || self.problem.is_some() {
             return;
+        }
+        let weak = self.weak.clone();
+        if let Err(e) = camera.watch(move || {
+            with_page(&weak, |p| p.check_camera());
+        }) {
+            // Not fatal: every animation frame polls the track as well.
+            console_error(&format!("smile-factor: cannot watch the camera track: {e}"));
         }
         // Playing from now, while the screen still says loading, the self-view has a
         // frame to analyse as soon as the challenge begins.
@@ -178,6 +207,7 @@ impl Page {
                 return;
             }
         }
+        self.ui.set_data("frozenFrames", "0");
         match &self.content {
             Content::Jokes => {
                 set_hidden(&self.ui.joke, false);
@@ -231,6 +261,7 @@ impl Page {
             detect_frames: 0,
             dropped_frames: 0,
             judged_face: None,
+            frozen: FrozenFrames::new(),
         })
     }
 
@@ -254,6 +285,11 @@ impl Page {
     /// still busy: then this frame is dropped), end the challenge when decided, update
     /// the screen. Returns false once the challenge is over.
     pub(super) fn step(&mut self) -> bool {
+        // Before anything is sent: the <video> keeps showing its last frame after the
+        // track ended, and that frame must not be analysed.
+        if self.check_camera() {
+            return false;
+        }
         let running = matches!(
             self.session.as_ref().map(|s| s.verdict().state()),
             Some(State::Running)
@@ -348,14 +384,19 @@ impl Page {
             self.session.as_ref().map(|s| s.verdict().state()),
             Some(State::Running)
         );
+        if !running || self.check_camera() {
+            return;
+        }
         let Some(ch) = self.challenge.as_mut() else {
             return;
         };
-        if !running {
-            return;
+        let frozen = ch.frozen.frame(dom::now_ms(), result.signature);
+        if frozen {
+            self.ui
+                .set_data("frozenFrames", &ch.frozen.frozen_frames().to_string());
         }
         if let Some(s) = self.session.as_mut() {
-            s.frame(result.happy);
+            s.frame(if frozen { None } else { result.happy });
         }
         ch.analyse_ms += result.ms;
         ch.detect_frames += u32::from(result.detected);
@@ -363,8 +404,10 @@ impl Page {
             f64::from(self.ui.overlay.width()),
             f64::from(self.ui.overlay.height()),
         );
+        // A frozen face is not sent to the verifier either.
         ch.judged_face = result
             .judged
+            .filter(|_| !frozen)
             .and_then(|i| result.boxes.get(i))
             .map(|b| (*b, analysed));
         if !self.first_analysis_marked {
@@ -452,6 +495,42 @@ impl Page {
             }
             State::NotStarted | State::Decided(_) => {}
         }
+    }
+
+    /// Checks the camera (running, or waiting for the worker or the verifier); if it was
+    /// lost, ends the challenge at once on the error screen and returns true.
+    pub(super) fn check_camera(&mut self) -> bool {
+        let now = dom::now_ms();
+        let lost = match (self.camera.try_borrow(), self.waiting_camera.as_ref()) {
+            (Ok(c), waiting) => c.as_ref().or(waiting).and_then(|c| c.lost(now)),
+            (Err(_), waiting) => waiting.and_then(|c| c.lost(now)),
+        };
+        match lost {
+            Some(detail) => {
+                self.on_camera_lost(&detail);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The camera stopped before the verdict: the verdict fails with `camera_lost` before
+    /// another frame counts, and the error screen offers Try again (on the device) and
+    /// Return to sign-in.
+    fn on_camera_lost(&mut self, detail: &str) {
+        // Leaving already, or on the error screen: the camera is stopped anyway.
+        if self.result_timer.is_some() || self.problem.is_some() {
+            return;
+        }
+        if let Some(s) = self.session.as_mut() {
+            s.fail(Reason::CameraLost);
+        }
+        // The frame in the worker may be one the <video> kept after the track ended.
+        if let Some(engine) = self.engine.as_mut() {
+            engine.discard_in_flight();
+        }
+        let _ = self.ui.content_video.pause();
+        self.show_problem(Problem::CameraLost, detail);
     }
 
     pub(super) fn on_visibility(&mut self) {

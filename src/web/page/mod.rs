@@ -380,7 +380,8 @@ impl Page {
         self.waiting_camera = None; // dropping it stops it
         stop_camera(&self.camera);
         self.ui.selfview.set_src_object(None);
-        if !problem.can_retry() {
+        let retry = problem.can_retry() && self.verify_allows_retry();
+        if !retry {
             // No challenge can follow (only "Return to sign-in"): stop loading models.
             self.engine = None;
             self.engine_ready = false;
@@ -394,7 +395,7 @@ impl Page {
         set_text(&self.ui.error_detail, if show_detail { detail } else { "" });
         set_hidden(&self.ui.error_detail, !show_detail);
         let can_return = self.session.is_some() && problem.reason().is_some();
-        let can_retry = can_return && problem.can_retry();
+        let can_retry = can_return && retry;
         set_hidden(&self.ui.retry, !can_retry);
         set_hidden(&self.ui.return_btn, !can_return);
         self.ui.show(Phase::Error);

@@ -4,7 +4,9 @@
 //! verdict would have. Its signed token then goes back in a POST form.
 //!
 //! Every way the verifier can fail ends on the error screen (`Problem::Verifier`), whose
-//! only way back sends `notsmiling=false&reason=error`, never a pass. Crops are best
+//! only way back sends `notsmiling=false&reason=error`, never a pass. A camera lost once
+//! the challenge was opened ends there too, without Try again (the session token is
+//! accepted once): its way back sends `reason=camera_lost`, unsigned like every failure. Crops are best
 //! effort: a failed upload is logged and the next one tried; a 404 or 409 stops them.
 //!
 //! The rules (URLs, answers, pacing, retries) are in `challenge::verify`; the crop
@@ -152,6 +154,14 @@ impl Page {
                 v.phase = VerifyPhase::Done;
             }
         }
+    }
+
+    /// Whether Try again may run another challenge: always on the device; in the signed
+    /// mode only before the verifier opened one (a camera error at Start).
+    pub(super) fn verify_allows_retry(&self) -> bool {
+        self.verifier
+            .as_ref()
+            .is_none_or(|v| matches!(v.phase, VerifyPhase::Idle))
     }
 
     /// The camera is on and the worker ready: opens the challenge on the verifier, whose
