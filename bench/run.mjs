@@ -118,6 +118,10 @@ function p90(xs) {
 }
 
 const gzipSize = (buf) => zlib.gzipSync(buf, { level: 9 }).length;
+/** Brotli at quality 11 (the maximum), as tools/package.mjs precompresses the assets. */
+const brotliSize = (buf) => zlib.brotliCompressSync(buf, {
+  params: { [zlib.constants.BROTLI_PARAM_QUALITY]: zlib.constants.BROTLI_MAX_QUALITY, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: buf.length },
+}).length;
 const thousands = (n) => Math.round(n).toLocaleString('en-US');
 
 // ---------------------------------------------------------------- preparation
@@ -304,8 +308,8 @@ function byteCounter(context) {
   });
   return {
     /**
-     * Distinct URLs whose request started at or before `untilEpochMs`, with raw (body) and
-     * gzip -9 sizes and how often each was loaded. Call before the context closes.
+     * Distinct URLs whose request started at or before `untilEpochMs`, with raw (body),
+     * gzip -9 and brotli 11 sizes and how often each was loaded. Call before the context closes.
      */
     async files(untilEpochMs = Infinity) {
       const byUrl = new Map();
@@ -326,7 +330,7 @@ function byteCounter(context) {
             throw new Error(`${e.url}: DevTools kept no body and the browser received ${sizes ? sizes.responseBodySize : '?'} B, the server now sends ${body.length} B`);
           }
         }
-        byUrl.set(e.url, { path: e.path, status: e.status, raw: body.length, gzip: gzipSize(body), refetched, loads: 1 });
+        byUrl.set(e.url, { path: e.path, status: e.status, raw: body.length, gzip: gzipSize(body), brotli: brotliSize(body), refetched, loads: 1 });
       }
       return [...byUrl.values()];
     },
@@ -504,6 +508,7 @@ async function challengeRun(browser, { kind, url, srv }, opts) {
       challengeMs: ce - cs,
       rawBytes: files.reduce((a, f) => a + f.raw, 0),
       gzipBytes: files.reduce((a, f) => a + f.gzip, 0),
+      brotliBytes: files.reduce((a, f) => a + f.brotli, 0),
       files,
       longCount: inChallenge.length,
       longMax: inChallenge.reduce((a, [, d]) => Math.max(a, d), 0),
@@ -647,13 +652,14 @@ function build(microResult, runs, ctx) {
     const pick = (kind, key) => runs[kind].map((r) => r[key]);
     rows.push(tableRow('2. bytes before the first verdict, raw', 'B', pick('ours', 'rawBytes'), pick('faceapi', 'rawBytes'), { ratioMax: 1 }, { spread: false }));
     rows.push(tableRow('2. bytes before the first verdict, gzip -9', 'B', pick('ours', 'gzipBytes'), pick('faceapi', 'gzipBytes'), { ratioMax: 1 }, { spread: false }));
+    rows.push(tableRow('2. bytes before the first verdict, brotli 11', 'B', pick('ours', 'brotliBytes'), pick('faceapi', 'brotliBytes'), { ratioMax: 1 }, { spread: false }));
     rows.push(tableRow(`3. navigation to first verdict, cold (ms), ${ctx.opts.runs} fresh contexts`, 'ms', pick('ours', 'firstMs'), pick('faceapi', 'firstMs'), { ratioMax: 1 }));
     rows.push(tableRow('3. of which: navigation to Start enabled (ms)', 'ms', pick('ours', 'startEnabledMs'), pick('faceapi', 'startEnabledMs'), null));
     rows.push(tableRow(`4. main-thread long tasks > 50 ms in the ${ctx.opts.duration} s challenge (count)`, 'count', pick('ours', 'longCount'), pick('faceapi', 'longCount'), { zero: true }));
     rows.push(tableRow('4. longest of those long tasks (ms)', 'ms', pick('ours', 'longMax'), pick('faceapi', 'longMax'), null));
     rows.push(tableRow('5. frames analysed per second in the challenge', 'fps', pick('ours', 'fps'), pick('faceapi', 'fps'), { min: 15 }));
 
-    const list = (kind) => runs[kind][0].files.map((f) => `${f.path} ${thousands(f.raw)}/${thousands(f.gzip)}${f.loads > 1 ? ` (loaded ${f.loads}x)` : ''}`).join(', ');
+    const list = (kind) => runs[kind][0].files.map((f) => `${f.path} ${thousands(f.raw)}/${thousands(f.gzip)}/${thousands(f.brotli)}${f.loads > 1 ? ` (loaded ${f.loads}x)` : ''}`).join(', ');
     const repeated = ['ours', 'faceapi'].some((k) => runs[k][0].files.some((f) => f.loads > 1));
     const refetched = [...new Set(['ours', 'faceapi'].flatMap((k) => runs[k][0].files.filter((f) => f.refetched).map((f) => f.path)))];
     const sources = [...new Set(pick('ours', 'firstSource'))];
@@ -673,11 +679,13 @@ function build(microResult, runs, ctx) {
       + `requests of dedicated workers (self-check before the runs: ${ctx.selfCheck}); each run also checks that the server sent nothing the counter missed. `
       + 'Raw = body bytes as sent: the verifier server compresses (gzip/brotli) when asked, so every browser context, both pages alike, sends '
       + 'Accept-Encoding: identity, and each run checks that the server sent every counted URL uncompressed with the size counted. '
-      + 'Gzip = each body compressed locally with gzip -9 (zlib level 9), summed. Rows 3-5 are thus uncompressed loads over loopback, where '
+      + 'Gzip = each body compressed locally with gzip -9 (zlib level 9), summed; brotli = the same with brotli at quality 11 (Node\'s zlib). '
+      + 'For our package assets these are the .gz and .br copies tools/package.mjs writes and the verifier server sends to a browser that takes them; '
+      + 'the other files (our page\'s own, all of face-api.js\'s) it compresses on the fly at tower-http\'s default level, so for those the rows are a lower bound. Rows 3-5 are uncompressed loads over loopback (Accept-Encoding: identity), where '
       + 'on-the-fly compression would add CPU on both ends and save no transfer time. '
       + (repeated ? 'A URL loaded more than once counts once (a second load is a cache hit for a page with caching headers). ' : '')
       + (refetched.length ? `DevTools kept no copy of ${refetched.join(', ')} (too large): fetched again from the local server, checked against the size the browser received. ` : '')
-      + `Ours (path raw/gzip): ${list('ours')}. face-api.js: ${list('faceapi')}.`);
+      + `Ours (path raw/gzip/brotli): ${list('ours')}. face-api.js: ${list('faceapi')}.`);
     const oursOutcomes = runs.ours.map((r) => r.outcome.notsmiling === 'true' ? 'passed' : `failed (${r.outcome.reason || 'smiled'})`);
     notes.push(`Long tasks: PerformanceObserver({type: 'longtask', buffered: true}) installed before navigation; counted from data-phase=challenge to data-phase=result. `
       + `Before the challenge (loading, Start): ours median ${median(pick('ours', 'loadLongCount'))} long tasks (longest ${median(pick('ours', 'loadLongMax')).toFixed(0)} ms), `
@@ -730,7 +738,7 @@ async function main() {
 
     const engine = manifest.engine;
     const wasmBytes = fs.readFileSync(path.join(opts.www, engine.wasm));
-    const wasm = `${engine.wasm} ${thousands(wasmBytes.length)} B (gzip -9 ${thousands(gzipSize(wasmBytes))}), models ${engine.detector}, ${engine.expression}`;
+    const wasm = `${engine.wasm} ${thousands(wasmBytes.length)} B (gzip -9 ${thousands(gzipSize(wasmBytes))}, brotli 11 ${thousands(brotliSize(wasmBytes))}), models ${engine.detector}, ${engine.expression}`;
     const { rows, notes } = build(microResult, runs, { opts, manifest, selfCheck: selfCheckText });
     const minutes = (Date.now() - t0) / 60000;
     const date = new Date().toISOString().replace('T', ' ').slice(0, 16);

@@ -11,6 +11,13 @@
 // covers the names inside the file. The entry keeps its name: it is the public import.
 // A specifier that is expected but missing, or a relative one left pointing at nothing,
 // stops the build: a rename must not silently ship a broken package.
+//
+// Next to every asset a page loads (entry, worker, glue, wasm, models, stylesheet) it
+// writes `<file>.br` (brotli, quality 11) and `<file>.gz` (gzip -9), the same bytes on
+// every run and platform, for the verifier server to send as they are (Content-Encoding).
+// They stay out of the npm tarball (`files` lists the package without them): npm gzips
+// the tarball anyway, they would more than double its download for bytes a host compresses
+// itself, and nothing imports them.
 // Node's standard library only.
 
 import { createHash } from 'node:crypto';
@@ -18,7 +25,7 @@ import { existsSync } from 'node:fs';
 import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { gzipSync } from 'node:zlib';
+import { brotliCompressSync, constants as zlibConstants, gzipSync } from 'node:zlib';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const HASH_LENGTH = 10;
@@ -184,20 +191,62 @@ export async function writePackage(files, out) {
 /** Subresource Integrity value (sha384, base64) of a buffer. */
 export const sri = (buf) => `sha384-${createHash('sha384').update(buf).digest('base64')}`;
 
-const RUNTIME = (f) => !['README.md', 'LICENSE', 'package.json', 'smile-factor.d.ts'].includes(f);
+/** The files a page loads: everything but the package's documents. */
+export const RUNTIME = (f) => !['README.md', 'LICENSE', 'package.json', 'smile-factor.d.ts'].includes(f);
 
-export function report(files) {
+/**
+ * gzip -9. Node writes mtime 0; the header's OS byte is pinned to 3 (Unix, as `gzip -9`
+ * writes it) so Windows builds give the same bytes.
+ */
+export function gzip9(buf) {
+  const out = gzipSync(buf, { level: 9 });
+  out[9] = 3;
+  return out;
+}
+
+/** Brotli at its maximum quality (11), in text mode for text; deterministic. */
+export function brotli11(buf, { text = false } = {}) {
+  const { BROTLI_PARAM_QUALITY, BROTLI_MAX_QUALITY, BROTLI_PARAM_MODE, BROTLI_MODE_TEXT, BROTLI_MODE_GENERIC,
+    BROTLI_PARAM_SIZE_HINT } = zlibConstants;
+  return brotliCompressSync(buf, {
+    params: {
+      [BROTLI_PARAM_QUALITY]: BROTLI_MAX_QUALITY,
+      [BROTLI_PARAM_MODE]: text ? BROTLI_MODE_TEXT : BROTLI_MODE_GENERIC,
+      [BROTLI_PARAM_SIZE_HINT]: buf.length,
+    },
+  });
+}
+
+const isText = (f) => /\.(js|css|json|md|ts)$/.test(f) || f === 'LICENSE';
+
+/** `<file>.br` and `<file>.gz` for every file a page loads (RUNTIME), as a Map like `files`. */
+export function precompressed(files) {
+  const out = new Map();
+  for (const [f, buf] of files) {
+    if (!RUNTIME(f)) continue;
+    out.set(`${f}.br`, brotli11(buf, { text: isText(f) }));
+    out.set(`${f}.gz`, gzip9(buf));
+  }
+  return out;
+}
+
+/**
+ * The size table: raw, gzip -9 and brotli 11 of every package file. `siblings` (from
+ * precompressed()) gives the sizes of the files that have them; the rest are compressed here.
+ */
+export function report(files, siblings = precompressed(files)) {
+  const size = (f, ext, compress) => (siblings.get(`${f}.${ext}`) ?? compress(files.get(f))).length;
   const rows = [...files.keys()].sort((a, b) => (a === ENTRY ? -1 : b === ENTRY ? 1 : a.localeCompare(b)))
-    .map((f) => [f, files.get(f).length, gzipSync(files.get(f), { level: 9 }).length]);
+    .map((f) => [f, files.get(f).length, size(f, 'gz', gzip9), size(f, 'br', (b) => brotli11(b, { text: isText(f) }))]);
   const sum = (rs, i) => rs.reduce((s, r) => s + r[i], 0);
   const runtime = rows.filter((r) => RUNTIME(r[0]));
   const n = (v) => v.toLocaleString('en-US');
   const width = Math.max(...rows.map((r) => r[0].length), 24);
-  const line = (a, b, c) => `| ${a.padEnd(width)} | ${b.padStart(11)} | ${c.padStart(11)} |`;
-  const out = [line('file', 'bytes', 'gzip -9'), `|${'-'.repeat(width + 2)}|${'-'.repeat(13)}|${'-'.repeat(13)}|`];
-  for (const [f, raw, gz] of rows) out.push(line(f, n(raw), n(gz)));
-  out.push(line('total, what a page loads', n(sum(runtime, 1)), n(sum(runtime, 2))));
-  out.push(line('total, the package', n(sum(rows, 1)), n(sum(rows, 2))));
+  const line = (a, ...cols) => `| ${a.padEnd(width)} |${cols.map((c) => ` ${c.padStart(11)} |`).join('')}`;
+  const out = [line('file', 'bytes', 'gzip -9', 'brotli 11'), `|${'-'.repeat(width + 2)}|${`${'-'.repeat(13)}|`.repeat(3)}`];
+  for (const [f, raw, gz, br] of rows) out.push(line(f, n(raw), n(gz), n(br)));
+  out.push(line('total, what a page loads', n(sum(runtime, 1)), n(sum(runtime, 2)), n(sum(runtime, 3))));
+  out.push(line('total, the package', n(sum(rows, 1)), n(sum(rows, 2)), n(sum(rows, 3))));
   const integrity = sri(files.get(ENTRY));
   out.push('', `${ENTRY} integrity: ${integrity}`,
     `<script type="module" src="./pkg/${ENTRY}" integrity="${integrity}" crossorigin="anonymous"></script>`);
@@ -234,14 +283,16 @@ if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.ar
   try {
     const opts = parseArgs(process.argv.slice(2));
     const { files, packageJson } = await assemble(opts);
-    await writePackage(files, opts.out);
+    const siblings = precompressed(files);
+    await writePackage(new Map([...files, ...siblings]), opts.out);
     if (opts.site) {
       await rm(opts.site, { recursive: true, force: true });
       await cp(opts.out, opts.site, { recursive: true });
     }
     const where = [opts.out, opts.site].filter(Boolean).map((d) => path.relative(process.cwd(), d) || '.').join(' and ');
-    console.log(`${packageJson.name}@${packageJson.version}: ${files.size} files in ${where}\n`);
-    console.log(report(files));
+    console.log(`${packageJson.name}@${packageJson.version}: ${files.size} files in ${where}, `
+      + `and a .br and a .gz of each of the ${siblings.size / 2} a page loads (not in the npm tarball)\n`);
+    console.log(report(files, siblings));
   } catch (e) {
     console.error(`tools/package.mjs: ${e.message}`);
     process.exit(1);

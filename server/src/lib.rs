@@ -186,9 +186,11 @@ pub fn router(app: App) -> Router {
             .route("/demo", get(demo::start));
     }
     routes
+        // The API's bodies are compressed on the fly; the page's files choose their own
+        // representation (precompressed siblings, ETag per encoding: `statics`).
+        .route_layer(CompressionLayer::new())
         .fallback(statics::serve)
         .with_state(app)
-        .layer(CompressionLayer::new())
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             csp,

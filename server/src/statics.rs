@@ -2,24 +2,38 @@
 //! only copy (the e2e harness `tools/serve.mjs` passes them on unchanged, and
 //! `tests/e2e/serve.test.mjs` checks them through it): MIME types incl. `application/wasm`,
 //! year-long immutable caching for content-hashed names (`*.<10 hex>.*`), `no-cache` +
-//! strong ETag + 304 for the rest, and no way out of the root. Range requests and the file
-//! body are tower-http's `ServeFile`; compression and the CSP are layers in
-//! [`crate::router`].
+//! strong ETag + 304 for the rest, and no way out of the root. The CSP and the other
+//! security headers are layers in [`crate::router`].
+//!
+//! Encodings: `tools/package.mjs` writes `x.br` (brotli 11) and `x.gz` (gzip -9) next to
+//! every package asset `x`. tower-http's `ServeFile` (`precompressed_br`/`_gzip`) sends the
+//! sibling the client accepts, brotli first at equal q, with `Content-Encoding` and
+//! `Vary: Accept-Encoding`; a file without one is compressed on the fly by tower-http's
+//! compression (not images, not under 32 bytes). Each representation has its own entity
+//! tag: the sha256 of the identity file, plus `.br`/`.gzip` for a coded one, strong for a
+//! sibling on disk, weak (`W/`) when compressed on the fly (those bytes depend on the
+//! compressor's version). If-None-Match, the one precondition evaluated, is checked
+//! against the representation that would be sent, so a 304 is per encoding. A Range request is always answered from the identity
+//! file (206 with the identity ETag): byte offsets into a coded body are of no use to a
+//! media player. The siblings are not resources of their own: `/x.br` is 404 while `x`
+//! exists (a `.br`/`.gz` file with no identity file next to it is an ordinary file).
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 use std::time::UNIX_EPOCH;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use percent_encoding::percent_decode_str;
 use sha2::{Digest, Sha256};
-use tower::ServiceExt as _;
+use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+use tower_http::compression::CompressionLayer;
 use tower_http::services::ServeFile;
 
 use crate::App;
@@ -83,11 +97,8 @@ pub fn is_hashed_name(path: &Path) -> bool {
 }
 
 /// RFC 9110 If-None-Match: `*` or a list of tags, compared weakly.
-pub fn none_match(headers: &HeaderMap, etag: &str) -> bool {
-    let Some(value) = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-    else {
+pub fn none_match(if_none_match: Option<&HeaderValue>, etag: &str) -> bool {
+    let Some(value) = if_none_match.and_then(|v| v.to_str().ok()) else {
         return false;
     };
     if value.trim() == "*" {
@@ -100,6 +111,31 @@ pub fn none_match(headers: &HeaderMap, etag: &str) -> bool {
 /// A strong ETag of some bytes.
 pub fn etag_of(bytes: &[u8]) -> String {
     format!("\"{}\"", URL_SAFE_NO_PAD.encode(Sha256::digest(bytes)))
+}
+
+/// The ETag of one representation: the identity's `"tag"` as is, `"tag.br"` for a coded
+/// body from a file on disk, `W/"tag.br"` for one compressed on the fly.
+pub fn representation_etag(identity: &str, coding: Option<&str>, on_disk: bool) -> String {
+    let Some(coding) = coding else {
+        return identity.to_owned();
+    };
+    let bare = identity.trim_end_matches('"');
+    let weak = if on_disk { "" } else { "W/" };
+    format!("{weak}{bare}.{coding}\"")
+}
+
+/// The precompressed siblings of a file, as `ServeFile` looks for them.
+const SIBLING_EXTENSIONS: [&str; 2] = ["br", "gz"];
+
+/// True when `file` is `x.br` or `x.gz` and `x` exists: a representation of `x`, not a resource.
+async fn is_sibling(file: &Path) -> bool {
+    let Some(ext) = file.extension().and_then(|e| e.to_str()) else {
+        return false;
+    };
+    SIBLING_EXTENSIONS.contains(&ext)
+        && tokio::fs::metadata(file.with_extension(""))
+            .await
+            .is_ok_and(|m| m.is_file())
 }
 
 /// The served directory and the ETags of its files, recomputed when a file changes.
@@ -199,34 +235,114 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
         .into_response()
 }
 
-/// A generated JSON document (demo mode's config.json) with ETag and 304.
-pub fn json_document(headers: &HeaderMap, body: String) -> Response {
-    let etag = etag_of(body.as_bytes());
-    if none_match(headers, &etag) {
-        return not_modified(&etag, CACHE_REVALIDATE);
-    }
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                "application/json; charset=utf-8".to_owned(),
-            ),
-            (header::CACHE_CONTROL, CACHE_REVALIDATE.to_owned()),
-            (header::ETAG, etag),
-        ],
-        body,
-    )
-        .into_response()
-}
+/// The preconditions of a request are ours (entity tags of the content, per encoding);
+/// `ServeFile`'s own (length and mtime) must not answer them.
+const PRECONDITIONS: [header::HeaderName; 4] = [
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_MATCH,
+    header::IF_UNMODIFIED_SINCE,
+];
 
-fn not_modified(etag: &str, cache: &'static str) -> Response {
-    let mut res = StatusCode::NOT_MODIFIED.into_response();
+/// Marks a response whose `Content-Encoding` came from a sibling on disk.
+#[derive(Clone, Copy)]
+struct FromDisk;
+
+/// Sends the representation of a resource the request asks for: `inner` answers with the
+/// identity body or a precompressed sibling, tower-http compresses on the fly what is
+/// neither, then the ETag of what is sent decides between 200 and 304.
+async fn represent<S>(
+    inner: S,
+    mut req: Request,
+    identity_etag: &str,
+    cache: &'static str,
+    mime: &'static str,
+) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+{
+    let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
+    for h in PRECONDITIONS {
+        req.headers_mut().remove(h);
+    }
+    if req.headers().contains_key(header::RANGE) {
+        req.headers_mut().insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
+    }
+    let svc = ServiceBuilder::new()
+        .layer(CompressionLayer::new())
+        .map_response(move |mut res: Response| {
+            if res.headers().contains_key(header::CONTENT_ENCODING) {
+                res.extensions_mut().insert(FromDisk);
+            }
+            // Before the compression layer, which skips images by their type.
+            if res.status().is_success() {
+                res.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+            }
+            res
+        })
+        .service(inner);
+    let Ok(res) = svc.oneshot(req).await;
+    let mut res = res.map(Body::new);
+    if !res.status().is_success() {
+        return res;
+    }
+    let coding = res
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    let etag = representation_etag(
+        identity_etag,
+        coding,
+        res.extensions().get::<FromDisk>().is_some(),
+    );
     let h = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(etag) {
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if !h.get_all(header::VARY).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.to_ascii_lowercase().contains("accept-encoding"))
+    }) {
+        h.append(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
+    if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if none_match(if_none_match.as_ref(), &etag) {
+        return not_modified(&res);
+    }
     res
+}
+
+/// A generated JSON document (demo mode's config.json) with ETag, 304 and compression.
+async fn json_document(req: Request, body: String) -> Response {
+    let etag = etag_of(body.as_bytes());
+    let inner = service_fn(move |_: Request| {
+        let body = body.clone();
+        async move { Ok::<_, Infallible>(Response::new(Body::from(body))) }
+    });
+    represent(
+        inner,
+        req,
+        &etag,
+        CACHE_REVALIDATE,
+        "application/json; charset=utf-8",
+    )
+    .await
+}
+
+/// The 304 for a response: its validators and caching headers, no body.
+fn not_modified(res: &Response) -> Response {
+    let mut out = StatusCode::NOT_MODIFIED.into_response();
+    for name in [header::ETAG, header::CACHE_CONTROL, header::VARY] {
+        for v in res.headers().get_all(&name) {
+            out.headers_mut().append(&name, v.clone());
+        }
+    }
+    out
 }
 
 /// The fallback route: any GET or HEAD that no API route took.
@@ -240,7 +356,7 @@ pub async fn serve(State(app): State<App>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     if path == "/config.json" {
         if let Some(config) = app.demo_config() {
-            return json_document(req.headers(), config);
+            return json_document(req, config).await;
         }
     }
     let statics = &app.statics;
@@ -249,6 +365,9 @@ pub async fn serve(State(app): State<App>, req: Request) -> Response {
         Err(StatusCode::FORBIDDEN) => return plain(StatusCode::FORBIDDEN, "forbidden\n"),
         Err(_) => return plain(StatusCode::NOT_FOUND, "not found\n"),
     };
+    if is_sibling(&file).await {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
+    }
     let Ok(etag) = statics.etag(&file).await else {
         return plain(StatusCode::NOT_FOUND, "not found\n");
     };
@@ -257,23 +376,11 @@ pub async fn serve(State(app): State<App>, req: Request) -> Response {
     } else {
         CACHE_REVALIDATE
     };
-    if none_match(req.headers(), &etag) {
-        return not_modified(&etag, cache);
-    }
-    let Ok(res) = ServeFile::new(&file).oneshot(req).await;
-    let mut res = res.map(Body::new);
-    if res.status().is_success() {
-        let h = res.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(mime_type(&file)),
-        );
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-        if let Ok(v) = HeaderValue::from_str(&etag) {
-            h.insert(header::ETAG, v);
-        }
-    }
-    res
+    let files = ServeFile::new(&file)
+        .precompressed_br()
+        .precompressed_gzip();
+    let inner = ServiceExt::<Request>::map_response(files, |res| res.map(Body::new));
+    represent(inner, req, &etag, cache, mime_type(&file)).await
 }
 
 #[cfg(test)]
@@ -288,6 +395,18 @@ mod tests {
         assert!(!is_hashed_name(Path::new("smile-factor.js")));
         assert!(!is_hashed_name(Path::new("x.0123456789")));
         assert!(!is_hashed_name(Path::new("x.012345678g.js")));
+    }
+
+    #[test]
+    fn one_etag_per_representation() {
+        let id = etag_of(b"x");
+        assert_eq!(representation_etag(&id, None, true), id);
+        let br = representation_etag(&id, Some("br"), true);
+        assert_eq!(br, format!("{}.br\"", &id[..id.len() - 1]));
+        assert_eq!(
+            representation_etag(&id, Some("gzip"), false),
+            format!("W/{}", &br[..br.len() - 4]) + ".gzip\""
+        );
     }
 
     #[test]

@@ -176,6 +176,175 @@ async fn directories_symlinks_errors_304s_ranges_and_brotli() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Precompressed siblings (`x.br`, `x.gz`, as tools/package.mjs writes them): the one the
+/// client accepts (brotli first), with Content-Encoding, Vary and an ETag of its own; a 304
+/// per representation; Range from the identity file only; the siblings are not served under
+/// their own names; a file without siblings is compressed on the fly with a weak ETag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn precompressed_siblings_one_etag_per_encoding() {
+    const CHROMIUM: &str = "gzip, deflate, br, zstd";
+    let www = std::env::temp_dir().join(format!("smile-www-br-{}", std::process::id()));
+    std::fs::create_dir_all(&www).expect("dir");
+    let asset = "/engine.0123456789.wasm";
+    let identity = b"\0asm\x01\0\0\0 the identity bytes".to_vec();
+    // The server does not decode siblings: recognisable stand-ins show which file was sent.
+    std::fs::write(www.join(&asset[1..]), &identity).expect("write");
+    std::fs::write(www.join("engine.0123456789.wasm.br"), b"brotli stand-in").expect("write");
+    std::fs::write(www.join("engine.0123456789.wasm.gz"), b"gzip stand-in").expect("write");
+    std::fs::write(www.join("big.js"), "smile ".repeat(2_000)).expect("write");
+    std::fs::write(www.join("logs.tar.gz"), b"an archive, no identity file").expect("write");
+    let mut s = settings(100);
+    s.www = www.clone();
+    let srv = TestServer::with_settings(s).await;
+    let get = |path: &str, accept: &str| {
+        srv.client
+            .get(srv.url(path))
+            .header("accept-encoding", accept)
+    };
+    let text = |res: &reqwest::Response, h: &str| {
+        res.headers()
+            .get(h)
+            .map(|v| v.to_str().expect("ascii").to_owned())
+    };
+
+    let mut etags = Vec::new();
+    for (accept, coding, body) in [
+        (CHROMIUM, Some("br"), &b"brotli stand-in"[..]),
+        ("br", Some("br"), b"brotli stand-in"),
+        ("gzip", Some("gzip"), b"gzip stand-in"),
+        ("br;q=0.5, gzip", Some("gzip"), b"gzip stand-in"),
+        ("identity", None, &identity[..]),
+    ] {
+        let res = get(asset, accept).send().await.expect("send");
+        assert_eq!(res.status(), 200, "{accept}");
+        assert_eq!(
+            text(&res, "content-encoding").as_deref(),
+            coding,
+            "{accept}"
+        );
+        assert_eq!(
+            res.headers()["content-type"],
+            "application/wasm",
+            "{accept}"
+        );
+        assert_eq!(
+            res.headers()["cache-control"],
+            "public, max-age=31536000, immutable",
+            "{accept}"
+        );
+        assert_eq!(res.headers()["vary"], "accept-encoding", "{accept}");
+        assert_eq!(
+            text(&res, "content-length"),
+            Some(body.len().to_string()),
+            "{accept}"
+        );
+        let etag = text(&res, "etag").expect("etag");
+        assert!(etag.starts_with('"'), "strong: {etag}");
+        if let Some(c) = coding {
+            assert!(etag.ends_with(&format!(".{c}\"")), "{etag} names {c}");
+        }
+        assert_eq!(res.bytes().await.expect("body").as_ref(), body, "{accept}");
+        etags.push((accept, coding, etag));
+    }
+    let (_, _, br) = &etags[0];
+    let (_, _, gz) = &etags[2];
+    let (_, _, id) = &etags[4];
+    assert!(br != gz && gz != id && br != id, "{etags:?}");
+    assert_eq!(&etags[1].2, br);
+    assert_eq!(&etags[3].2, gz);
+
+    // A 304 only for the tag of the representation the request would get.
+    for (accept, tag, status) in [
+        (CHROMIUM, br, 304),
+        ("gzip", gz, 304),
+        ("identity", id, 304),
+        ("gzip", br, 200),
+        (CHROMIUM, id, 200),
+        ("identity", br, 200),
+    ] {
+        let res = get(asset, accept)
+            .header("if-none-match", tag)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(res.status(), status, "{accept} with If-None-Match {tag}");
+        if status == 304 {
+            assert_eq!(text(&res, "etag").as_ref(), Some(tag));
+            assert_eq!(res.headers()["vary"], "accept-encoding");
+            assert_eq!(
+                res.headers()["cache-control"],
+                "public, max-age=31536000, immutable"
+            );
+            assert!(res.headers().get("content-encoding").is_none());
+            assert_eq!(res.bytes().await.expect("body").len(), 0);
+        }
+    }
+
+    // Range: the identity file's bytes, whatever the client accepts.
+    let res = get(asset, CHROMIUM)
+        .header("range", "bytes=0-3")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 206);
+    assert!(res.headers().get("content-encoding").is_none());
+    assert_eq!(
+        text(&res, "content-range").as_deref(),
+        Some(&*format!("bytes 0-3/{}", identity.len()))
+    );
+    assert_eq!(text(&res, "etag").as_ref(), Some(id));
+    assert_eq!(res.bytes().await.expect("body").as_ref(), b"\0asm");
+
+    // HEAD describes the same representation.
+    let res = srv
+        .client
+        .head(srv.url(asset))
+        .header("accept-encoding", CHROMIUM)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(text(&res, "content-encoding").as_deref(), Some("br"));
+    assert_eq!(text(&res, "etag").as_ref(), Some(br));
+
+    // A sibling is no resource of its own; a .gz with no identity file is an ordinary file.
+    for p in ["/engine.0123456789.wasm.br", "/engine.0123456789.wasm.gz"] {
+        let res = get(p, CHROMIUM).send().await.expect("send");
+        assert_eq!(res.status(), 404, "{p}");
+        assert_eq!(res.headers()["cache-control"], "no-store", "{p}");
+    }
+    let res = get("/logs.tar.gz", "identity").send().await.expect("send");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/octet-stream");
+    assert!(res.headers().get("content-encoding").is_none());
+
+    // No sibling: compressed on the fly, with a weak tag of its own and its own 304.
+    let plain = get("/big.js", "identity").send().await.expect("send");
+    let plain_etag = text(&plain, "etag").expect("etag");
+    assert_eq!(plain.headers()["vary"], "accept-encoding");
+    let res = get("/big.js", "br").send().await.expect("send");
+    assert_eq!(res.headers()["content-encoding"], "br");
+    let weak = text(&res, "etag").expect("etag");
+    assert_eq!(weak, format!("W/{}.br\"", plain_etag.trim_end_matches('"')));
+    let res = get("/big.js", "br")
+        .header("if-none-match", &weak)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), 304);
+    let res = get("/big.js", "identity")
+        .header("if-none-match", &weak)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        res.status(),
+        200,
+        "the coded tag does not validate the identity"
+    );
+    srv.stop().await;
+    let _ = std::fs::remove_dir_all(www);
+}
+
 /// Sends `GET path` byte for byte and returns the status code.
 async fn raw_status(srv: &TestServer, path: &str) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

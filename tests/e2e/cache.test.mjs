@@ -3,10 +3,11 @@
 // on unchanged), two whole challenges in the same Chromium profile. The harness's request
 // log says what crossed the network: on the second visit no content-hashed asset at all
 // (the browser's cache had them: the server sent them immutable), the other small files
-// only revalidated (304).
+// only revalidated (304). Chromium takes brotli: the engine and the models cross as the
+// .br copies tools/package.mjs wrote, and the revalidations match their per-encoding ETags.
 
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { WWW, runChallenge, withPage } from './helpers.mjs';
@@ -41,11 +42,11 @@ test('a second visit fetches only the page; hashed assets come from the cache', 
     assert.equal(second.url.searchParams.get('notsmiling'), 'true', `second visit: ${second.raw}`);
     const visit2 = srv.requests.slice(mark).filter((r) => pathOf(r.url) !== '/continue');
 
-    const lines = (rs) => rs.map((r) => `  ${r.status} ${n(r.bytes).padStart(12)} ${r.url}`);
+    const lines = (rs) => rs.map((r) => `  ${r.status} ${n(r.bytes).padStart(12)} ${(r.headers['content-encoding'] ?? '-').padEnd(4)} ${r.url}`);
     const show = (rs) => lines(rs).join('\n');
     const total = (rs) => n(rs.reduce((s, r) => s + r.bytes, 0));
     for (const [name, rs] of [['first', visit1], ['second', visit2]]) {
-      t.diagnostic(`${name} visit: ${rs.length} requests, ${total(rs)} body bytes (status, bytes, path)`);
+      t.diagnostic(`${name} visit: ${rs.length} requests, ${total(rs)} body bytes (status, bytes, Content-Encoding, path)`);
       for (const l of lines(rs)) t.diagnostic(l);
     }
 
@@ -71,5 +72,9 @@ test('a second visit fetches only the page; hashed assets come from the cache', 
     assert.ok(heavy.length >= 3, `the engine and both models were fetched on the first visit:\n${show(visit1)}`);
     assert.deepEqual(heavy.filter((r) => !isHashedName(pathOf(r.url))).map((r) => r.url), [],
       'the wasm and the models carry content hashes');
+    for (const r of heavy) {
+      assert.equal(r.headers['content-encoding'], 'br', `${r.url} arrived as brotli`);
+      assert.equal(r.bytes, statSync(path.join(WWW, `${pathOf(r.url)}.br`)).size, `${r.url}: the precompressed file as it is`);
+    }
   });
 });

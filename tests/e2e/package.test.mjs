@@ -11,6 +11,7 @@ import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import zlib from 'node:zlib';
 import { startServer } from '../../tools/serve.mjs';
 import { DURATION_S, OUT, REPO, cameraFile, clickShadowStart } from './helpers.mjs';
 import { launchBrowser } from './webdriver.mjs';
@@ -26,6 +27,11 @@ const EXPECTED = [
   new RegExp(`^engine/smile_factor\\.${H}\\.js$`), new RegExp(`^engine/smile_factor_bg\\.${H}\\.wasm$`),
   new RegExp(`^models/tiny_face_detector\\.${H}\\.onnx$`), new RegExp(`^models/face_expression\\.${H}\\.onnx$`),
 ];
+
+/** The precompressed copies tools/package.mjs writes next to each asset; not in the tarball. */
+const SIBLING = /\.(br|gz)$/;
+/** The package's documents, which get no precompressed copies. */
+const DOCUMENTS = ['package.json', 'README.md', 'LICENSE', 'smile-factor.d.ts'];
 
 const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
 const kb = (n) => `${(n / 1024).toFixed(1)} KiB`;
@@ -99,6 +105,7 @@ describe('tools/package.mjs', { concurrency: false }, () => {
   }
 
   test('hashes every asset by content and rewrites the names that point at them', { timeout: 60_000 }, async () => {
+    await mkdir(OUT, { recursive: true }); // a fresh clone has no target/e2e yet
     dir = await mkdtemp(path.join(OUT, 'packager-'));
     await mkdir(path.join(dir, 'engine'));
     await writeFile(path.join(dir, 'engine/smile_factor_bg.wasm'), Buffer.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]));
@@ -106,10 +113,18 @@ describe('tools/package.mjs', { concurrency: false }, () => {
       "export default async function init(p) { p ??= new URL('smile_factor_bg.wasm', import.meta.url); return p; }\n");
     const { stdout } = await pack(await sources('js'), 'pkg');
     const out = path.join(dir, 'pkg');
-    const files = await listFiles(out);
+    const written = await listFiles(out);
+    const files = written.filter((f) => !SIBLING.test(f));
     for (const re of EXPECTED) assert.equal(files.filter((f) => re.test(f)).length, 1, `${re}: ${files}`);
     assert.equal(files.length, EXPECTED.length, files.join(', '));
     const read = (f) => readFile(path.join(out, f));
+    // Every asset a page loads has a .br and a .gz that decode to it; the documents have none.
+    const assets = files.filter((f) => !DOCUMENTS.includes(f));
+    assert.deepEqual(written.filter((f) => SIBLING.test(f)), assets.flatMap((f) => [`${f}.br`, `${f}.gz`]).sort());
+    for (const f of assets) {
+      assert.deepEqual(zlib.brotliDecompressSync(await read(`${f}.br`)), await read(f), `${f}.br`);
+      assert.deepEqual(zlib.gunzipSync(await read(`${f}.gz`)), await read(f), `${f}.gz`);
+    }
     for (const f of files.filter((x) => /\.[0-9a-f]{10}\./.test(x))) {
       assert.equal(/\.([0-9a-f]{10})\./.exec(f)[1], sha256(await read(f)).slice(0, 10), f);
     }
@@ -120,10 +135,15 @@ describe('tools/package.mjs', { concurrency: false }, () => {
     assert.ok(String(await read(name(/^worker\./))).includes(`'./${name(/^engine\/smile_factor\./)}'`), 'the worker imports the hashed glue');
     assert.ok(String(await read(name(/^engine\/smile_factor\./))).includes(`'${path.posix.basename(name(/^engine\/smile_factor_bg\./))}'`),
       "the glue's default wasm URL is the hashed one");
-    assert.deepEqual(await listFiles(path.join(dir, 'pkg-site')), files, '--site gets the same files');
+    assert.deepEqual(await listFiles(path.join(dir, 'pkg-site')), written, '--site gets the same files');
     const pj = JSON.parse(String(await read('package.json')));
-    assert.deepEqual([...pj.files].sort(), files.filter((f) => f !== 'package.json'), '`files` lists the package');
+    assert.deepEqual([...pj.files].sort(), files.filter((f) => f !== 'package.json'), '`files` lists the package, no .br/.gz');
     assert.match(stdout, /total, what a page loads/);
+    assert.match(stdout, /\| +bytes \| +gzip -9 \| +brotli 11 \|/);
+    // Byte for byte the same output on a second run.
+    await pack(path.join(dir, 'js'), 'pkg-again');
+    assert.deepEqual(await listFiles(path.join(dir, 'pkg-again')), written);
+    for (const f of written) assert.deepEqual(await readFile(path.join(dir, 'pkg-again', f)), await read(f), `${f} is reproducible`);
     const integrity = `sha384-${createHash('sha384').update(await read('smile-factor.js')).digest('base64')}`;
     assert.ok(stdout.includes(`integrity="${integrity}" crossorigin="anonymous"`), stdout);
   });
@@ -157,8 +177,9 @@ describe('the npm package', { concurrency: false }, () => {
     for (const re of EXPECTED) {
       assert.equal(files.filter((f) => re.test(f)).length, 1, `exactly one file matches ${re}: ${files.join(', ')}`);
     }
-    assert.equal(files.length, EXPECTED.length, `no stray files: ${files.join(', ')}`);
-    assert.deepEqual(files, await listFiles(PKG), 'the tarball holds what pkg/ holds');
+    assert.equal(files.length, EXPECTED.length, `no stray files (no .br/.gz): ${files.join(', ')}`);
+    const inPkg = (await listFiles(PKG)).filter((f) => !SIBLING.test(f));
+    assert.deepEqual(files, inPkg, 'the tarball holds what pkg/ holds but its precompressed copies');
 
     // Every hashed name is the sha256 of its content, and every asset is referenced.
     const text = {};
@@ -222,7 +243,7 @@ describe('the npm package', { concurrency: false }, () => {
       { cwd: scratch, maxBuffer: 16 << 20 });
     const installed = path.join(scratch, 'node_modules/smile-factor');
     const files = await listFiles(installed);
-    assert.deepEqual(files, await listFiles(PKG), 'node_modules/smile-factor holds the package files');
+    assert.deepEqual(files, (await listFiles(PKG)).filter((f) => !SIBLING.test(f)), 'node_modules/smile-factor holds the package files');
     for (const f of files) {
       assert.equal(sha256(await readFile(path.join(installed, f))), sha256(await readFile(path.join(PKG, f))), f);
     }

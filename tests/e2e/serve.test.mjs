@@ -2,23 +2,29 @@
 // (server/src/statics.rs and the layers in server/src/lib.rs), through the harness
 // tools/serve.mjs, which must pass them on unchanged: MIME types, directories, Range,
 // 404, no traversal, immutable caching of hashed names, no-cache + ETag/304 for the rest,
-// errors never stored, compression, the CSP and the other security headers. Then the
-// harness's own hooks: the config override, hold, GET /continue, waitForContinue, the
-// request log, close(). Needs `cargo build -p smile-factor-server`, not the page build.
+// errors never stored, compression (precompressed .br/.gz siblings, one ETag per
+// encoding), the CSP and the other security headers. Then the harness's own hooks: the
+// config override, hold, GET /continue, waitForContinue, the request log, close(). Needs
+// `cargo build -p smile-factor-server`; the built engine's test also needs `./run build`.
 
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import zlib from 'node:zlib';
+import { precompressed } from '../../tools/package.mjs';
 import { startServer } from '../../tools/serve.mjs';
+import { WWW } from './helpers.mjs';
 
 /** The policy the page must run under (README "Headers"); the server adds `form-action`. */
 const STRICT_CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
   + "img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'; worker-src 'self' blob:";
 const IMMUTABLE = 'public, max-age=31536000, immutable';
+/** What Chromium sends in Accept-Encoding. */
+const CHROMIUM_ACCEPT = 'gzip, deflate, br, zstd';
 
 /** A raw request (the path is sent as is, unlike fetch, which normalises `..`); the body undecoded. */
 function rawGet(port, p, headers = {}, { method = 'GET', body } = {}) {
@@ -161,7 +167,7 @@ describe('the Rust server\'s header rules, through the harness', () => {
     for (const p of ['/nope.js', '/../secret.txt']) assert.equal((await get(p)).headers['cache-control'], 'no-store', p);
   });
 
-  test('gzip and brotli when the client takes them, passed on as the server compressed them', async () => {
+  test('gzip and brotli on the fly when there is no precompressed copy, with a weak ETag of their own', async () => {
     const plain = await get('/big.js');
     assert.equal(plain.headers['content-encoding'], undefined);
     for (const [enc, decode] of [['gzip', zlib.gunzipSync], ['br', zlib.brotliDecompressSync]]) {
@@ -170,8 +176,42 @@ describe('the Rust server\'s header rules, through the harness', () => {
       assert.match(r.headers.vary, /accept-encoding/i);
       assert.ok(r.bytes.length < plain.bytes.length / 10, `${enc}: ${r.bytes.length} of ${plain.bytes.length} bytes`);
       assert.deepEqual(decode(r.bytes), plain.bytes, enc);
-      assert.equal(r.headers.etag, plain.headers.etag);
+      assert.equal(r.headers.etag, `W/${plain.headers.etag.slice(0, -1)}.${enc}"`);
     }
+  });
+
+  test('precompressed .br and .gz (as tools/package.mjs writes them): br first, own ETags, 304 per encoding, Range from the identity', async () => {
+    const asset = 'pkg/engine/smile_factor_bg.fedcba9876.wasm';
+    const identity = Buffer.from(`\0asm\x01\0\0\0${'smile '.repeat(500)}`);
+    const siblings = precompressed(new Map([[asset, identity]]));
+    await writeFile(path.join(root, asset), identity);
+    for (const [f, buf] of siblings) await writeFile(path.join(root, f), buf);
+    const p = `/${asset}`;
+    const sent = {};
+    for (const [accept, enc, decode] of [[CHROMIUM_ACCEPT, 'br', zlib.brotliDecompressSync], ['gzip', 'gzip', zlib.gunzipSync],
+      ['identity', undefined, (b) => b]]) {
+      const r = await get(p, { 'accept-encoding': accept });
+      assert.equal(r.status, 200, accept);
+      assert.equal(r.headers['content-encoding'], enc, accept);
+      assert.equal(r.headers['content-type'], 'application/wasm', accept);
+      assert.equal(r.headers['cache-control'], IMMUTABLE, accept);
+      assert.match(r.headers.vary, /accept-encoding/i, accept);
+      assert.deepEqual(decode(r.bytes), identity, accept);
+      if (enc) assert.deepEqual(r.bytes, siblings.get(`${asset}.${enc === 'br' ? 'br' : 'gz'}`), `${accept}: the file on disk as it is`);
+      assert.match(r.headers.etag, /^"[A-Za-z0-9_-]{43}(\.br|\.gzip)?"$/, `${accept}: strong`);
+      sent[enc ?? 'identity'] = r.headers.etag;
+    }
+    assert.equal(new Set(Object.values(sent)).size, 3, `one ETag per encoding: ${JSON.stringify(sent)}`);
+    assert.equal((await get(p, { 'accept-encoding': CHROMIUM_ACCEPT, 'if-none-match': sent.br })).status, 304);
+    assert.equal((await get(p, { 'accept-encoding': 'gzip', 'if-none-match': sent.gzip })).status, 304);
+    assert.equal((await get(p, { 'accept-encoding': 'gzip', 'if-none-match': sent.br })).status, 200, 'the br tag does not validate gzip');
+    assert.equal((await get(p, { 'if-none-match': sent.br })).status, 200, 'nor the identity');
+    const part = await get(p, { 'accept-encoding': CHROMIUM_ACCEPT, range: 'bytes=0-3' });
+    assert.equal(part.status, 206);
+    assert.equal(part.headers['content-encoding'], undefined);
+    assert.deepEqual(part.bytes, identity.subarray(0, 4));
+    assert.equal(part.headers.etag, sent.identity);
+    for (const q of [`${p}.br`, `${p}.gz`]) assert.equal((await get(q, { 'accept-encoding': CHROMIUM_ACCEPT })).status, 404, q);
   });
 
   test('the strict Content-Security-Policy and nosniff on every response, a 304 too', async () => {
@@ -198,6 +238,33 @@ describe('the Rust server\'s header rules, through the harness', () => {
     assert.match(cont.body, /data-valid="false"/, 'the Rust server\'s check of the (bad) token');
     assert.equal(srv.continues.length, n, 'a POST is not an on-device return');
   });
+});
+
+test('the built engine arrives as brotli in Chromium-like requests and decodes to the same bytes', async () => {
+  const engineDir = path.join(WWW, 'pkg', 'engine');
+  const wasm = existsSync(engineDir) && readdirSync(engineDir).find((f) => /^smile_factor_bg\.[0-9a-f]{10}\.wasm$/.test(f));
+  assert.ok(wasm, `${engineDir} has no built engine: run \`./run build\` first`);
+  const srv = await startServer({ root: WWW });
+  try {
+    const p = `/pkg/engine/${wasm}`;
+    const identity = readFileSync(path.join(engineDir, wasm));
+    const r = await rawGet(srv.port, p, { 'accept-encoding': CHROMIUM_ACCEPT });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['content-encoding'], 'br');
+    assert.equal(r.headers['content-type'], 'application/wasm');
+    assert.match(r.headers.vary, /accept-encoding/i);
+    assert.deepEqual(zlib.brotliDecompressSync(r.bytes), identity);
+    assert.equal(r.bytes.length, statSync(path.join(engineDir, `${wasm}.br`)).size, 'the precompressed file, as it is');
+    const logged = srv.requests.find((x) => x.url === p);
+    assert.equal(logged.bytes, r.bytes.length, 'the harness passed the brotli body on unchanged');
+    const gz = await rawGet(srv.port, p, { 'accept-encoding': 'gzip, deflate' });
+    assert.equal(gz.headers['content-encoding'], 'gzip');
+    assert.deepEqual(zlib.gunzipSync(gz.bytes), identity);
+    console.log(`${wasm}: ${identity.length.toLocaleString('en-US')} B raw, ${gz.bytes.length.toLocaleString('en-US')} B gzip, `
+      + `${r.bytes.length.toLocaleString('en-US')} B brotli on the wire`);
+  } finally {
+    await srv.close();
+  }
 });
 
 describe('the harness\'s test hooks', () => {
