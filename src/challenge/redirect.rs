@@ -9,6 +9,8 @@
 //! In the signed mode a pass goes back only as the verifier's token, posted in
 //! a form to `<return URL>/continue?state=...`; the query way back then carries failures
 //! only, so an unsigned `notsmiling=true` is never sent.
+//!
+//! Long only with its unit tests (half the file): one set of URL rules, each tried with hostile input.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;

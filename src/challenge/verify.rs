@@ -7,6 +7,8 @@
 //! `<return URL>/continue`. The server decides; the page's own verdict only says when to
 //! ask. Here: the endpoint URLs, the request body, the answers' checks, the upload pacing
 //! and the finish retries, all without a browser so they are tested natively.
+//!
+//! Long only with its unit tests (a third of the file): one protocol, checked answer by answer.
 
 use serde::Deserialize;
 use thiserror::Error;
