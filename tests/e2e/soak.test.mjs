@@ -31,7 +31,7 @@ const MiB = 1024 * 1024;
  *   27 KiB or more per challenge fails it over 19.
  * - wasm memory grows in 64 KiB pages and never shrinks: at most WASM_SLACK (4 pages).
  * - DOM nodes and listeners (Blink's, not in the V8 heap): at most DOM_SLACK more; one
- *   leaked element holds some 60 nodes of markup and a dozen listeners.
+ *   leaked element holds dozens of nodes of markup, and a running one a dozen listeners.
  */
 const HEAP_SLACK = 512 * 1024;
 const WASM_SLACK = 256 * 1024;
