@@ -39,6 +39,10 @@ export const SCENES = {
   neutral: () => faceScene(path.join(FIXTURES, 'crops/neutral_1.png')),
   smile: () => faceScene(path.join(FIXTURES, 'crops/smile_1.png')),
   empty: () => emptyScene(),
+  // Other cameras (media.test.mjs): a portrait phone camera, and a small old webcam with
+  // the face at the same share of the frame's height as in the 640x480 scene.
+  portrait: () => faceScene(path.join(FIXTURES, 'crops/neutral_1.png'), 3.2, 480, 640),
+  small: () => faceScene(path.join(FIXTURES, 'crops/neutral_1.png'), 1.6, 320, 240),
 };
 
 const cameraFiles = new Map();
@@ -61,15 +65,16 @@ const dataset = () => ({ ...document.documentElement.dataset });
  * Serves www/ (config: returnUrl = this server, duration 5 s), opens the page in a fresh
  * Chromium with the given fake camera, and hands `body` the pieces. Always cleans up.
  * @param {object} o
- * @param {'neutral'|'smile'|'empty'} [o.camera='neutral']
+ * @param {'neutral'|'smile'|'empty'|'portrait'|'small'} [o.camera='neutral']
  * @param {boolean|null} [o.grantCamera=true]
  * @param {function} [o.hold]  passed to the server: holds chosen file requests
  * @param {string} [o.initScript]  run in every document before its own scripts
+ * @param {string} [o.root=WWW]  the directory served (a copy of www/ with test media, say)
  * @param {(ctx: {srv, browser, origin, open}) => Promise<any>} body
  */
-export async function withPage({ camera = 'neutral', grantCamera = true, config, hold, initScript } = {}, body) {
+export async function withPage({ camera = 'neutral', grantCamera = true, config, hold, initScript, root = WWW } = {}, body) {
   const srv = await startServer({
-    root: WWW,
+    root,
     config: config ?? ((origin) => ({ returnUrl: origin, duration: DURATION_S })),
     hold,
   });

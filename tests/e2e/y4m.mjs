@@ -118,14 +118,17 @@ export const W = 640;
 export const H = 480;
 const BACKGROUND = [[150, 156, 160], [118, 122, 128]]; // soft grey-blue gradient, no structure
 
-/** A 640x480 scene: the 112x112 crop scaled up and centred on a neutral background. */
-export function faceScene(cropPng, scale = 3.2) {
-  const bg = canvas(W, H, ...BACKGROUND);
-  return drawScaled(bg, readPng(cropPng), scale, W / 2, H / 2);
+/**
+ * A scene (640x480 unless told): the 112x112 crop scaled up and centred on a neutral
+ * background. Other sizes are other cameras (a portrait phone's 480x640, a small 320x240).
+ */
+export function faceScene(cropPng, scale = 3.2, width = W, height = H) {
+  const bg = canvas(width, height, ...BACKGROUND);
+  return drawScaled(bg, readPng(cropPng), scale, width / 2, height / 2);
 }
 
-export function emptyScene() {
-  return canvas(W, H, ...BACKGROUND);
+export function emptyScene(width = W, height = H) {
+  return canvas(width, height, ...BACKGROUND);
 }
 
 /**
