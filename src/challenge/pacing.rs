@@ -71,8 +71,8 @@ impl AnalysisPacer {
         if !now.is_finite() {
             return true;
         }
-        // `!(a < b)` so that a NaN score boosts too.
-        if smile.is_some_and(|s| !(s < threshold * BOOST_SHARE_OF_THRESHOLD)) {
+        // A NaN score boosts too.
+        if smile.is_some_and(|s| s.is_nan() || s >= threshold * BOOST_SHARE_OF_THRESHOLD) {
             self.boost_until = Some(now + BOOST_MS);
         }
         if self.boosting(now) || self.flat_out() {
