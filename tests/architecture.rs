@@ -189,6 +189,12 @@ fn the_challenge_arrows_are_the_documented_ones() {
     );
     // The feed's rules (a lost camera, frozen frames) are timing on plain numbers.
     assert!(names("feed").is_empty(), "feed names {:?}", names("feed"));
+    // So is the analysis budget: clock times and scores in, a yes or no out.
+    assert!(
+        names("pacing").is_empty(),
+        "pacing names {:?}",
+        names("pacing")
+    );
     // The verdict and the way back do not know the config that tunes them.
     assert!(!names("verdict").contains("config"));
     assert!(!names("redirect").contains("config"));

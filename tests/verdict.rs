@@ -348,3 +348,57 @@ fn signed_session_posts_the_token_or_fails_closed() {
     );
     assert!(nav.1.borrow().is_empty());
 }
+
+/// The page's loop without a browser: animation frames at 60 Hz, one frame in flight to a
+/// worker answering after `worker_ms`, the analysis budget at `fps`. A face scores 0.02,
+/// then 0.9 from `smile_from` for `smile_ms`. Returns when the verdict said "smiled".
+fn smiled_at(fps: f64, smile_from: f64, smile_ms: f64, worker_ms: f64) -> Option<f64> {
+    use smile_factor::challenge::pacing::AnalysisPacer;
+    use smile_factor::challenge::verdict::VerdictConfig;
+
+    let mut verdict = Verdict::new(VerdictConfig::default()).expect("defaults");
+    let threshold = verdict.config().threshold;
+    let mut pacer = AnalysisPacer::new(fps);
+    let score = |t: f64| {
+        if (smile_from..smile_from + smile_ms).contains(&t) {
+            0.9
+        } else {
+            0.02
+        }
+    };
+    let mut in_flight: Option<f64> = None;
+    verdict.start(0.0);
+    let mut now = 0.0;
+    while now < 5_000.0 {
+        if let Some(sent) = in_flight.filter(|sent| now >= sent + worker_ms) {
+            in_flight = None;
+            if let Some(o) = verdict.frame(now, Some(score(sent))) {
+                return (o.reason == Some(Reason::Smiled)).then_some(now);
+            }
+        }
+        if in_flight.is_none() && pacer.due(now, verdict.current_smile(), threshold) {
+            pacer.sent(now);
+            in_flight = Some(now);
+        }
+        now += 1000.0 / 60.0;
+    }
+    None
+}
+
+#[test]
+fn the_analysis_budget_keeps_a_held_smile_caught_as_fast_as_flat_out() {
+    // Smiles starting at every phase of the 15 fps grid, held 400 ms.
+    for i in 0..20 {
+        let from = 1_000.0 + f64::from(i) * 3.5;
+        let flat = smiled_at(60.0, from, 400.0, 20.0).expect("flat out catches it");
+        let paced = smiled_at(15.0, from, 400.0, 20.0).expect("15 fps catches it");
+        // At most one paced interval later: the smile's first frame may wait that long,
+        // the boost then follows the hold frame by frame.
+        assert!(
+            paced - flat <= 1000.0 / 15.0 + 1.0,
+            "smile from {from}: {paced} ms paced, {flat} ms flat out"
+        );
+    }
+    // A neutral face is never "smiled", paced or not.
+    assert_eq!(smiled_at(15.0, 10_000.0, 0.0, 20.0), None);
+}

@@ -8,7 +8,7 @@
 //! { "returnUrls": { "prod": "https://tenant.auth0.com" }, "returnParam": "return",
 //!   "duration": 15, "threshold": 0.5, "content": "jokes",
 //!   "params": { "state": "state", "notsmiling": "notsmiling", "reason": "reason" },
-//!   "lang": "en", "holdMs": 300, "minFaceRatio": 0.8, "verify": false }
+//!   "lang": "en", "holdMs": 300, "minFaceRatio": 0.8, "analysisFps": 15, "verify": false }
 //! ```
 //!
 //! `"verify": true` switches the hosted page to the signed mode (see
@@ -24,6 +24,7 @@ use serde::Deserialize;
 use thiserror::Error;
 use url::Url;
 
+use crate::challenge::pacing::{DEFAULT_ANALYSIS_FPS, MAX_ANALYSIS_FPS, MIN_ANALYSIS_FPS};
 use crate::challenge::redirect::{parse_return_url, ParamNames, ReturnUrlError};
 use crate::challenge::verdict::{
     VerdictConfig, DEFAULT_DURATION_MS, DEFAULT_HOLD_MS, DEFAULT_MIN_FACE_RATIO, DEFAULT_THRESHOLD,
@@ -137,6 +138,9 @@ pub struct Config {
     pub hold_ms: f64,
     /// Share of frames that must show a face.
     pub min_face_ratio: f64,
+    /// Camera frames analysed per second while no smile is near (5..=60; 60 is every
+    /// frame the worker can take). See [`crate::challenge::pacing`].
+    pub analysis_fps: f64,
     /// What plays during the countdown.
     pub content: Content,
     /// Query parameter names of the continue URL.
@@ -164,6 +168,7 @@ struct RawConfig {
     lang: Option<String>,
     hold_ms: Option<f64>,
     min_face_ratio: Option<f64>,
+    analysis_fps: Option<f64>,
     verify: Option<bool>,
 }
 
@@ -236,6 +241,15 @@ impl Config {
             ));
         }
 
+        let analysis_fps = raw.analysis_fps.unwrap_or(DEFAULT_ANALYSIS_FPS);
+        if !(MIN_ANALYSIS_FPS..=MAX_ANALYSIS_FPS).contains(&analysis_fps) {
+            return Err(out_of_range(
+                "analysisFps",
+                "between 5 and 60 (frames per second)",
+                analysis_fps,
+            ));
+        }
+
         let content = parse_content(raw.content)?;
         let lang = raw.lang.unwrap_or_else(|| DEFAULT_LANG.to_owned());
         check_lang(&lang)?;
@@ -255,6 +269,7 @@ impl Config {
             threshold,
             hold_ms,
             min_face_ratio,
+            analysis_fps,
             content,
             params,
             lang,
@@ -494,6 +509,7 @@ mod tests {
         assert_eq!(c.threshold, DEFAULT_THRESHOLD);
         assert_eq!(c.hold_ms, 300.0);
         assert_eq!(c.min_face_ratio, 0.8);
+        assert_eq!(c.analysis_fps, 15.0);
         assert_eq!(c.content, Content::Jokes);
         assert_eq!(c.params, ParamNames::default());
         assert_eq!(c.lang, "en");
@@ -529,12 +545,14 @@ mod tests {
               "returnUrls": {"prod": "https://tenant.auth0.com", "dev": "http://localhost:3000/"},
               "returnParam": "to",
               "duration": 30, "threshold": 0.7, "holdMs": 500, "minFaceRatio": 0.9,
+              "analysisFps": 24.5,
               "content": {"video": "media/clip.mp4", "captions": "media/clip.vtt"},
               "params": {"state": "s", "notsmiling": "ok"},
               "lang": "pt-BR"
             }"#,
         );
         assert_eq!(c.return_param(), Some("to"));
+        assert_eq!(c.analysis_fps, 24.5);
         assert_eq!(
             c.content,
             Content::Video {
@@ -638,6 +656,10 @@ mod tests {
             (r#""holdMs": -1"#, "holdMs"),
             (r#""holdMs": 5001"#, "holdMs"),
             (r#""minFaceRatio": 1.5"#, "minFaceRatio"),
+            (r#""analysisFps": 4.9"#, "analysisFps"),
+            (r#""analysisFps": 61"#, "analysisFps"),
+            (r#""analysisFps": 0"#, "analysisFps"),
+            (r#""analysisFps": -15"#, "analysisFps"),
         ];
         for (field, name) in cases {
             let json = format!(r#"{{"returnUrl": "https://a.test", {field}}}"#);
@@ -653,9 +675,24 @@ mod tests {
             r#""threshold": 0.01"#,
             r#""holdMs": 0"#,
             r#""minFaceRatio": 1"#,
+            r#""analysisFps": 5"#,
+            r#""analysisFps": 60"#,
         ] {
             parse_ok(&format!(r#"{{"returnUrl": "https://a.test", {ok}}}"#));
         }
+    }
+
+    #[test]
+    fn analysis_fps_errors_say_the_range() {
+        let e = parse_err(r#"{"returnUrl": "https://a.test", "analysisFps": 120}"#);
+        assert_eq!(
+            e.to_string(),
+            "\"analysisFps\" must be between 5 and 60 (frames per second), found 120"
+        );
+        let e = parse_err(r#"{"returnUrl": "https://a.test", "analysisFps": "15"}"#);
+        assert!(matches!(e, ConfigError::Json(_)), "{e}");
+        let c = Config::parse_embedded(r#"{"analysisFps": 30}"#).expect("embedded");
+        assert_eq!(c.analysis_fps, 30.0);
     }
 
     #[test]

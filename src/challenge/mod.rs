@@ -7,7 +7,8 @@
 //!   `Navigator` traits) depend on nothing here;
 //! - [`verdict`] (the state machine and its defaults) and [`redirect`] (state, return URL,
 //!   continue URL) use those; [`content`] (texts) uses only `outcome`;
-//! - [`feed`] (a lost camera, frozen frames) depends on nothing here;
+//! - [`feed`] (a lost camera, frozen frames) and [`pacing`] (which frames to analyse)
+//!   depend on nothing here;
 //! - [`session`] ties a verdict to a clock and a redirector;
 //! - [`config`] (the page's config) uses `redirect` and `verdict`; [`embed`] (an
 //!   embedded challenge's options) uses `config` and `redirect`;
@@ -22,6 +23,7 @@ pub mod effects;
 pub mod embed;
 pub mod feed;
 pub mod outcome;
+pub mod pacing;
 pub mod redirect;
 pub mod session;
 pub mod verdict;

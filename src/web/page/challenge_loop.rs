@@ -14,6 +14,7 @@ use crate::challenge::config::Content;
 use crate::challenge::content::{Problem, ANNOUNCE_EVERY_S};
 use crate::challenge::feed::FrozenFrames;
 use crate::challenge::outcome::Reason;
+use crate::challenge::pacing::AnalysisPacer;
 use crate::challenge::verdict::State;
 
 use crate::web::camera::{self, Camera, CAMERA_TIMEOUT_MS};
@@ -76,6 +77,10 @@ pub(super) struct Challenge {
     pub(super) detect_frames: u32,
     /// Camera frames skipped because the worker was still busy.
     pub(super) dropped_frames: u32,
+    /// The analysis budget: which frames go to the worker.
+    pub(super) pacer: AnalysisPacer,
+    /// Camera frames not analysed because the budget did not ask for them yet.
+    pub(super) paced_frames: u32,
     /// The latest judged face box and the analysed frame's size it is measured on; the
     /// signed mode crops it from the video. `None` while no face is seen (or frozen).
     pub(super) judged_face: Option<([f64; 4], (f64, f64))>,
@@ -260,6 +265,8 @@ impl Page {
             analyse_ms: 0.0,
             detect_frames: 0,
             dropped_frames: 0,
+            pacer: AnalysisPacer::new(self.analysis_fps),
+            paced_frames: 0,
             judged_face: None,
             frozen: FrozenFrames::new(),
         })
@@ -282,8 +289,9 @@ impl Page {
     }
 
     /// One animation frame: hand the current camera frame to the worker (unless it is
-    /// still busy: then this frame is dropped), end the challenge when decided, update
-    /// the screen. Returns false once the challenge is over.
+    /// still busy: then this frame is dropped; or the analysis budget does not ask for
+    /// it yet: then it is paced), end the challenge when decided, update the screen.
+    /// Returns false once the challenge is over.
     pub(super) fn step(&mut self) -> bool {
         // Before anything is sent: the <video> keeps showing its last frame after the
         // track ended, and that frame must not be analysed.
@@ -312,21 +320,29 @@ impl Page {
         true
     }
 
-    /// Hands the camera frame to the worker, to be analysed at `ANALYSIS_WIDTH`.
+    /// Hands the camera frame to the worker, to be analysed at `ANALYSIS_WIDTH`, when
+    /// the worker is free and the analysis budget asks for a frame.
     pub(super) fn send_frame(&mut self) -> Result<(), String> {
         let now = dom::now_ms();
         let (Some(ch), Some(engine)) = (self.challenge.as_mut(), self.engine.as_mut()) else {
             return Ok(());
         };
-        match engine.busy_for_ms(now) {
-            Some(ms) if ms > WORKER_TIMEOUT_MS => {
-                return Err(format!("the worker has not answered for {ms:.0} ms"))
-            }
-            Some(_) => {
-                ch.dropped_frames += 1;
-                return Ok(());
-            }
-            None => {}
+        let (smile, threshold) = match self.session.as_ref() {
+            Some(s) => (s.verdict().current_smile(), s.verdict().config().threshold),
+            None => return Ok(()),
+        };
+        let busy = engine.busy_for_ms(now);
+        if let Some(ms) = busy.filter(|ms| *ms > WORKER_TIMEOUT_MS) {
+            return Err(format!("the worker has not answered for {ms:.0} ms"));
+        }
+        // The budget first: a frame it would not have sent is not one the worker lost.
+        if !ch.pacer.due(now, smile, threshold) {
+            ch.paced_frames += 1;
+            return Ok(());
+        }
+        if busy.is_some() {
+            ch.dropped_frames += 1;
+            return Ok(());
         }
         let video = &self.ui.selfview;
         let (vw, vh) = (video.video_width(), video.video_height());
@@ -343,7 +359,10 @@ impl Page {
         if self.frame_transfer == FrameTransfer::VideoFrame {
             match OwnedFrame::from_video(video).and_then(|f| engine.send_video_frame(&f, w, h, now))
             {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    ch.pacer.sent(now);
+                    return Ok(());
+                }
                 // Not fatal: the canvas path needs nothing the failed call did.
                 Err(e) => console_error(&format!(
                     "smile-factor: cannot pass VideoFrames to the worker ({e}); reading frames back on the page instead"
@@ -368,7 +387,9 @@ impl Page {
         let image = ctx
             .get_image_data(0.0, 0.0, wf, hf)
             .map_err(|e| describe(&e))?;
-        engine.send_frame(&image, now).map_err(|e| e.0)
+        engine.send_frame(&image, now).map_err(|e| e.0)?;
+        ch.pacer.sent(now);
+        Ok(())
     }
 
     /// A frame's result from the worker: feeds the verdict and draws the boxes. Results

@@ -51,6 +51,7 @@ use web_sys::HtmlElement;
 use crate::challenge::config::{Config, Content};
 use crate::challenge::content::{texts_for, Problem, Texts, EN};
 use crate::challenge::outcome::Reason;
+use crate::challenge::pacing::DEFAULT_ANALYSIS_FPS;
 use crate::challenge::redirect::{Redirector, ReturnTarget};
 use crate::challenge::session::Session;
 use crate::challenge::verdict::Verdict;
@@ -105,6 +106,8 @@ pub struct Page {
     /// The outcome was handed to the embedding page already.
     reported: bool,
     content: Content,
+    /// The config's `analysisFps`: each countdown's pacer starts from it.
+    analysis_fps: f64,
     challenge: Option<Challenge>,
     /// The problem on the error screen, for "Try again" and "Return to sign-in".
     problem: Option<Problem>,
@@ -157,6 +160,7 @@ fn new_page(
             first_analysis_marked: false,
             reported: false,
             content: Content::Jokes,
+            analysis_fps: DEFAULT_ANALYSIS_FPS,
             challenge: None,
             problem: None,
             starting: false,
@@ -241,6 +245,7 @@ impl Page {
         set_text(&self.ui.intro, &self.texts.intro_for(secs));
         set_text(&self.ui.countdown, &self.texts.countdown_for(secs));
         self.content = config.content;
+        self.analysis_fps = config.analysis_fps;
         if let Content::Video { video, captions } = &self.content {
             self.prepare_video(video, captions.as_deref());
         }

@@ -46,12 +46,15 @@ impl Page {
             };
             web_sys::console::info_1(&JsValue::from_str(&format!(
                 "smile-factor: {} frames in {:.0} ms active, {:.1} ms per analysis in the worker, \
-                 {} with the detector, {} camera frames dropped while the worker was busy",
+                 {} with the detector, {} camera frames dropped while the worker was busy, \
+                 {} left out by the analysis budget of {:.1} fps",
                 stats.frames_analysed,
                 stats.elapsed_ms,
                 per(ch.analyse_ms),
                 ch.detect_frames,
                 ch.dropped_frames,
+                ch.paced_frames,
+                1000.0 / ch.pacer.interval_ms(),
             )));
         }
         // The worker is done; terminating it frees its memory at once.
