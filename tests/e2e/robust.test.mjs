@@ -87,9 +87,10 @@ function stillCamera(pngFile, { sway = false } = {}) {
       const g = canvas.getContext('2d');
       const stream = canvas.captureStream(30);
       const [track] = stream.getVideoTracks();
-      // sway: the control, drawn a pixel lower every other time (as the y4m sways).
-      let n = 0;
-      const draw = () => g.drawImage(img, 0, ${sway ? '(n++ % 2)' : '0'});
+      // sway: the control, drawn 0-3 px lower at random each time, as a live camera's
+      // noise never repeats. A regular pattern (every other frame) would alias with the
+      // analysis budget's sampling into runs of identical analysed frames.
+      const draw = () => g.drawImage(img, 0, ${sway ? 'Math.floor(Math.random() * 4)' : '0'});
       draw();
       const timer = setInterval(() => (track.readyState === 'ended' ? clearInterval(timer) : draw()), 33);
       return stream;

@@ -133,12 +133,15 @@ export function emptyScene(width = W, height = H) {
 
 /**
  * `n` frames of a scene with a one-pixel sway, so the stream is not a frozen picture
- * (the page may ignore repeated identical frames). The sway keeps the face centred.
+ * (the page counts identical frames for over a second as no face). The cycle is 7 frames
+ * long, a prime, so that no analysis rate the page allows (5..60 a second, sampling a
+ * 30 fps camera) keeps landing on the same frame. The sway keeps the face centred.
  */
-export function frames(scene, n = 6) {
+const SWAY = [0, 1, 2, 1, 0, -1, -2];
+export function frames(scene, n = SWAY.length) {
   const out = [];
   for (let i = 0; i < n; i++) {
-    const shift = [0, 1, 2, 1, 0, -1][i % 6];
+    const shift = SWAY[i % SWAY.length];
     const f = { width: scene.width, height: scene.height, data: new Uint8Array(scene.data.length) };
     const rowBytes = scene.width * 4;
     for (let y = 0; y < scene.height; y++) {
