@@ -11,6 +11,11 @@
 //     paths); if that resolves to a number, the request fails with that HTTP status;
 //   - config: served as /config.json instead of the Rust server's (the on-device configs
 //     of the tests), with the headers the Rust server gives its own JSON;
+//   - fakeCamera (tests only, never shipped): every HTML page gets
+//     `<script src="/__e2e/canvas-camera.js"></script>` first in its <head>, then one
+//     `<script src="/__e2e/init-N.js">` per `initScripts` entry; the harness serves these
+//     (same origin, so the page's script-src 'self' allows them) and the fixture faces as
+//     /__e2e/faces/NAME.png. tests/e2e/canvas-camera.js replaces getUserMedia with a canvas.
 //   - GET /continue, the on-device (unsigned) return: a stand-in identity provider page
 //     that shows every query parameter, HTML-escaped; recorded in `continues` and handed
 //     out by waitForContinue(). POST /continue (the signed return) goes to the Rust server.
@@ -25,12 +30,21 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { realpath } from 'node:fs/promises';
+import { readFile, realpath } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const CANVAS_CAMERA = path.join(REPO, 'tests/e2e/canvas-camera.js');
+const FACES = path.join(REPO, 'tests/fixtures/crops');
+
+/** `html` with `tags` inserted right after its <head> tag (or at the start without one). */
+export function injectIntoHead(html, tags) {
+  const m = /<head(\s[^>]*)?>/i.exec(html);
+  const at = m ? m.index + m[0].length : 0;
+  return html.slice(0, at) + tags + html.slice(at);
+}
 
 /** The binary `cargo build -p smile-factor-server` (or `./run test`) leaves. */
 export function serverBinary() {
@@ -146,13 +160,23 @@ const matchesTag = (header, etag) => !!header
  * @param {boolean} [o.log=false]  print each /continue to stdout
  * @param {(pathname: string) => Promise<void|number>|undefined} [o.hold]  tests: a request
  *   waits for the returned promise; if that resolves to a number, it fails with that status
+ * @param {boolean} [o.fakeCamera=false]  tests: load tests/e2e/canvas-camera.js first in
+ *   every HTML page (a canvas instead of the camera; engines without a file-fed fake camera)
+ * @param {string[]} [o.initScripts=[]]  tests: scripts (source text) loaded in every HTML
+ *   page right after it, before the page's own
+ * @param {object} [o.upstreamOptions]  passed to startRustServer (durationMs, frameIntervalMs)
  */
-export async function startServer({ root, port = 0, host = '127.0.0.1', config, log = false, hold } = {}) {
+export async function startServer({
+  root, port = 0, host = '127.0.0.1', config, log = false, hold, fakeCamera = false, initScripts = [], upstreamOptions = {},
+} = {}) {
   if (!root) throw new Error('startServer: root is required');
   const rootDir = await realpath(path.resolve(root)).catch(() => {
     throw new Error(`startServer: root ${root} does not exist`);
   });
-  const upstream = await startRustServer({ www: rootDir });
+  const upstream = await startRustServer({ www: rootDir, ...upstreamOptions });
+  const injecting = fakeCamera || initScripts.length > 0;
+  const injected = [...(fakeCamera ? ['canvas-camera.js'] : []), ...initScripts.map((_, i) => `init-${i}.js`)]
+    .map((name) => `<script src="/__e2e/${name}"></script>`).join('');
   const agent = new http.Agent({ keepAlive: true });
   const requests = [];
   const continues = [];
@@ -185,9 +209,41 @@ export async function startServer({ root, port = 0, host = '127.0.0.1', config, 
     });
   }
 
-  /** Status, headers and body of the Rust server's answer, unchanged. */
+  /** A test script or fixture face under /__e2e/ (only when injecting); false if none. */
+  async function serveE2e(res, pathname) {
+    const js = (body) => send(res, 200, body, { 'Content-Type': 'text/javascript; charset=utf-8', 'Cache-Control': 'no-store' });
+    if (fakeCamera && pathname === '/__e2e/canvas-camera.js') return js(await readFile(CANVAS_CAMERA)), true;
+    const init = /^\/__e2e\/init-(\d+)\.js$/.exec(pathname);
+    if (init && Number(init[1]) < initScripts.length) return js(initScripts[Number(init[1])]), true;
+    const face = /^\/__e2e\/faces\/([\w-]+)\.png$/.exec(pathname);
+    if (fakeCamera && face && existsSync(path.join(FACES, `${face[1]}.png`))) {
+      send(res, 200, await readFile(path.join(FACES, `${face[1]}.png`)), { 'Content-Type': 'image/png', 'Cache-Control': 'no-store' });
+      return true;
+    }
+    return false;
+  }
+
+  /** The Rust server's HTML page with the test scripts first in <head>; never cached. */
+  async function proxyInjected(req, res, upRes) {
+    const chunks = [];
+    for await (const c of upRes) chunks.push(c);
+    const headers = {};
+    for (const [k, v] of Object.entries(upRes.headers)) {
+      if (!HOP_BY_HOP.has(k) && !['content-length', 'etag', 'last-modified', 'cache-control'].includes(k)) headers[k] = v;
+    }
+    headers['cache-control'] = 'no-store';
+    send(res, upRes.statusCode, injectIntoHead(Buffer.concat(chunks).toString('utf8'), injected), headers);
+  }
+
+  /** Status, headers and body of the Rust server's answer, unchanged (but for injection). */
   async function proxy(req, res) {
-    const upRes = await forward(req);
+    // Injection needs the page uncompressed and whole (never a 304 of an uninjected copy).
+    const upRes = await forward(req, injecting && req.method === 'GET'
+      ? { drop: ['accept-encoding', 'if-none-match', 'if-modified-since', 'range'] } : {});
+    if (injecting && req.method === 'GET' && upRes.statusCode === 200
+      && /^text\/html/i.test(upRes.headers['content-type'] ?? '') && !upRes.headers['content-encoding']) {
+      return proxyInjected(req, res, upRes);
+    }
     const raw = [];
     for (let i = 0; i < upRes.rawHeaders.length; i += 2) {
       if (!HOP_BY_HOP.has(upRes.rawHeaders[i].toLowerCase())) raw.push(upRes.rawHeaders[i], upRes.rawHeaders[i + 1]);
@@ -253,6 +309,7 @@ export async function startServer({ root, port = 0, host = '127.0.0.1', config, 
           'Referrer-Policy': 'no-referrer',
         });
       }
+      if (injecting && pathname.startsWith('/__e2e/') && (await serveE2e(res, pathname))) return;
       const held = await hold?.(pathname);
       if (typeof held === 'number') return sendText(res, held, 'failed on purpose by the test\n');
       if (pathname === '/config.json' && config !== undefined && (req.method === 'GET' || req.method === 'HEAD')) {

@@ -1,11 +1,14 @@
-// A minimal W3C WebDriver client for ChromeDriver + Chromium, on Node's global fetch.
-// No dependencies. Every call has a timeout; quit() always tears everything down.
+// A minimal W3C WebDriver client on Node's global fetch, for three engines: ChromeDriver +
+// Chromium (the default), geckodriver + Firefox ESR (headless), and WebKitWebDriver +
+// WebKitGTK's MiniBrowser (under xvfb-run: it has no headless mode). No dependencies.
+// Every call has a timeout; quit() always tears everything down.
 //
 //   const browser = await launchBrowser({ fakeCamera: 'target/e2e/neutral.y4m' });
+//   const ff = await launchBrowser({ engine: 'firefox' });   // engineMissing('firefox') first
 //   try { await browser.navigate(url); ... } finally { await browser.quit(); }
 
 import { spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { accessSync, constants, rmSync } from 'node:fs';
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
@@ -13,6 +16,38 @@ import path from 'node:path';
 
 export const CHROMEDRIVER = process.env.CHROMEDRIVER || '/usr/bin/chromedriver';
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+export const FIREFOX = process.env.FIREFOX || '/usr/bin/firefox-esr';
+/** geckodriver comes from crates.io (`cargo install geckodriver`, ./run setup). */
+export const GECKODRIVER = process.env.GECKODRIVER || findOnPath('geckodriver', [path.join(os.homedir(), '.cargo/bin')]);
+export const WEBKITDRIVER = process.env.WEBKITDRIVER || '/usr/bin/WebKitWebDriver';
+export const MINIBROWSER = process.env.MINIBROWSER || '/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser';
+export const XVFB_RUN = '/usr/bin/xvfb-run';
+export const ENGINES = ['chromium', 'firefox', 'webkit'];
+
+function executable(file) {
+  try {
+    accessSync(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+function findOnPath(name, extra = []) {
+  const dirs = [...(process.env.PATH || '').split(path.delimiter), ...extra].filter(Boolean);
+  return dirs.map((d) => path.join(d, name)).find(executable) ?? name;
+}
+
+/** Why `engine` cannot run here (a binary it needs is missing), or null when it can. */
+export function engineMissing(engine) {
+  const need = {
+    chromium: [CHROMEDRIVER, CHROMIUM],
+    firefox: [GECKODRIVER, FIREFOX],
+    webkit: [WEBKITDRIVER, MINIBROWSER, XVFB_RUN],
+  }[engine];
+  if (!need) return `unknown engine ${engine}`;
+  const missing = need.filter((f) => !executable(f));
+  return missing.length ? `${engine}: ${missing.join(', ')} missing (./run setup installs it)` : null;
+}
 const ELEMENT = 'element-6066-11e4-a52e-4f735466cecf';
 
 export const BASE_ARGS = [
@@ -78,30 +113,83 @@ export class WebDriverError extends Error {
   }
 }
 
+/** The driver command line and the session's capabilities for one engine. */
+function engineSetup(engine, { fakeCamera, grantCamera, extraArgs, userDataDir, port }) {
+  if (engine === 'chromium') {
+    const args = [...BASE_ARGS, `--user-data-dir=${userDataDir}`];
+    if (fakeCamera) {
+      args.push('--use-fake-device-for-media-stream', `--use-file-for-fake-video-capture=${path.resolve(fakeCamera)}`);
+    }
+    if (grantCamera === true) args.push('--use-fake-ui-for-media-stream');
+    else if (grantCamera === false) args.push('--deny-permission-prompts');
+    args.push(...extraArgs);
+    return {
+      command: CHROMEDRIVER,
+      argv: [`--port=${port}`, '--allowed-ips=127.0.0.1'],
+      args,
+      caps: {
+        browserName: 'chrome',
+        'goog:chromeOptions': { binary: CHROMIUM, args },
+        'goog:loggingPrefs': { performance: 'ALL', browser: 'ALL' },
+      },
+    };
+  }
+  if (engine === 'firefox') {
+    // Its fake camera is a generated picture, not a file: faces come from the canvas
+    // camera (tests/e2e/canvas-camera.js) that the harness injects.
+    const prefs = {
+      'media.navigator.streams.fake': true,
+      'media.navigator.permission.disabled': grantCamera === true,
+      'media.autoplay.default': 0,
+    };
+    if (grantCamera === false) prefs['permissions.default.camera'] = 2;
+    const args = ['-headless', '-width=1000', '-height=800', ...extraArgs];
+    return {
+      command: GECKODRIVER,
+      argv: ['--port', String(port), '--host', '127.0.0.1', '--log', 'warn'],
+      args,
+      caps: { browserName: 'firefox', 'moz:firefoxOptions': { binary: FIREFOX, args, prefs } },
+    };
+  }
+  if (engine === 'webkit') {
+    // MiniBrowser grants its mock camera under automation; it cannot be told to deny it.
+    const args = ['--automation', '--enable-mock-capture-devices=true', ...extraArgs];
+    return {
+      command: XVFB_RUN,
+      argv: ['-a', '-s', '-screen 0 1280x1024x24', WEBKITDRIVER, `--port=${port}`, '--host=127.0.0.1'],
+      args,
+      caps: { 'webkitgtk:browserOptions': { binary: MINIBROWSER, args } },
+    };
+  }
+  throw new Error(`unknown engine ${engine} (one of ${ENGINES.join(', ')})`);
+}
+
 /**
- * Spawns ChromeDriver on a free port and opens a Chromium session.
+ * Spawns the engine's WebDriver server on a free port and opens a session.
  * @param {object} o
- * @param {string} [o.fakeCamera]    a .y4m file for --use-file-for-fake-video-capture
- * @param {boolean|null} [o.grantCamera=true]  true: --use-fake-ui-for-media-stream (camera granted);
- *   false: --deny-permission-prompts instead (getUserMedia fails with NotAllowedError); null: neither
- * @param {string[]} [o.extraArgs]
+ * @param {'chromium'|'firefox'|'webkit'} [o.engine='chromium']
+ * @param {string} [o.fakeCamera]    Chromium: a .y4m file for --use-file-for-fake-video-capture
+ * @param {boolean|null} [o.grantCamera=true]  true: the camera is granted without a prompt;
+ *   false: denied (Chromium --deny-permission-prompts, Firefox permissions.default.camera=2;
+ *   WebKit cannot); null: Chromium's default
+ * @param {string[]} [o.extraArgs]  browser arguments
  * @param {number} [o.timeoutMs=20000] default per-command timeout
  */
-export async function launchBrowser({ fakeCamera, grantCamera = true, extraArgs = [], timeoutMs = 20_000 } = {}) {
+export async function launchBrowser({ engine = 'chromium', fakeCamera, grantCamera = true, extraArgs = [], timeoutMs = 20_000 } = {}) {
+  const missing = engineMissing(engine);
+  if (missing) throw new Error(missing);
   const userDataDir = await mkdtemp(path.join(os.tmpdir(), 'smile-e2e-profile-'));
-  const args = [...BASE_ARGS, `--user-data-dir=${userDataDir}`];
-  if (fakeCamera) {
-    args.push('--use-fake-device-for-media-stream', `--use-file-for-fake-video-capture=${path.resolve(fakeCamera)}`);
-  }
-  if (grantCamera === true) args.push('--use-fake-ui-for-media-stream');
-  else if (grantCamera === false) args.push('--deny-permission-prompts');
-  args.push(...extraArgs);
-
   const port = await freePort();
-  // Own process group, so quit() can kill chromedriver and every Chromium it started.
-  const driver = spawn(CHROMEDRIVER, [`--port=${port}`, '--allowed-ips=127.0.0.1'], {
+  const setup = engineSetup(engine, { fakeCamera, grantCamera, extraArgs, userDataDir, port });
+  const { args } = setup;
+
+  // Own process group, so quit() can kill the driver and every browser process it started.
+  const driver = spawn(setup.command, setup.argv, {
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
+    // Firefox and WebKit keep their caches under $HOME/.cache otherwise; geckodriver makes
+    // its own profile in TMPDIR.
+    env: engine === 'chromium' ? process.env : { ...process.env, TMPDIR: userDataDir, XDG_CACHE_HOME: userDataDir },
   });
   installExitHooks();
   if (driver.pid) liveGroups.set(driver.pid, userDataDir);
@@ -120,22 +208,20 @@ export async function launchBrowser({ fakeCamera, grantCamera = true, extraArgs 
   try {
     const deadline = Date.now() + 10_000;
     for (;;) {
-      if (exited) throw new Error(`chromedriver exited early:\n${driverOutput}`);
+      if (exited) throw new Error(`${setup.command} exited early:\n${driverOutput}`);
       try {
         const st = await b.cmd('GET', '/status', undefined, 1_000);
         if (st?.ready) break;
       } catch { /* not up yet */ }
-      if (Date.now() > deadline) throw new Error(`chromedriver did not become ready in 10 s:\n${driverOutput}`);
+      if (Date.now() > deadline) throw new Error(`${engine}'s WebDriver did not become ready in 10 s:\n${driverOutput}`);
       await sleep(100);
     }
     const caps = {
       capabilities: {
         alwaysMatch: {
-          browserName: 'chrome',
           pageLoadStrategy: 'normal',
           timeouts: { script: 30_000, pageLoad: 30_000, implicit: 0 },
-          'goog:chromeOptions': { binary: CHROMIUM, args },
-          'goog:loggingPrefs': { performance: 'ALL', browser: 'ALL' },
+          ...setup.caps,
         },
       },
     };
@@ -143,6 +229,7 @@ export async function launchBrowser({ fakeCamera, grantCamera = true, extraArgs 
     b.sessionId = v.sessionId;
     b.capabilities = v.capabilities;
     b.args = args;
+    b.engine = engine;
   } catch (e) {
     await b.quit();
     throw e;
