@@ -1,12 +1,16 @@
 // End-to-end: the page's verify mode against the real verifier server (server/, demo
-// mode) in headless Chromium with a fake camera. The server judges the crops itself and
-// signs the verdict; its /continue validates the token as Auth0 would and shows each check.
+// mode) in headless Chromium with a fake camera, and the signed flow again in Firefox ESR
+// (through the harness, which injects the canvas camera; skipped only when Firefox or
+// geckodriver is missing). The server judges the crops itself and signs the verdict; its
+// /continue validates the token as Auth0 would and shows each check.
 // Needs `./run build` and `cargo build -p smile-factor-server` (./run test does both).
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { cameraFile, checkBuilt, clickStart, withPage, runChallenge } from './helpers.mjs';
-import { launchBrowser } from './webdriver.mjs';
+import { startServer } from '../../tools/serve.mjs';
+import { WWW } from './helpers.mjs';
+import { engineMissing, launchBrowser } from './webdriver.mjs';
 import { startVerifier } from './verifier.mjs';
 
 const T = { timeout: 120_000 };
@@ -84,8 +88,62 @@ async function signedLogin({ camera, initScript }) {
   }
 }
 
+/**
+ * The signed login in Firefox. It has no DevTools log nor init scripts through WebDriver,
+ * so the harness serves the page (the Rust server behind it, in demo mode) with the
+ * canvas camera and `initScripts` injected, and the demo link is opened on the harness's
+ * origin. The page posts its token to the return URL, the Rust server's own /continue.
+ * `requests`: what the Rust server's access log lists (method and path, every request).
+ */
+async function signedLoginFirefox({ camera, initScript }) {
+  const srv = await startServer({
+    root: WWW,
+    fakeCamera: true,
+    initScripts: [RECORD_UPLOADS, initScript].filter(Boolean),
+    upstreamOptions: { durationMs: 5_000, frameIntervalMs: 1_000 },
+  });
+  let browser;
+  try {
+    browser = await launchBrowser({ engine: 'firefox' });
+    const demo = await fetch(`${srv.upstream}/demo`, { redirect: 'manual' });
+    const link = new URL(demo.headers.get('location'));
+    assert.equal(link.origin, srv.upstream, 'the demo link points at the verifier');
+    await browser.navigate(`${srv.origin}${link.pathname}${link.search}`, 30_000);
+    const phase = await browser.waitFor(() => {
+      const p = document.documentElement.dataset.phase;
+      return p && p !== 'loading' ? p : null;
+    }, [], { timeoutMs: 30_000, what: 'the page to load' });
+    assert.equal(phase, 'start', 'the start screen shows');
+    await browser.executeScript((name) => window.__smileFakeCamera.show(name), [camera]);
+    const start = await browser.executeScript(() => ({
+      verify: document.documentElement.dataset.verify,
+      privacy: document.getElementById('privacy')?.textContent ?? '',
+      url: location.href,
+    }));
+    await clickStart(browser, { click: true });
+    const result = await browser.waitFor(() => {
+      const s = document.getElementById('summary');
+      if (!s || location.pathname !== '/continue') return null;
+      const checks = [...document.querySelectorAll('#checks li')].map((li) => li.textContent);
+      return { ...s.dataset, summary: s.textContent, checks, url: location.href };
+    }, [], { timeoutMs: 60_000, what: 'the POST to /continue and its checks' });
+    // The recorder kept its list in the page origin's sessionStorage: read it there.
+    await browser.navigate(`${srv.origin}/__e2e/init-0.js`);
+    const fetched = await browser.executeScript(() => JSON.parse(sessionStorage.getItem('e2e-sent') || '[]'));
+    const log = srv.output();
+    const requests = log.replace(/\x1b\[[0-9;]*m/g, '').split('\n').flatMap((l) => {
+      const m = /\brequest\b.*\bmethod=(\w+)\s+path=(\S+)/.exec(l);
+      return m ? [{ method: m[1], url: srv.upstream + m[2] }] : [];
+    });
+    return { start, result, requests, fetched, log, origins: [srv.origin, srv.upstream] };
+  } finally {
+    if (browser) await browser.quit();
+    await srv.close();
+  }
+}
+
 /** What leaves the device in verify mode: the challenge, JPEG crops, finish, the token form. */
-function assertUploads({ requests, fetched }, origin) {
+function assertUploads({ requests, fetched, origins }, origin) {
   const path = (u) => new URL(u, origin).pathname.replace(/\/challenges\/[^/]+\//, '/challenges/ID/');
   const sent = requests.filter((r) => r.method !== 'GET').map((r) => `${r.method} ${path(r.url)}`);
   const frames = fetched.filter((r) => path(r.url) === '/api/v1/challenges/ID/frames');
@@ -100,7 +158,7 @@ function assertUploads({ requests, fetched }, origin) {
     'POST /api/v1/challenges/ID/frames', 'POST /continue'].filter((x) => frames.length || !x.endsWith('frames')).sort());
   assert.equal(sent.filter((x) => x === 'POST /api/v1/challenges').length, 1, 'one challenge');
   assert.equal(sent.filter((x) => x === 'POST /continue').length, 1, 'one POST to /continue');
-  assert.ok(requests.every((r) => r.url.startsWith(origin + '/') || r.url.startsWith('data:') || r.url.startsWith('blob:') || r.url === 'about:blank'),
+  assert.ok(requests.every((r) => (origins ?? [origin]).some((o) => r.url.startsWith(o + '/')) || r.url.startsWith('data:') || r.url.startsWith('blob:') || r.url === 'about:blank'),
     'nothing leaves for another origin');
 }
 
@@ -111,6 +169,21 @@ function assertLogClean(log) {
   assert.deepEqual(lines.filter((l) => /eyJ[\w-]{8,}/.test(l)), [], 'no JWT in the server log');
   assert.deepEqual(lines.filter((l) => /\/9j\/|smile_token|session_token=/.test(l)), [], 'no JPEG or token in the server log');
 }
+
+// Every analysis result from the worker reads as a straight face: the page's own verdict
+// would pass. The crops it uploads still show the smile.
+const PATCH_NO_SMILE = `(() => {
+  const add = Worker.prototype.addEventListener;
+  Worker.prototype.addEventListener = function (type, fn, opts) {
+    if (type !== 'message') return add.call(this, type, fn, opts);
+    return add.call(this, type, (e) => {
+      const d = e.data;
+      if (d && d.type === 'result' && typeof d.happy === 'number') {
+        fn.call(this, new MessageEvent('message', { data: { ...d, happy: 0 } }));
+      } else fn.call(this, e);
+    }, opts);
+  };
+})();`;
 
 describe('verify mode: signed verdicts from the real verifier', { concurrency: false }, () => {
   checkBuilt();
@@ -139,21 +212,7 @@ describe('verify mode: signed verdicts from the real verifier', { concurrency: f
   });
 
   test('a page patched to see no smile still gets the server\'s verdict', T, async (t) => {
-    // Every analysis result from the worker reads as a straight face: the page's own
-    // verdict would pass. The crops it uploads still show the smile.
-    const patch = `(() => {
-      const add = Worker.prototype.addEventListener;
-      Worker.prototype.addEventListener = function (type, fn, opts) {
-        if (type !== 'message') return add.call(this, type, fn, opts);
-        return add.call(this, type, (e) => {
-          const d = e.data;
-          if (d && d.type === 'result' && typeof d.happy === 'number') {
-            fn.call(this, new MessageEvent('message', { data: { ...d, happy: 0 } }));
-          } else fn.call(this, e);
-        }, opts);
-      };
-    })();`;
-    const r = await signedLogin({ camera: 'smile', initScript: patch });
+    const r = await signedLogin({ camera: 'smile', initScript: PATCH_NO_SMILE });
     assert.equal(r.result.valid, 'true', r.result.checks.join(' | '));
     assert.equal(r.result.notsmiling, 'false', `the server's verdict, not the page's: ${r.result.summary}`);
     assert.equal(r.result.reason, 'smiled');
@@ -168,5 +227,39 @@ describe('verify mode: signed verdicts from the real verifier', { concurrency: f
       assert.deepEqual(sent, [], 'no request but GET reached the server');
       assert.ok(!ctx.srv.requests.some((q) => q.url.startsWith('/api/')), 'the verifier API was never called');
     });
+  });
+});
+
+describe('verify mode in Firefox: the signed flow', { concurrency: false, skip: engineMissing('firefox') ? `skipped: ${engineMissing('firefox')}` : false }, () => {
+  checkBuilt();
+
+  test('firefox: a neutral face: the server signs notsmiling=true and /continue validates every check', T, async (t) => {
+    const r = await signedLoginFirefox({ camera: 'neutral' });
+    assert.equal(r.start.verify, 'true', '<html data-verify> in verify mode');
+    assert.equal(r.result.valid, 'true', `every Auth0-side check passed: ${r.result.checks.join(' | ')}`);
+    assert.equal(r.result.notsmiling, 'true', r.result.summary);
+    assert.equal(r.result.reason, '');
+    assert.ok(Number(r.result.frames) >= 2, `the server judged its own crops (${r.result.frames})`);
+    assert.ok(!new URL(r.result.url).searchParams.has('smile_token'), 'the token is not in the URL');
+    assertUploads(r, new URL(r.result.url).origin);
+    assertLogClean(r.log);
+    t.diagnostic(`firefox neutral: ${r.result.summary}`);
+  });
+
+  test('firefox: a smiling face: the server signs notsmiling=false, reason=smiled', T, async (t) => {
+    const r = await signedLoginFirefox({ camera: 'smile' });
+    assert.equal(r.result.valid, 'true', r.result.checks.join(' | '));
+    assert.equal(r.result.notsmiling, 'false', r.result.summary);
+    assert.equal(r.result.reason, 'smiled');
+    assertUploads(r, new URL(r.result.url).origin);
+    t.diagnostic(`firefox smile: ${r.result.summary}`);
+  });
+
+  test('firefox: a page patched to see no smile still gets the server\'s verdict', T, async (t) => {
+    const r = await signedLoginFirefox({ camera: 'smile', initScript: PATCH_NO_SMILE });
+    assert.equal(r.result.valid, 'true', r.result.checks.join(' | '));
+    assert.equal(r.result.notsmiling, 'false', `the server's verdict, not the page's: ${r.result.summary}`);
+    assert.equal(r.result.reason, 'smiled');
+    t.diagnostic(`firefox patched page: ${r.result.summary}`);
   });
 });
