@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { startServer } from '../../tools/serve.mjs';
-import { DURATION_S, SCREENSHOTS, WWW, checkBuilt, clickStart, runChallenge, sleep } from './helpers.mjs';
+import { DURATION_S, SCREENSHOTS, WWW, cameraFile, checkBuilt, clickStart, runChallenge, sleep } from './helpers.mjs';
 import { ENGINES, engineMissing, launchBrowser } from './webdriver.mjs';
 
 const T = { timeout: 120_000 };
@@ -30,7 +30,10 @@ async function withEngine(engine, { camera = 'neutral', fakeCamera = true, grant
   });
   let browser;
   try {
-    browser = await launchBrowser({ engine, grantCamera });
+    // Chromium's own fake camera (a y4m of the same scene) stands behind the canvas one,
+    // for the denied-camera case; Firefox and WebKit bring their own fake devices.
+    const file = engine === 'chromium' ? await cameraFile(camera) : undefined;
+    browser = await launchBrowser({ engine, grantCamera, fakeCamera: file });
     const open = async (query) => {
       await browser.navigate(`${srv.origin}/${query}`, 30_000);
       const p = await browser.waitFor(() => {
