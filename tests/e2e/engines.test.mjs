@@ -108,6 +108,16 @@ for (const engine of ENGINES) {
       });
     });
 
+    test(`${engine}: the canvas camera's auto mode smiles once the countdown shows: reason=smiled`, { ...T, skip: engine !== 'chromium' ? 'the auto mode is the test camera\'s own feature: once is enough' : false }, async () => {
+      await withEngine(engine, { camera: 'neutral' }, async (ctx) => {
+        await ctx.open(q({ state: 'auto' }));
+        // Neutral on the start screen; a smile as soon as #countdown is shown.
+        await ctx.browser.executeScript(() => window.__smileFakeCamera.auto({ selector: '#countdown', then: 'smile', otherwise: 'neutral' }));
+        const r = await runChallenge({ ...ctx, open: async () => 'start' }, '');
+        assertContinue(r.url, ctx.origin, { state: 'auto', notsmiling: 'false', reason: 'smiled' });
+      });
+    });
+
     test(`${engine}: an empty scene gives reason=no_face`, T, async () => {
       await withEngine(engine, { camera: 'empty' }, async (ctx) => {
         const r = await runChallenge(ctx, q({ state: `empty-${engine}` }));
