@@ -52,10 +52,12 @@ async function withEngine(engine, { camera = 'neutral', fakeCamera = true, grant
   }
 }
 
-function assertContinue(url, origin, expected) {
+/** `dataset`: the page's data-* record, shown on failure (frames analysed, fps, frozen frames). */
+function assertContinue(url, origin, expected, dataset) {
   assert.equal(url.origin, origin, 'redirected to the configured return URL');
   assert.equal(url.pathname, '/continue');
-  assert.deepEqual(Object.fromEntries(url.searchParams), expected);
+  const why = dataset ? `page record: ${JSON.stringify(dataset)}` : undefined;
+  assert.deepEqual(Object.fromEntries(url.searchParams), expected, why);
 }
 
 async function errorThenReturn(browser, srv, origin, what) {
@@ -93,7 +95,7 @@ for (const engine of ENGINES) {
       await withEngine(engine, { camera: 'neutral' }, async (ctx) => {
         const r = await runChallenge(ctx, `?state=${encodeURIComponent(state)}`);
         assert.ok(Buffer.from(r.url.searchParams.get('state'), 'utf8').equals(Buffer.from(state, 'utf8')), `state came back as ${r.url.searchParams.get('state')}`);
-        assertContinue(r.url, ctx.origin, { state, notsmiling: 'true' });
+        assertContinue(r.url, ctx.origin, { state, notsmiling: 'true' }, r.dataset);
         assert.ok(r.dataset, 'the result screen was seen before the redirect');
         t.diagnostic(`${engine} neutral: frame transfer ${r.dataset.frameTransfer}, ${r.dataset.framesAnalysed} frames analysed, ${r.dataset.analysisFps} fps, frozen ${r.dataset.frozenFrames}`);
       });
@@ -102,7 +104,7 @@ for (const engine of ENGINES) {
     test(`${engine}: a smile fails at once with reason=smiled`, T, async (t) => {
       await withEngine(engine, { camera: 'smile' }, async (ctx) => {
         const r = await runChallenge(ctx, q({ state: `smile-${engine}` }));
-        assertContinue(r.url, ctx.origin, { state: `smile-${engine}`, notsmiling: 'false', reason: 'smiled' });
+        assertContinue(r.url, ctx.origin, { state: `smile-${engine}`, notsmiling: 'false', reason: 'smiled' }, r.dataset);
         assert.ok(r.sinceChallengeMs < DURATION_S * 1000, `the smile ended it before the countdown (${r.sinceChallengeMs} ms)`);
         t.diagnostic(`${engine} smile: ${r.sinceChallengeMs} ms from the challenge screen to /continue`);
       });
@@ -121,7 +123,7 @@ for (const engine of ENGINES) {
     test(`${engine}: an empty scene gives reason=no_face`, T, async () => {
       await withEngine(engine, { camera: 'empty' }, async (ctx) => {
         const r = await runChallenge(ctx, q({ state: `empty-${engine}` }));
-        assertContinue(r.url, ctx.origin, { state: `empty-${engine}`, notsmiling: 'false', reason: 'no_face' });
+        assertContinue(r.url, ctx.origin, { state: `empty-${engine}`, notsmiling: 'false', reason: 'no_face' }, r.dataset);
       });
     });
 
