@@ -43,6 +43,48 @@
     return images.get(name);
   }
 
+  // Each scene is drawn once into its own canvas; a frame is one blit of it, shifted by
+  // the sway (cheap: the main thread also runs the page, and WebKit under Xvfb paints in
+  // software).
+  const rendered = new Map(); // scene key -> canvas
+  function render(current) {
+    const key = current.fill ? `fill:${current.fill}` : `face:${current.face}`;
+    if (rendered.has(key)) return rendered.get(key);
+    const c = document.createElement('canvas');
+    c.width = W;
+    c.height = H;
+    const g = c.getContext('2d');
+    if (current.fill) {
+      const [r, gr, b] = current.fill;
+      g.fillStyle = `rgb(${r}, ${gr}, ${b})`;
+      g.fillRect(0, 0, W, H);
+      // A line of another colour, so that the sway shows: not a frozen picture.
+      g.fillStyle = `rgb(${(r + 64) % 256}, ${gr}, ${b})`;
+      g.fillRect(0, H - 8, W, 1);
+      rendered.set(key, c);
+      return c;
+    }
+    const grad = g.createLinearGradient(0, 0, 0, H);
+    grad.addColorStop(0, 'rgb(150, 156, 160)');
+    grad.addColorStop(1, 'rgb(118, 122, 128)');
+    g.fillStyle = grad;
+    g.fillRect(0, 0, W, H);
+    if (current.face) {
+      const img = image(current.face);
+      // Not loaded yet: draw the background now, keep the face for a later frame.
+      if (!img.complete || !img.naturalWidth) return c;
+      const w = Math.round(img.naturalWidth * SCALE);
+      const h = Math.round(img.naturalHeight * SCALE);
+      g.drawImage(img, Math.round((W - w) / 2), Math.round((H - h) / 2), w, h);
+    } else {
+      // The empty scene sways too: a faint line, not a face.
+      g.fillStyle = 'rgb(140, 146, 150)';
+      g.fillRect(0, H / 2, W, 1);
+    }
+    rendered.set(key, c);
+    return c;
+  }
+
   function draw() {
     let current = scene;
     if (autoRule) {
@@ -51,33 +93,7 @@
       current = { face: faceOf(shown ? autoRule.then : autoRule.otherwise) };
     }
     const shift = SWAY[tick++ % SWAY.length];
-    if (current.fill) {
-      const [r, g, b] = current.fill;
-      ctx.fillStyle = `rgb(${r}, ${g}, ${b})`;
-      ctx.fillRect(0, 0, W, H);
-      // A one-pixel line that moves, so the colour does not count as a frozen picture.
-      ctx.fillStyle = `rgb(${(r + 1) % 256}, ${g}, ${b})`;
-      ctx.fillRect(0, H - 3 + shift, W, 1);
-      return;
-    }
-    const grad = ctx.createLinearGradient(0, 0, 0, H);
-    grad.addColorStop(0, 'rgb(150, 156, 160)');
-    grad.addColorStop(1, 'rgb(118, 122, 128)');
-    ctx.fillStyle = grad;
-    ctx.fillRect(0, 0, W, H);
-    if (current.face) {
-      const img = image(current.face);
-      if (img.complete && img.naturalWidth) {
-        const w = Math.round(img.naturalWidth * SCALE);
-        const h = Math.round(img.naturalHeight * SCALE);
-        ctx.drawImage(img, Math.round((W - w) / 2), Math.round((H - h) / 2) + shift, w, h);
-      }
-    }
-    // The empty scene sways too: a faint line, not a face.
-    if (!current.face) {
-      ctx.fillStyle = 'rgb(140, 146, 150)';
-      ctx.fillRect(0, H / 2 + shift, W, 1);
-    }
+    ctx.drawImage(render(current), 0, shift);
   }
 
   function ensureRunning() {
