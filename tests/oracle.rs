@@ -20,13 +20,16 @@ use tract_onnx::prelude::*;
 const TOLERANCE: f32 = 1e-4;
 const DETECTOR_SIZES: [usize; 4] = [160, 224, 320, 416];
 const CROPS: [&str; 8] = [
-    "smile_1", "smile_2", "smile_3", "neutral_1", "neutral_2", "neutral_3", "sad_1", "mixed_1",
+    "smile_1",
+    "smile_2",
+    "smile_3",
+    "neutral_1",
+    "neutral_2",
+    "neutral_3",
+    "sad_1",
+    "mixed_1",
 ];
-const FRAMES: [&str; 3] = [
-    "sample1_640x480",
-    "sample3_416x416",
-    "sample6_640x480",
-];
+const FRAMES: [&str; 3] = ["sample1_640x480", "sample3_416x416", "sample6_640x480"];
 
 /// tract's plan for the whole graph, every declared output, for one input shape.
 fn tract_plan(bytes: &[u8], shape: &[usize]) -> Arc<TypedRunnableModel> {
@@ -187,7 +190,10 @@ impl Pair {
             .map(|((name, net), theirs)| {
                 let ours = net.run(input.to_vec()).expect("our engine runs");
                 assert_eq!(ours.len(), theirs.len(), "output {name}: length");
-                assert!(ours.iter().all(|v| v.is_finite()), "output {name}: non-finite");
+                assert!(
+                    ours.iter().all(|v| v.is_finite()),
+                    "output {name}: non-finite"
+                );
                 let worst = ours
                     .iter()
                     .zip(&theirs)
@@ -246,7 +252,11 @@ fn expression_net_agrees_with_tract_on_every_output() {
             e,
             EXPRESSION_MEAN_RGB,
         );
-        check(&format!("expression, crops/{name}"), pair.compare(&input), &mut log);
+        check(
+            &format!("expression, crops/{name}"),
+            pair.compare(&input),
+            &mut log,
+        );
     }
     println!("{}", log.join("\n"));
 }
@@ -273,7 +283,11 @@ fn detector_agrees_with_tract_at_every_input_size() {
                 size,
                 DETECTOR_MEAN_RGB,
             );
-            check(&format!("detector {size}, frames/{name}"), pair.compare(&input), &mut log);
+            check(
+                &format!("detector {size}, frames/{name}"),
+                pair.compare(&input),
+                &mut log,
+            );
         }
     }
     println!("{}", log.join("\n"));
