@@ -3,6 +3,8 @@
 //! 320, 416) and of `classify_face` on a 112x112 crop, then detect-then-track on the
 //! page's 320x240 frame at 224: a detect frame, a tracked frame (expression net plus
 //! template matching), and the mean cost per frame at the tracker's default mix.
+//! Last, detection as is and with the retries on larger canvases (`vision::distance`) on
+//! a 320x240 frame with no face and one with a face filling it.
 //! The browser comparison with face-api.js is a separate benchmark; this one tracks
 //! the engine itself.
 
@@ -67,6 +69,49 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (med, p90) = time(rounds, || a.classify_face(&crop, cw, ch));
     println!("| classify_face 112x112                  | {med:>9.2} | {p90:>6.2} |     - |");
     track_rows(rounds, &frame, fw, fh)?;
+    distance_rows(rounds, &crop, cw, ch)?;
+    Ok(())
+}
+
+/// Detection with and without the retry on a larger canvas (`vision::distance`), on the
+/// page's 320x240 frame at 224: a face at a normal distance costs the same, a frame with
+/// no face pays the retry, a face filling the frame is found only by the retry.
+fn distance_rows(
+    rounds: usize,
+    crop: &[u8],
+    cw: u32,
+    ch: u32,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let a = FaceAnalyzer::new(
+        DETECTOR,
+        EXPRESSION,
+        AnalyzerOptions {
+            input_size: 224,
+            ..Default::default()
+        },
+    )?;
+    let (w, h) = (320u32, 240u32);
+    let grey = vec![128u8; (w * h * 4) as usize];
+    // The smile crop scaled to the frame's height, centred: a face close to the camera.
+    let img = image::RgbaImage::from_raw(cw, ch, crop.to_vec()).ok_or("crop size")?;
+    let face = image::imageops::resize(&img, h, h, image::imageops::FilterType::Triangle);
+    let mut close = image::RgbaImage::from_pixel(w, h, image::Rgba([128, 128, 128, 255]));
+    image::imageops::overlay(&mut close, &face, ((w - h) / 2) as i64, 0);
+    for (name, buf) in [("no face", &grey), ("face filling it", close.as_raw())] {
+        let f = RgbaFrame::new(buf, w, h)?;
+        let once = time(rounds, || a.detect_once(&f));
+        row(
+            &format!("320x240 @224, {name}: detect as is"),
+            once,
+            &a.detect_once(&f)?.len().to_string(),
+        );
+        let both = time(rounds, || a.detect(&f));
+        row(
+            &format!("320x240 @224, {name}: detect + retry"),
+            both,
+            &a.detect(&f)?.len().to_string(),
+        );
+    }
     Ok(())
 }
 

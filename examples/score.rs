@@ -21,6 +21,9 @@ use smile_factor::{AnalyzerOptions, Face, FaceAnalyzer, RgbaFrame, Tracker, Trac
 
 type AnyResult<T> = Result<T, Box<dyn Error>>;
 
+#[path = "score/scales.rs"]
+mod scales;
+
 /// The crop goes in the middle of a frame this many times its size, on mid-grey,
 /// so the detector sees a face with context as a webcam frame would show it.
 const FRAME_FACTOR: u32 = 3;
@@ -433,7 +436,12 @@ fn main() -> AnyResult<()> {
         options,
     )?;
     if let Some(dir) = &args.labelled {
-        return score_labelled(&analyzer, dir, args.faceapi.as_deref(), args.track);
+        score_labelled(&analyzer, dir, args.faceapi.as_deref(), args.track)?;
+        let (detector, expression) = (
+            read("tiny_face_detector.onnx")?,
+            read("face_expression.onnx")?,
+        );
+        return scales::print_table(&detector, &expression, dir);
     }
     let mut results = Vec::new();
     for p in &args.paths {

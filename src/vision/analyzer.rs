@@ -167,8 +167,19 @@ impl FaceAnalyzer {
         self.detector.run(input)
     }
 
-    /// Face boxes in a frame, strongest first, in pixels.
+    /// Face boxes in a frame, strongest first, in pixels; a face filling most of the
+    /// frame is found too ([`crate::vision::distance`]).
     pub fn detect(&self, frame: &RgbaFrame) -> Result<Vec<(BoundingBox, f64)>> {
+        crate::vision::distance::detect(self, frame)
+    }
+
+    /// The detector's raw grid for an input tensor built by the caller.
+    pub fn run_detector(&self, input: Vec<f32>) -> Result<Vec<f32>> {
+        self.detector.run(input)
+    }
+
+    /// One detector run on the frame as it is, as face-api.js does it.
+    pub fn detect_once(&self, frame: &RgbaFrame) -> Result<Vec<(BoundingBox, f64)>> {
         let s = self.options.input_size;
         let grid = self.detector_grid(frame)?;
         let (w, h) = (frame.width(), frame.height());

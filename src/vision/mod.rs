@@ -2,7 +2,8 @@
 //!
 //! [`frame`] validates an RGBA buffer; [`preprocess`] is face-api's exact preprocessing;
 //! [`nn`] is the inference engine and [`model`] loads a net for one input shape;
-//! [`detect`] decodes the detector's grid into boxes; [`analyzer`] runs detect then
+//! [`detect`] decodes the detector's grid into boxes; [`distance`] finds faces that fill
+//! the frame; [`analyzer`] runs detect then
 //! classify; [`track`] follows a face between detections; [`crop`] is the geometry of a
 //! face crop on the full frame; [`signature`] hashes a frame's pixels, so identical
 //! frames can be told. [`error`] is their one error type.
@@ -10,6 +11,7 @@
 pub mod analyzer;
 pub mod crop;
 pub mod detect;
+pub mod distance;
 pub mod error;
 pub mod frame;
 pub mod model;
