@@ -123,3 +123,32 @@ fn a_frame_without_a_face_stays_without_one() {
         }
     }
 }
+
+#[test]
+fn the_tracker_finds_a_close_face_within_a_few_frames_at_one_run_each() {
+    use smile_factor::{Tracker, TrackerOptions};
+    let a = analyzer(224);
+    let side = 240;
+    let mut found_at = Vec::new();
+    for name in CROPS {
+        let buf = close_face(name, side);
+        let frame = RgbaFrame::new(&buf, side, side).unwrap();
+        if !a.detect_once(&frame).unwrap().is_empty() {
+            continue; // found as it is: nothing to show here
+        }
+        let mut tracker = Tracker::new(TrackerOptions::default()).unwrap();
+        let first = (1..=2 * RETRY_CANVASES.len() + 1)
+            .find(|_| tracker.step(&a, &frame).unwrap().judged.is_some());
+        found_at.push((name, first));
+        // Once found, the face is kept on the following frames.
+        if first.is_some() {
+            for _ in 0..6 {
+                assert!(tracker.step(&a, &frame).unwrap().judged.is_some(), "{name} lost");
+            }
+        }
+    }
+    println!("close faces the first run misses, frame found: {found_at:?}");
+    assert!(!found_at.is_empty(), "every close face found as it is: tests nothing");
+    let found = found_at.iter().filter(|(_, f)| f.is_some()).count();
+    assert!(found + 1 >= found_at.len(), "close faces not found by the tracker: {found_at:?}");
+}

@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use crate::vision::analyzer::FaceAnalyzer;
 use crate::vision::detect::BoundingBox;
+use crate::vision::distance::{detect_in_canvas, RETRY_CANVASES};
 use crate::vision::error::{Result, SmileError};
 use crate::vision::frame::RgbaFrame;
 
@@ -131,6 +132,11 @@ pub struct Tracker {
     track: Option<Template>,
     /// Frames since the detector last ran (0 on a detect frame).
     since_detect: u32,
+    /// Where the detector looks next: 0 is the frame as it is, `i > 0` the frame centred
+    /// in `RETRY_CANVASES[i - 1]`. Kept while it finds a face, moved on when it misses.
+    view: usize,
+    /// Misses in a row, which picks the next view: see [`Tracker::next_view`].
+    misses: usize,
 }
 
 impl Tracker {
@@ -141,6 +147,8 @@ impl Tracker {
             options,
             track: None,
             since_detect: 0,
+            view: 0,
+            misses: 0,
         })
     }
 
@@ -153,6 +161,8 @@ impl Tracker {
     pub fn reset(&mut self) {
         self.track = None;
         self.since_detect = 0;
+        self.view = 0;
+        self.misses = 0;
     }
 
     /// Analyses one frame: a tracked frame when a face is held, detection is not due
@@ -202,13 +212,22 @@ impl Tracker {
     }
 
     /// A detect frame: exactly what detect-every-frame does, plus a new template.
+    /// One detector run per frame, as before faces at any distance: the frame as it is,
+    /// or one larger canvas (`vision::distance`) while a close face is followed or
+    /// searched for, so a video frame never pays every retry at once.
     fn detect(&mut self, analyzer: &FaceAnalyzer, frame: &RgbaFrame) -> Result<TrackStep> {
         self.since_detect = 0;
-        let boxes: Vec<BoundingBox> = analyzer
-            .detect(frame)?
-            .into_iter()
-            .map(|(b, _)| b)
-            .collect();
+        let found = match self.view.checked_sub(1).and_then(|i| RETRY_CANVASES.get(i)) {
+            Some(&factor) => detect_in_canvas(analyzer, frame, factor)?,
+            None => analyzer.detect_once(frame)?,
+        };
+        if found.is_empty() {
+            self.misses += 1;
+            self.view = Self::next_view(self.misses);
+        } else {
+            self.misses = 0;
+        }
+        let boxes: Vec<BoundingBox> = found.into_iter().map(|(b, _)| b).collect();
         let judged = crate::vision::detect::largest(&boxes);
         let mut happy = None;
         if let Some(b) = judged.and_then(|i| boxes.get(i)) {
@@ -223,6 +242,19 @@ impl Tracker {
             happy,
             detected: true,
         })
+    }
+}
+
+impl Tracker {
+    /// The view after `misses` misses in a row: the frame as it is every other frame
+    /// (a face at a normal distance is found at once), the retry canvases in turn between
+    /// (a face filling the frame within `2 * RETRY_CANVASES.len()` frames).
+    fn next_view(misses: usize) -> usize {
+        if misses % 2 == 0 {
+            0
+        } else {
+            1 + (misses / 2) % RETRY_CANVASES.len()
+        }
     }
 }
 
@@ -434,6 +466,12 @@ impl Grid {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn misses_alternate_the_frame_as_it_is_with_each_canvas_in_turn() {
+        let views: Vec<usize> = (1..=8).map(Tracker::next_view).collect();
+        assert_eq!(views, [1, 0, 2, 0, 3, 0, 1, 0]);
+    }
 
     /// A smooth but non-repeating texture: a few incommensurate sine waves in grey.
     fn textured(w: u32, h: u32, dx: i32, dy: i32) -> Vec<u8> {
