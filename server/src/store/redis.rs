@@ -141,8 +141,7 @@ impl RedisStore {
 
     /// Checks that Redis answers (at start, for a clear message on a wrong URL).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let mut c = self.conn.clone();
-        let pong: String = bounded(redis::cmd("PING").query_async(&mut c)).await?;
+        let pong: String = self.query(&redis::cmd("PING")).await?;
         if pong == "PONG" {
             Ok(())
         } else {
@@ -152,24 +151,47 @@ impl RedisStore {
 
     async fn cas(&self, script: &Script, id: &str, expected_len: usize, arg: Option<u64>) -> Result<i64, StoreError> {
         let k = Keys::of(id);
-        let mut c = self.conn.clone();
         let mut inv = script.key(&k.rec);
         inv.key(&k.log).key(&k.done).arg(expected_len);
         if let Some(a) = arg {
             inv.arg(a);
         }
-        bounded(inv.invoke_async(&mut c)).await
+        let inv = &inv;
+        self.call(|mut c| async move { inv.invoke_async(&mut c).await })
+            .await
     }
 }
 
-/// Runs one Redis call under [`CALL_TIMEOUT`].
-async fn bounded<T>(
-    fut: impl std::future::Future<Output = redis::RedisResult<T>>,
-) -> Result<T, StoreError> {
-    match tokio::time::timeout(CALL_TIMEOUT, fut).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(unavailable(&e)),
-        Err(_) => Err(StoreError::Unavailable("timed out".into())),
+/// A call failed on the connection rather than in Redis: worth one retry, which waits
+/// for the connection manager's reconnection (after a Redis restart or failover).
+fn connection_lost(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal()
+}
+
+impl RedisStore {
+    /// Runs one Redis call, retried once on a lost connection, all under [`CALL_TIMEOUT`].
+    /// A retried write whose first reply was lost fails closed: the second attempt sees
+    /// its own write (a nonce taken, a log moved on, a flag set) and refuses.
+    async fn call<T, Fut>(&self, mut attempt: impl FnMut(ConnectionManager) -> Fut) -> Result<T, StoreError>
+    where
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let run = async {
+            match attempt(self.conn.clone()).await {
+                Err(e) if connection_lost(&e) => attempt(self.conn.clone()).await,
+                other => other,
+            }
+        };
+        match tokio::time::timeout(CALL_TIMEOUT, run).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(unavailable(&e)),
+            Err(_) => Err(StoreError::Unavailable("timed out".into())),
+        }
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
+        self.call(|mut c| async move { cmd.query_async(&mut c).await })
+            .await
     }
 }
 
@@ -185,57 +207,53 @@ fn cas_result(code: i64) -> Cas {
 #[async_trait]
 impl Store for RedisStore {
     async fn take_nonce(&self, key: &NonceKey) -> Result<bool, StoreError> {
-        let mut c = self.conn.clone();
-        let set: Option<String> = bounded(
-            redis::cmd("SET")
-                .arg(format!("sf:nonce:{}", key.as_str()))
-                .arg(1)
-                .arg("NX")
-                .arg("PX")
-                .arg(ms(self.ttls.nonce))
-                .query_async(&mut c),
-        )
-        .await?;
+        let set: Option<String> = self
+            .query(
+                redis::cmd("SET")
+                    .arg(format!("sf:nonce:{}", key.as_str()))
+                    .arg(1)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ms(self.ttls.nonce)),
+            )
+            .await?;
         Ok(set.is_some())
     }
 
     async fn create(&self, id: &str, record: &Record) -> Result<bool, StoreError> {
         let json = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut c = self.conn.clone();
-        let set: Option<String> = bounded(
-            redis::cmd("SET")
-                .arg(Keys::of(id).rec)
-                .arg(json)
-                .arg("NX")
-                .arg("PX")
-                .arg(ms(self.ttls.challenge))
-                .query_async(&mut c),
-        )
-        .await?;
+        let set: Option<String> = self
+            .query(
+                redis::cmd("SET")
+                    .arg(Keys::of(id).rec)
+                    .arg(json)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ms(self.ttls.challenge)),
+            )
+            .await?;
         Ok(set.is_some())
     }
 
     async fn load(&self, id: &str) -> Result<Option<Snapshot>, StoreError> {
         let k = Keys::of(id);
-        let mut c = self.conn.clone();
         // MULTI/EXEC: one consistent view of the four keys.
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("GET")
+            .arg(&k.rec)
+            .cmd("EXISTS")
+            .arg(&k.done)
+            .cmd("LRANGE")
+            .arg(&k.log)
+            .arg(0)
+            .arg(-1)
+            .cmd("HGETALL")
+            .arg(&k.scores);
+        let pipe = &pipe;
         let (rec, done, log, scores): (Option<String>, bool, Vec<u64>, HashMap<usize, String>) =
-            bounded(
-                redis::pipe()
-                    .atomic()
-                    .cmd("GET")
-                    .arg(&k.rec)
-                    .cmd("EXISTS")
-                    .arg(&k.done)
-                    .cmd("LRANGE")
-                    .arg(&k.log)
-                    .arg(0)
-                    .arg(-1)
-                    .cmd("HGETALL")
-                    .arg(&k.scores)
-                    .query_async(&mut c),
-            )
-            .await?;
+            self.call(|mut c| async move { pipe.query_async(&mut c).await })
+                .await?;
         let Some(rec) = rec else {
             return Ok(None);
         };
@@ -274,16 +292,12 @@ impl Store for RedisStore {
     async fn score_frame(&self, id: &str, index: usize, score: Score) -> Result<(), StoreError> {
         let json = serde_json::to_string(&score).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let k = Keys::of(id);
-        let mut c = self.conn.clone();
-        let _: i64 = bounded(
-            self.score
-                .key(&k.rec)
-                .key(&k.scores)
-                .arg(index)
-                .arg(json)
-                .invoke_async(&mut c),
-        )
-        .await?;
+        let mut inv = self.score.key(&k.rec);
+        inv.key(&k.scores).arg(index).arg(json);
+        let inv = &inv;
+        let _: i64 = self
+            .call(|mut c| async move { inv.invoke_async(&mut c).await })
+            .await?;
         Ok(())
     }
 
