@@ -11,13 +11,14 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
+
 use crate::challenge::{Record, Score, Snapshot};
 use crate::error::ApiError;
 use crate::frames::{decode_crop, MAX_FRAME_BYTES};
+use crate::store::{Cas, NonceKey};
 use crate::tokens::{
     random_id, sign_verdict, validate_ctx, VerdictClaims, PROTOCOL_VERSION, VERDICT_TTL_SECS,
 };
-use crate::store::{Cas, NonceKey};
 use crate::App;
 
 /// Largest accepted challenge request (a 2 KiB state plus a token).
@@ -137,7 +138,11 @@ pub async fn create(
         app.clock.now_secs(),
     )?;
     // Last check, so a request refused for another reason does not burn the nonce.
-    if !app.store.take_nonce(&NonceKey::new(&ctx.iss, &ctx.nonce)).await? {
+    if !app
+        .store
+        .take_nonce(&NonceKey::new(&ctx.iss, &ctx.nonce))
+        .await?
+    {
         return Err(ApiError::NonceReused);
     }
     let timing = settings.timing;
@@ -175,10 +180,7 @@ async fn lookup(app: &App, id: &str) -> Result<Snapshot, ApiError> {
     if !plausible_id(id) {
         return Err(ApiError::UnknownChallenge);
     }
-    app.store
-        .load(id)
-        .await?
-        .ok_or(ApiError::UnknownChallenge)
+    app.store.load(id).await?.ok_or(ApiError::UnknownChallenge)
 }
 
 /// Admits a frame that arrived at `at`: applies the rules to the latest snapshot and

@@ -183,7 +183,10 @@ impl Snapshot {
                 _ => Err(ApiError::TooEarly),
             }
         } else {
-            verdict.tick(elapsed as f64).copied().ok_or(ApiError::Internal)
+            verdict
+                .tick(elapsed as f64)
+                .copied()
+                .ok_or(ApiError::Internal)
         }
     }
 }

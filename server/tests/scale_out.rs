@@ -67,7 +67,11 @@ async fn a_challenge_created_on_one_instance_takes_frames_on_another_and_finishe
     // The budget is shared: the spacing rule sees the frame another instance admitted.
     assert_eq!(b.frame(&id, neutral.clone()).await.0, 200);
     let (status, body) = c.frame(&id, neutral.clone()).await;
-    assert_eq!((status, body["error"].as_str()), (429, Some("too_fast")), "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (429, Some("too_fast")),
+        "{body}"
+    );
     let token = c.finish_token(&id).await;
     let claims = verdict(&token);
     assert_eq!(claims.state, "cross");
@@ -86,7 +90,11 @@ async fn a_challenge_created_on_one_instance_takes_frames_on_another_and_finishe
         a.clock.advance(1_000);
     }
     let (status, body) = c.finish(&id).await;
-    assert_eq!((status, body["reason"].as_str()), (200, Some("smiled")), "{body}");
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (200, Some("smiled")),
+        "{body}"
+    );
     stop_all(s).await;
 }
 
@@ -100,7 +108,10 @@ async fn a_nonce_used_on_one_instance_is_refused_on_another() {
         let (status, body) = srv
             .create(json!({"state": "again", "session_token": token}))
             .await;
-        assert_eq!((status, body["error"].as_str()), (409, Some("nonce_reused")));
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (409, Some("nonce_reused"))
+        );
     }
     stop_all(s).await;
 }
@@ -122,7 +133,12 @@ async fn a_finish_racing_on_two_instances_signs_exactly_once() {
         let (won, lost) = if x.0 == 200 { (x.1, y.1) } else { (y.1, x.1) };
         assert_eq!(lost["error"], "finished");
         // No frame: a signed no_face failure, still exactly one token.
-        assert_eq!(verdict(won["token"].as_str().expect("token")).reason.as_deref(), Some("no_face"));
+        assert_eq!(
+            verdict(won["token"].as_str().expect("token"))
+                .reason
+                .as_deref(),
+            Some("no_face")
+        );
     }
     // Frames racing on two instances: one is admitted, the other is too fast.
     let (id, _) = s[0].open("frames").await;
@@ -146,19 +162,31 @@ async fn redis_going_away_is_a_503_and_the_challenge_fails_closed() {
     let bound = CALL_TIMEOUT * 2 + Duration::from_secs(1);
     let t = Instant::now();
     let (status, body) = b.frame(&id, jpeg_crop("neutral_1")).await;
-    assert_eq!((status, body["error"].as_str()), (503, Some("store_unavailable")), "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("store_unavailable")),
+        "{body}"
+    );
     assert!(t.elapsed() < bound, "took {:?}", t.elapsed());
     a.clock.advance(DURATION_MS);
     for srv in [a, b] {
         let t = Instant::now();
         let (status, body) = srv.finish(&id).await;
-        assert_eq!((status, body["error"].as_str()), (503, Some("store_unavailable")), "{body}");
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (503, Some("store_unavailable")),
+            "{body}"
+        );
         assert!(t.elapsed() < bound, "took {:?}", t.elapsed());
         let token = ctx_token(&ctx_claims(&fresh_nonce(), srv.now_secs()), CTX_SECRET);
         let (status, body) = srv
             .create(json!({"state": "s", "session_token": token}))
             .await;
-        assert_eq!((status, body["error"].as_str()), (503, Some("store_unavailable")), "{body}");
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (503, Some("store_unavailable")),
+            "{body}"
+        );
         // The instance itself is alive and still serves the page.
         let page = srv.client.get(srv.url("/")).send().await.expect("page");
         assert_eq!(page.status(), 200);
@@ -167,7 +195,11 @@ async fn redis_going_away_is_a_503_and_the_challenge_fails_closed() {
     redis.restart();
     for srv in [a, b] {
         let (status, body) = srv.finish(&id).await;
-        assert_eq!((status, body["error"].as_str()), (404, Some("unknown_challenge")), "{body}");
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (404, Some("unknown_challenge")),
+            "{body}"
+        );
     }
     // New challenges work again once the connection is back.
     let (id, _) = a.open("back").await;
@@ -188,22 +220,46 @@ async fn ttl_expiry_removes_every_key_of_a_challenge_and_its_nonce() {
     let (id, _) = s[0].open("ttl").await;
     s[1].send_frames(&id, "neutral_1", 1).await;
     let mut c = redis.client().await;
-    let mut keys: Vec<String> = redis::cmd("KEYS").arg("sf:*").query_async(&mut c).await.expect("keys");
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("sf:*")
+        .query_async(&mut c)
+        .await
+        .expect("keys");
     keys.sort();
     let tag = format!("{{{id}}}");
-    let kinds: Vec<&str> = keys.iter().map(|k| k.rsplit(':').next().unwrap_or("")).collect();
+    let kinds: Vec<&str> = keys
+        .iter()
+        .map(|k| k.rsplit(':').next().unwrap_or(""))
+        .collect();
     assert_eq!(keys.len(), 4, "{keys:?}");
-    assert!(keys.iter().filter(|k| k.contains(&tag)).count() == 3, "{keys:?}");
-    assert!(kinds.contains(&"log") && kinds.contains(&"rec") && kinds.contains(&"scores"), "{keys:?}");
+    assert!(
+        keys.iter().filter(|k| k.contains(&tag)).count() == 3,
+        "{keys:?}"
+    );
+    assert!(
+        kinds.contains(&"log") && kinds.contains(&"rec") && kinds.contains(&"scores"),
+        "{keys:?}"
+    );
     assert!(keys.iter().any(|k| k.starts_with("sf:nonce:")), "{keys:?}");
     for k in &keys {
-        let ttl: i64 = redis::cmd("PTTL").arg(k).query_async(&mut c).await.expect("pttl");
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(k)
+            .query_async(&mut c)
+            .await
+            .expect("pttl");
         assert!(ttl > 0 && ttl <= 1_000, "{k}: {ttl}");
     }
     tokio::time::sleep(Duration::from_millis(1_300)).await;
-    let keys: Vec<String> = redis::cmd("KEYS").arg("sf:*").query_async(&mut c).await.expect("keys");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("sf:*")
+        .query_async(&mut c)
+        .await
+        .expect("keys");
     assert!(keys.is_empty(), "left behind: {keys:?}");
     let (status, body) = s[1].finish(&id).await;
-    assert_eq!((status, body["error"].as_str()), (404, Some("unknown_challenge")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("unknown_challenge"))
+    );
     stop_all(s).await;
 }

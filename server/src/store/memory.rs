@@ -34,7 +34,11 @@ impl MemoryStore {
     }
 
     /// Runs `f` on the challenge under its lock; `None` if unknown or expired.
-    fn with<T>(&self, id: &str, f: impl FnOnce(&mut Snapshot) -> T) -> Result<Option<T>, StoreError> {
+    fn with<T>(
+        &self,
+        id: &str,
+        f: impl FnOnce(&mut Snapshot) -> T,
+    ) -> Result<Option<T>, StoreError> {
         let Some(entry) = self.challenges.get(id) else {
             return Ok(None);
         };

@@ -117,10 +117,7 @@ impl RedisStore {
     /// and reconnects by itself, so an instance may start before Redis is up.
     pub fn new(url: &str, ttls: Ttls) -> Result<Self, StoreError> {
         let client = redis::Client::open(url).map_err(|_| {
-            StoreError::Unavailable(format!(
-                "the Redis URL is not valid ({})",
-                redis_host(url)
-            ))
+            StoreError::Unavailable(format!("the Redis URL is not valid ({})", redis_host(url)))
         })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -128,8 +125,8 @@ impl RedisStore {
             // Reconnect quickly: a call waits for the reconnection, within CALL_TIMEOUT.
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(200));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| unavailable(&e))?;
+        let conn =
+            ConnectionManager::new_lazy_with_config(client, config).map_err(|e| unavailable(&e))?;
         Ok(Self {
             conn,
             ttls,
@@ -149,7 +146,13 @@ impl RedisStore {
         }
     }
 
-    async fn cas(&self, script: &Script, id: &str, expected_len: usize, arg: Option<u64>) -> Result<i64, StoreError> {
+    async fn cas(
+        &self,
+        script: &Script,
+        id: &str,
+        expected_len: usize,
+        arg: Option<u64>,
+    ) -> Result<i64, StoreError> {
         let k = Keys::of(id);
         let mut inv = script.key(&k.rec);
         inv.key(&k.log).key(&k.done).arg(expected_len);
@@ -172,7 +175,10 @@ impl RedisStore {
     /// Runs one Redis call, retried once on a lost connection, all under [`CALL_TIMEOUT`].
     /// A retried write whose first reply was lost fails closed: the second attempt sees
     /// its own write (a nonce taken, a log moved on, a flag set) and refuses.
-    async fn call<T, Fut>(&self, mut attempt: impl FnMut(ConnectionManager) -> Fut) -> Result<T, StoreError>
+    async fn call<T, Fut>(
+        &self,
+        mut attempt: impl FnMut(ConnectionManager) -> Fut,
+    ) -> Result<T, StoreError>
     where
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
@@ -259,18 +265,18 @@ impl Store for RedisStore {
         };
         let record: Record =
             serde_json::from_str(&rec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let frames = log
-            .into_iter()
-            .enumerate()
-            .map(|(i, at_ms)| {
-                let score = match scores.get(&i) {
-                    Some(s) => serde_json::from_str(s)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    None => Score::Pending,
-                };
-                Ok(FrameEntry { at_ms, score })
-            })
-            .collect::<Result<_, StoreError>>()?;
+        let frames =
+            log.into_iter()
+                .enumerate()
+                .map(|(i, at_ms)| {
+                    let score = match scores.get(&i) {
+                        Some(s) => serde_json::from_str(s)
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                        None => Score::Pending,
+                    };
+                    Ok(FrameEntry { at_ms, score })
+                })
+                .collect::<Result<_, StoreError>>()?;
         Ok(Some(Snapshot {
             record,
             frames,
@@ -285,7 +291,8 @@ impl Store for RedisStore {
         at_ms: u64,
     ) -> Result<Cas, StoreError> {
         Ok(cas_result(
-            self.cas(&self.append, id, expected_len, Some(at_ms)).await?,
+            self.cas(&self.append, id, expected_len, Some(at_ms))
+                .await?,
         ))
     }
 
@@ -302,9 +309,11 @@ impl Store for RedisStore {
     }
 
     async fn finish(&self, id: &str, expected_len: usize) -> Result<Cas, StoreError> {
-        Ok(match self.cas(&self.finish, id, expected_len, None).await? {
-            1 => Cas::Done(expected_len),
-            other => cas_result(other),
-        })
+        Ok(
+            match self.cas(&self.finish, id, expected_len, None).await? {
+                1 => Cas::Done(expected_len),
+                other => cas_result(other),
+            },
+        )
     }
 }

@@ -15,8 +15,8 @@ use smile_factor_server::challenge::Timing;
 use smile_factor_server::clock::FakeClock;
 use smile_factor_server::config::Settings;
 use smile_factor_server::judge::JudgePool;
-use smile_factor_server::tokens::Secret;
 use smile_factor_server::store::Store;
+use smile_factor_server::tokens::Secret;
 use smile_factor_server::{load_judge, serve, App};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -84,8 +84,7 @@ impl TestServer {
     pub async fn with_store(settings: Settings, clock: FakeClock, store: Arc<dyn Store>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let app =
-            App::with_store(settings, Arc::new(clock.clone()), judge(), store).expect("app");
+        let app = App::with_store(settings, Arc::new(clock.clone()), judge(), store).expect("app");
         Self::run(listener, app, clock, format!("http://{addr}"))
     }
 

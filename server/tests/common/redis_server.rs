@@ -78,7 +78,11 @@ impl RedisServer {
     /// Starts it again on the same port, empty (no persistence).
     pub fn restart(&mut self) {
         self.kill();
-        assert!(self.spawn(), "redis-server did not restart on port {}", self.port);
+        assert!(
+            self.spawn(),
+            "redis-server did not restart on port {}",
+            self.port
+        );
     }
 
     /// A plain client for looking at the keys.
