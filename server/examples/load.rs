@@ -1107,7 +1107,6 @@ impl Drop for RedisChild {
 
 struct ScaleRow {
     setup: &'static str,
-    instances: usize,
     phase: Phase,
     /// Finishes answered 200, tokens that verify with the verdict key, distinct `jti`s.
     finished: usize,
@@ -1193,7 +1192,6 @@ fn scale_out(opts: &Opts, profile: &str, bin: &Path) -> Res<()> {
             .count();
         rows.push(ScaleRow {
             setup,
-            instances,
             phase,
             finished,
             valid_tokens: valid,
@@ -1251,10 +1249,19 @@ fn report_scale(
             .iter()
             .flat_map(|c| c.create.iter().chain(&c.frames).chain(&c.finish).copied())
             .collect();
-        let errors = all
+        let mut kinds: Vec<String> = all
             .iter()
             .filter(|s| !(200..300).contains(&s.status))
-            .count();
+            .map(|s| format!("{} {}", s.status, s.code.unwrap_or("?")))
+            .collect();
+        let count = kinds.len();
+        kinds.sort();
+        kinds.dedup();
+        let errors = if count == 0 {
+            "0".to_owned()
+        } else {
+            format!("{count} ({})", kinds.join(", "))
+        };
         let ms = |v: &[Sample]| -> (f64, f64) {
             let mut good: Vec<f64> = v
                 .iter()
