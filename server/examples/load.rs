@@ -11,6 +11,13 @@
 //! Options: `--challenges N` (one client, default 20), `--clients C` and `--per-client M`
 //! (concurrent phase, default 20 x 5), `--frames F` (per challenge, default 10).
 //!
+//! Then the scale-out section (issue 15; `--scale-out` runs only it): `--scale-clients C`
+//! clients (default 16) each run `--scale-per-client M` (default 3) full challenges (create,
+//! 12 crops, finish) against 1 instance (memory), 1 instance + Redis, and 3 instances
+//! sharing Redis with the requests of each challenge spread round robin over them; it
+//! reports challenges/s, p50/p99 per request, the CPU per challenge of the servers and of
+//! redis-server (a child on a free loopback port), errors, and the tokens that verify.
+//!
 //! The real server binary runs as a child process (built by this example through cargo in
 //! the same profile), so its CPU time (`/proc/<pid>/stat` utime + stime) is its own and not
 //! the client's. It runs on the system clock with a 5 s countdown and a 500 ms frame
@@ -68,6 +75,10 @@ struct Opts {
     clients: usize,
     per_client: usize,
     frames: usize,
+    /// Scale-out section: concurrent clients, challenges each, and only that section.
+    scale_clients: usize,
+    scale_per_client: usize,
+    scale_only: bool,
 }
 
 impl Opts {
@@ -77,14 +88,22 @@ impl Opts {
             clients: 20,
             per_client: 5,
             frames: 10,
+            scale_clients: 16,
+            scale_per_client: 3,
+            scale_only: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
             if a == "--help" || a == "-h" {
                 println!(
-                    "usage: load [--challenges 20] [--clients 20] [--per-client 5] [--frames 10]"
+                    "usage: load [--challenges 20] [--clients 20] [--per-client 5] [--frames 10] \
+[--scale-clients 16] [--scale-per-client 3] [--scale-out (only the scale-out section)]"
                 );
                 std::process::exit(0);
+            }
+            if a == "--scale-out" {
+                o.scale_only = true;
+                continue;
             }
             let v: usize = args
                 .next()
@@ -95,6 +114,8 @@ impl Opts {
                 "--clients" => o.clients = v.clamp(1, 100),
                 "--per-client" => o.per_client = v.clamp(1, 50),
                 "--frames" => o.frames = v.clamp(1, 11),
+                "--scale-clients" => o.scale_clients = v.clamp(1, 64),
+                "--scale-per-client" => o.scale_per_client = v.clamp(1, 20),
                 _ => return Err(format!("unknown option {a} (try --help)")),
             }
         }
@@ -160,30 +181,40 @@ fn server_binary(profile: &str, dir: &Path) -> Res<PathBuf> {
 }
 
 fn run(opts: &Opts) -> Res<()> {
-    let started = Instant::now();
     let (profile, dir) = profile();
     let bin = server_binary(&profile, &dir)?;
+    if !opts.scale_only {
+        single(opts, &profile, &bin)?;
+        println!();
+    }
+    scale_out(opts, &profile, &bin)
+}
+
+/// One instance, 1 then C clients: latency, CPU and bytes per challenge.
+fn single(opts: &Opts, profile: &str, bin: &Path) -> Res<()> {
+    let started = Instant::now();
     let load_start = uptime();
     let crops = Crops::make()?;
     let ctx_secret = random_id(32).map_err(|e| e.to_string())?;
     let verdict_secret = random_id(32).map_err(|e| e.to_string())?;
-    let server = Server::start(&bin, &ctx_secret, &verdict_secret)?;
+    let server = Server::start(bin, &ctx_secret, &verdict_secret, DURATION_MS, None)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     let key = Arc::new(Secret::new(ctx_secret));
     let ctx = Ctx {
-        base: server.base.clone(),
+        bases: vec![server.base.clone()],
+        duration_ms: DURATION_MS,
         key,
         crops: Arc::new(crops),
         frames: opts.frames,
         deadline: started + DEADLINE,
     };
     // One warm-up challenge (not counted): first connections, first inferences.
-    rt.block_on(warm_up(&ctx))?;
-    let one = rt.block_on(phase(&ctx, &server, 1, opts.challenges))?;
-    let many = rt.block_on(phase(&ctx, &server, opts.clients, opts.per_client))?;
+    rt.block_on(warm_up(&ctx, &server.base))?;
+    let one = rt.block_on(phase(&ctx, &[&server], None, 1, opts.challenges))?;
+    let many = rt.block_on(phase(&ctx, &[&server], None, opts.clients, opts.per_client))?;
     let peak_rss_kib = server.peak_rss_kib();
     let log_lines = server.stop();
     drop(rt);
@@ -192,7 +223,7 @@ fn run(opts: &Opts) -> Res<()> {
     let load_end = uptime();
     report(&Report {
         opts,
-        profile: &profile,
+        profile,
         one: &one,
         many: &many,
         split: &split,
@@ -269,7 +300,13 @@ struct Server {
 }
 
 impl Server {
-    fn start(bin: &Path, ctx_secret: &str, verdict_secret: &str) -> Res<Self> {
+    fn start(
+        bin: &Path,
+        ctx_secret: &str,
+        verdict_secret: &str,
+        duration_ms: u64,
+        redis_url: Option<&str>,
+    ) -> Res<Self> {
         let mut cmd = Command::new(bin);
         cmd.current_dir(root())
             .args([
@@ -281,7 +318,7 @@ impl Server {
                 "models",
             ])
             .args(["--issuer", "http://127.0.0.1", "--tenants", TENANT])
-            .args(["--duration-ms", &DURATION_MS.to_string()])
+            .args(["--duration-ms", &duration_ms.to_string()])
             .args(["--frame-interval-ms", &FRAME_INTERVAL_MS.to_string()])
             // All clients share 127.0.0.1, which the per-IP limit would otherwise stop.
             .args(["--challenges-per-minute", "100000"])
@@ -303,8 +340,12 @@ impl Server {
             "SMILE_FRAME_INTERVAL_MS",
             "SMILE_BODY_TIMEOUT_MS",
             "SMILE_CHALLENGES_PER_MINUTE",
+            "SMILE_REDIS_URL",
         ] {
             cmd.env_remove(var);
+        }
+        if let Some(url) = redis_url {
+            cmd.args(["--redis-url", url]);
         }
         let mut child = cmd
             .spawn()
@@ -433,7 +474,9 @@ fn proc_cpu_ms(path: &str) -> f64 {
 // ---- the clients ---------------------------------------------------------------------------
 
 struct Ctx {
-    base: String,
+    /// One or more instances; request `j` of challenge `k` goes to `bases[(k + j) % n]`.
+    bases: Vec<String>,
+    duration_ms: u64,
     key: Arc<Secret>,
     crops: Arc<Crops>,
     frames: usize,
@@ -450,7 +493,7 @@ struct Sample {
 }
 
 /// The API's error codes (server/README.md).
-const CODES: [&str; 17] = [
+const CODES: [&str; 18] = [
     "too_large",
     "unsupported_media_type",
     "bad_json",
@@ -468,6 +511,7 @@ const CODES: [&str; 17] = [
     "too_fast",
     "rate_limited",
     "unknown_challenge",
+    "store_unavailable",
 ];
 
 fn error_code(text: &str) -> Option<&'static str> {
@@ -488,6 +532,8 @@ struct ChallengeRecord {
     header_bytes: usize,
     /// finish answered 409 too_early and was retried.
     finish_retries: usize,
+    /// The verdict token of a successful finish.
+    token: Option<String>,
 }
 
 struct Phase {
@@ -495,6 +541,7 @@ struct Phase {
     records: Vec<ChallengeRecord>,
     wall: Duration,
     server_cpu_ms: f64,
+    redis_cpu_ms: f64,
     client_cpu_ms: f64,
 }
 
@@ -584,7 +631,14 @@ async fn challenge(
     frames: usize,
 ) -> Res<ChallengeRecord> {
     let mut rec = ChallengeRecord::default();
-    let host = ctx.base.trim_start_matches("http://");
+    let host = ctx.bases[0].trim_start_matches("http://");
+    // Round robin per request over the instances, starting at a different one per challenge.
+    let mut request = k;
+    let mut next_base = || {
+        let b = ctx.bases[request % ctx.bases.len()].clone();
+        request += 1;
+        b
+    };
     let (_, jpeg, smiling) = ctx.crops.for_challenge(k);
     let body = serde_json::json!({
         "state": format!("bench-{k}"),
@@ -597,7 +651,7 @@ async fn challenge(
     rec.header_bytes += header_bytes(host, path, Some("application/json"), body.len());
     let (s, text) = post(
         client,
-        format!("{}{path}", ctx.base),
+        format!("{}{path}", next_base()),
         Some("application/json"),
         body,
     )
@@ -620,7 +674,7 @@ async fn challenge(
         rec.header_bytes += header_bytes(host, &path, Some("image/jpeg"), jpeg.len());
         let (s, _) = post(
             client,
-            format!("{}{path}", ctx.base),
+            format!("{}{path}", next_base()),
             Some("image/jpeg"),
             jpeg.clone(),
         )
@@ -630,11 +684,11 @@ async fn challenge(
             return Err("the overall deadline passed".into());
         }
     }
-    tokio::time::sleep_until(t0 + Duration::from_millis(DURATION_MS + FINISH_SLACK_MS)).await;
+    tokio::time::sleep_until(t0 + Duration::from_millis(ctx.duration_ms + FINISH_SLACK_MS)).await;
     let path = format!("/api/v1/challenges/{id}/finish");
     for attempt in 0..5 {
         rec.header_bytes += header_bytes(host, &path, None, 0);
-        let (s, text) = post(client, format!("{}{path}", ctx.base), None, Vec::new()).await;
+        let (s, text) = post(client, format!("{}{path}", next_base()), None, Vec::new()).await;
         if s.status == 409 && text.contains("too_early") && attempt < 4 {
             rec.finish_retries += 1;
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -644,13 +698,14 @@ async fn challenge(
         if s.status == 200 {
             let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
             rec.verdict = Some((!smiling, v["notsmiling"].as_bool().unwrap_or(false)));
+            rec.token = v["token"].as_str().map(str::to_owned);
         }
         break;
     }
     Ok(rec)
 }
 
-async fn warm_up(ctx: &Ctx) -> Res<()> {
+async fn warm_up(ctx: &Ctx, base: &str) -> Res<()> {
     let client = new_client()?;
     // Create and two crops; the challenge is left open (it expires in the server).
     let body = serde_json::json!({"state": "warm-up", "session_token": ctx_token(&ctx.key)?})
@@ -658,7 +713,7 @@ async fn warm_up(ctx: &Ctx) -> Res<()> {
         .into_bytes();
     let (s, text) = post(
         &client,
-        format!("{}/api/v1/challenges", ctx.base),
+        format!("{base}/api/v1/challenges"),
         Some("application/json"),
         body,
     )
@@ -675,7 +730,7 @@ async fn warm_up(ctx: &Ctx) -> Res<()> {
         let (_, jpeg, _) = ctx.crops.for_challenge(i);
         let (s, text) = post(
             &client,
-            format!("{}/api/v1/challenges/{id}/frames", ctx.base),
+            format!("{base}/api/v1/challenges/{id}/frames"),
             Some("image/jpeg"),
             jpeg.clone(),
         )
@@ -690,15 +745,25 @@ async fn warm_up(ctx: &Ctx) -> Res<()> {
 
 /// `clients` clients at once, each running `per_client` challenges one after another.
 /// Their starts are spread over one frame interval, as independent users would be.
-async fn phase(ctx: &Ctx, server: &Server, clients: usize, per_client: usize) -> Res<Phase> {
-    let cpu0 = server.cpu_ms();
+async fn phase(
+    ctx: &Ctx,
+    servers: &[&Server],
+    redis: Option<&RedisChild>,
+    clients: usize,
+    per_client: usize,
+) -> Res<Phase> {
+    let servers_cpu = || servers.iter().map(|s| s.cpu_ms()).sum::<f64>();
+    let redis_cpu = || redis.map_or(0.0, RedisChild::cpu_ms);
+    let cpu0 = servers_cpu();
+    let redis0 = redis_cpu();
     let me0 = proc_cpu_ms("/proc/self/stat");
     let t = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
         let client = new_client()?;
         let ctx = Ctx {
-            base: ctx.base.clone(),
+            bases: ctx.bases.clone(),
+            duration_ms: ctx.duration_ms,
             key: Arc::clone(&ctx.key),
             crops: Arc::clone(&ctx.crops),
             frames: ctx.frames,
@@ -723,7 +788,8 @@ async fn phase(ctx: &Ctx, server: &Server, clients: usize, per_client: usize) ->
         clients,
         records,
         wall,
-        server_cpu_ms: server.cpu_ms() - cpu0,
+        server_cpu_ms: servers_cpu() - cpu0,
+        redis_cpu_ms: redis_cpu() - redis0,
         client_cpu_ms: proc_cpu_ms("/proc/self/stat") - me0,
     })
 }
@@ -979,5 +1045,259 @@ fn report(r: &Report) {
         r.split.models_ms,
         r.log_lines,
     ));
+    print!("{out}");
+}
+
+// ---- scale-out: 1 instance, 1 + Redis, 3 sharing Redis ------------------------------------
+
+/// The scale-out section's countdown: 12 crops 500 ms apart fit in it.
+const SCALE_DURATION_MS: u64 = 6_000;
+const SCALE_FRAMES: usize = 12;
+
+/// A `redis-server` child on a free loopback port, without persistence.
+struct RedisChild {
+    child: Option<Child>,
+    pid: u32,
+    url: String,
+}
+
+impl RedisChild {
+    fn start() -> Res<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start redis-server (./run setup installs it): {e}"))?;
+        let pid = child.id();
+        let redis = Self {
+            child: Some(child),
+            pid,
+            url: format!("redis://127.0.0.1:{port}/"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return Err("redis-server did not start".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(redis)
+    }
+
+    fn cpu_ms(&self) -> f64 {
+        proc_cpu_ms(&format!("/proc/{}/stat", self.pid))
+    }
+}
+
+impl Drop for RedisChild {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+struct ScaleRow {
+    setup: &'static str,
+    phase: Phase,
+    /// Finishes answered 200, tokens that verify with the verdict key, distinct `jti`s.
+    finished: usize,
+    valid_tokens: usize,
+    distinct_jti: usize,
+}
+
+fn scale_out(opts: &Opts, profile: &str, bin: &Path) -> Res<()> {
+    let started = Instant::now();
+    let load_start = uptime();
+    let crops = Arc::new(Crops::make()?);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut rows = Vec::new();
+    for (setup, instances, with_redis) in [
+        ("1 instance, memory", 1, false),
+        ("1 instance + Redis", 1, true),
+        ("3 instances + Redis, round robin", 3, true),
+    ] {
+        let ctx_secret = random_id(32).map_err(|e| e.to_string())?;
+        let verdict_secret = random_id(32).map_err(|e| e.to_string())?;
+        let redis = if with_redis {
+            Some(RedisChild::start()?)
+        } else {
+            None
+        };
+        let servers = (0..instances)
+            .map(|_| {
+                Server::start(
+                    bin,
+                    &ctx_secret,
+                    &verdict_secret,
+                    SCALE_DURATION_MS,
+                    redis.as_ref().map(|r| r.url.as_str()),
+                )
+            })
+            .collect::<Res<Vec<_>>>()?;
+        let ctx = Ctx {
+            bases: servers.iter().map(|s| s.base.clone()).collect(),
+            duration_ms: SCALE_DURATION_MS,
+            key: Arc::new(Secret::new(ctx_secret)),
+            crops: Arc::clone(&crops),
+            frames: SCALE_FRAMES,
+            deadline: started + DEADLINE,
+        };
+        for s in &servers {
+            rt.block_on(warm_up(&ctx, &s.base))?;
+        }
+        let refs: Vec<&Server> = servers.iter().collect();
+        let phase = rt.block_on(phase(
+            &ctx,
+            &refs,
+            redis.as_ref(),
+            opts.scale_clients,
+            opts.scale_per_client,
+        ))?;
+        for s in servers {
+            s.stop();
+        }
+        drop(redis);
+        let key = Secret::new(verdict_secret);
+        let now = now_secs();
+        let tokens: Vec<&String> = phase
+            .records
+            .iter()
+            .filter_map(|r| r.token.as_ref())
+            .collect();
+        let mut jti = std::collections::HashSet::new();
+        let mut valid = 0;
+        for t in &tokens {
+            if let Ok(c) = smile_factor_server::tokens::decode_verdict(t, &key, now) {
+                valid += 1;
+                jti.insert(c.jti);
+            }
+        }
+        let finished = phase
+            .records
+            .iter()
+            .flat_map(|r| r.finish.iter())
+            .filter(|s| s.status == 200)
+            .count();
+        rows.push(ScaleRow {
+            setup,
+            phase,
+            finished,
+            valid_tokens: valid,
+            distinct_jti: jti.len(),
+        });
+    }
+    let load_end = uptime();
+    report_scale(
+        opts,
+        profile,
+        &rows,
+        &load_start,
+        &load_end,
+        started.elapsed(),
+    );
+    Ok(())
+}
+
+fn report_scale(
+    opts: &Opts,
+    profile: &str,
+    rows: &[ScaleRow],
+    load_start: &str,
+    load_end: &str,
+    elapsed: Duration,
+) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let date = cmd_out("date", &["-u", "+%Y-%m-%d %H:%M UTC"]);
+    let commit = cmd_out("git", &["rev-parse", "--short", "HEAD"]);
+    let redis = cmd_out("redis-server", &["--version"]);
+    let mut out = String::new();
+    out.push_str(&format!(
+        "- Date: {date}; checkout {commit}; runtime {:.1} min; command: `cargo run -p smile-factor-server{} --example load -- --scale-out`\n",
+        elapsed.as_secs_f64() / 60.0,
+        if profile == "dev" { String::new() } else { format!(" --profile {profile}") },
+    ));
+    out.push_str(&format!(
+        "- Machine: {cores} cores; load at start: `{load_start}`; at the end: `{load_end}`; {}\n",
+        redis
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
+    out.push_str(&format!(
+        "- Each setup: {} clients at once, {} challenges each (create, {SCALE_FRAMES} crops {FRAME_INTERVAL_MS} ms apart, finish after a {SCALE_DURATION_MS} ms countdown); with 3 instances request j of challenge k goes to instance (k + j) mod 3, so every challenge is created, fed and finished on different instances; servers (`{profile}` build) and redis-server are child processes on 127.0.0.1\n\n",
+        opts.scale_clients, opts.scale_per_client
+    ));
+    out.push_str("| setup | challenges | wall (s) | challenges/s | requests | errors | all requests p50 / p99 (ms) | frames p50 / p99 (ms) | create + finish p50 / p99 (ms) | server CPU per challenge (ms) | redis CPU per challenge (ms) | tokens valid / finished (distinct jti) |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    for r in rows {
+        let p = &r.phase;
+        let n = p.records.len() as f64;
+        let all: Vec<Sample> = p
+            .records
+            .iter()
+            .flat_map(|c| c.create.iter().chain(&c.frames).chain(&c.finish).copied())
+            .collect();
+        let mut kinds: Vec<String> = all
+            .iter()
+            .filter(|s| !(200..300).contains(&s.status))
+            .map(|s| format!("{} {}", s.status, s.code.unwrap_or("?")))
+            .collect();
+        let count = kinds.len();
+        kinds.sort();
+        kinds.dedup();
+        let errors = if count == 0 {
+            "0".to_owned()
+        } else {
+            format!("{count} ({})", kinds.join(", "))
+        };
+        let ms = |v: &[Sample]| -> (f64, f64) {
+            let mut good: Vec<f64> = v
+                .iter()
+                .filter(|s| (200..300).contains(&s.status))
+                .map(|s| s.ms)
+                .collect();
+            let p50 = quantile(&mut good, 0.5);
+            (p50, quantile(&mut good, 0.99))
+        };
+        let frames: Vec<Sample> = p
+            .records
+            .iter()
+            .flat_map(|c| c.frames.iter().copied())
+            .collect();
+        let ends: Vec<Sample> = p
+            .records
+            .iter()
+            .flat_map(|c| c.create.iter().chain(&c.finish).copied())
+            .collect();
+        let (a50, a99) = ms(&all);
+        let (f50, f99) = ms(&frames);
+        let (e50, e99) = ms(&ends);
+        let wall = p.wall.as_secs_f64();
+        out.push_str(&format!(
+            "| {} | {} | {wall:.1} | {:.2} | {} | {errors} | {a50:.1} / {a99:.1} | {f50:.1} / {f99:.1} | {e50:.1} / {e99:.1} | {:.0} | {} | {} / {} ({}) |\n",
+            r.setup,
+            p.records.len(),
+            r.finished as f64 / wall,
+            all.len(),
+            p.server_cpu_ms / n,
+            if r.setup.contains("Redis") { format!("{:.1}", p.redis_cpu_ms / n) } else { "-".into() },
+            r.valid_tokens,
+            r.finished,
+            r.distinct_jti,
+        ));
+    }
+    out.push_str("\nchallenges/s is set by the clients' pace (one crop every 500 ms, as the page) and their number, not by the server's capacity; CPU is utime + stime from /proc/<pid>/stat over the phase (all server processes summed; redis-server apart), per challenge finished.\n");
     print!("{out}");
 }

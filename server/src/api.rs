@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, State};
@@ -10,11 +11,11 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Mutex;
 
-use crate::challenge::Challenge;
+use crate::challenge::{Record, Score, Snapshot};
 use crate::error::ApiError;
 use crate::frames::{decode_crop, MAX_FRAME_BYTES};
+use crate::store::{Cas, NonceKey};
 use crate::tokens::{
     random_id, sign_verdict, validate_ctx, VerdictClaims, PROTOCOL_VERSION, VERDICT_TTL_SECS,
 };
@@ -24,6 +25,11 @@ use crate::App;
 pub const MAX_JSON_BYTES: usize = 8 * 1024;
 /// Longest challenge id we look up (ours are 22 characters).
 const MAX_ID_LEN: usize = 64;
+/// Compare-and-set attempts before a request racing others for one challenge gives up.
+const MAX_CAS_ROUNDS: usize = 8;
+/// A finish waits at most this long for frames still in analysis, polling.
+const PENDING_WAIT: Duration = Duration::from_secs(2);
+const PENDING_POLL: Duration = Duration::from_millis(20);
 
 /// `POST /api/v1/challenges` body.
 #[derive(Deserialize)]
@@ -132,16 +138,25 @@ pub async fn create(
         app.clock.now_secs(),
     )?;
     // Last check, so a request refused for another reason does not burn the nonce.
-    let nonce_key = format!("{}\0{}", ctx.iss, ctx.nonce);
-    if !app.nonces.entry(nonce_key).or_insert(()).is_fresh() {
+    if !app
+        .store
+        .take_nonce(&NonceKey::new(&ctx.iss, &ctx.nonce))
+        .await?
+    {
         return Err(ApiError::NonceReused);
     }
     let timing = settings.timing;
-    let challenge = Challenge::new(ctx, req.state, timing, app.clock.now_ms())
-        .map_err(|_| ApiError::Internal)?;
+    let record = Record {
+        ctx,
+        state: req.state,
+        timing,
+        started_ms: app.clock.now_ms(),
+    };
     let id = random_id(16)?;
-    app.challenges
-        .insert(id.clone(), Arc::new(Mutex::new(challenge)));
+    // 128 random bits do not collide; a taken id would be a broken random source.
+    if !app.store.create(&id, &record).await? {
+        return Err(ApiError::Internal);
+    }
     let answer = CreateResponse {
         challenge: id,
         duration_ms: timing.duration_ms,
@@ -151,11 +166,40 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
-fn lookup(app: &App, id: &str) -> Result<Arc<Mutex<Challenge>>, ApiError> {
-    if id.len() > MAX_ID_LEN {
+/// True for an id we could have made (base64url, not too long): anything else is unknown
+/// without asking the store.
+fn plausible_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+async fn lookup(app: &App, id: &str) -> Result<Snapshot, ApiError> {
+    if !plausible_id(id) {
         return Err(ApiError::UnknownChallenge);
     }
-    app.challenges.get(id).ok_or(ApiError::UnknownChallenge)
+    app.store.load(id).await?.ok_or(ApiError::UnknownChallenge)
+}
+
+/// Admits a frame that arrived at `at`: applies the rules to the latest snapshot and
+/// appends only if no other frame was appended meanwhile (on any instance), else reads
+/// again. Returns the new entry's index.
+async fn admit(app: &App, id: &str, mut snap: Snapshot, at: u64) -> Result<usize, ApiError> {
+    for _ in 0..MAX_CAS_ROUNDS {
+        snap.admit(at)?;
+        match app.store.append_frame(id, snap.frames.len(), at).await? {
+            Cas::Done(index) => return Ok(index),
+            Cas::Stale => snap = lookup(app, id).await?,
+            Cas::Finished => return Err(ApiError::Finished),
+            Cas::Gone => return Err(ApiError::UnknownChallenge),
+        }
+    }
+    // Frames racing for one challenge: the spacing rule would refuse all but one anyway.
+    Err(ApiError::TooFast {
+        interval_ms: snap.record.timing.frame_interval_ms,
+    })
 }
 
 /// `POST /api/v1/challenges/{id}/frames`.
@@ -174,28 +218,60 @@ pub async fn frame(
         });
     }
     let bytes = read_limited(&headers, body, MAX_FRAME_BYTES).await?;
-    let challenge = lookup(&app, &id)?;
+    let snap = lookup(&app, &id).await?;
     let crop = tokio::task::spawn_blocking(move || decode_crop(&bytes))
         .await
         .map_err(|_| ApiError::Internal)?
         .map_err(|e| ApiError::BadFrame(e.to_string()))?;
-    // Held across the analysis so one challenge's frames are judged in arrival order.
-    let mut challenge = challenge.lock().await;
-    challenge.admit_frame(at)?;
+    let index = admit(&app, &id, snap, at).await?;
     let judge = Arc::clone(&app.judge);
     let smile = tokio::task::spawn_blocking(move || judge.smile(&crop))
         .await
-        .map_err(|_| ApiError::Internal)?
-        .map_err(|_| ApiError::Internal)?;
-    challenge.judge_frame(at, smile);
+        .map_err(|_| ApiError::Internal)
+        .and_then(|r| r.map_err(|_| ApiError::Internal));
+    // A failed analysis is recorded too, so a finish does not wait for it.
+    let score = smile.as_ref().map_or(Score::Failed, |s| Score::of(*s));
+    app.store.score_frame(&id, index, score).await?;
+    smile?;
     Ok(Json(serde_json::json!({})).into_response())
+}
+
+/// Reads the challenge for its finish: waits (bounded) while a frame admitted earlier is
+/// still being analysed, perhaps on another instance, so its score counts.
+async fn settled(app: &App, id: &str) -> Result<Snapshot, ApiError> {
+    let give_up = tokio::time::Instant::now() + PENDING_WAIT;
+    loop {
+        let snap = lookup(app, id).await?;
+        if snap.finished || !snap.has_pending() || tokio::time::Instant::now() >= give_up {
+            return Ok(snap);
+        }
+        tokio::time::sleep(PENDING_POLL).await;
+    }
 }
 
 /// `POST /api/v1/challenges/{id}/finish`.
 pub async fn finish(State(app): State<App>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let challenge = lookup(&app, &id)?;
-    let mut challenge = challenge.lock().await;
-    let outcome = challenge.finish(app.clock.now_ms())?;
+    let now = app.clock.now_ms();
+    let mut snap = settled(&app, &id).await?;
+    let mut won = None;
+    for _ in 0..MAX_CAS_ROUNDS {
+        let outcome = snap.decide(now)?;
+        // The flag is set once, on one instance, and only if no frame came in since the
+        // snapshot was read: this outcome is exactly what the log holds.
+        match app.store.finish(&id, snap.frames.len()).await? {
+            Cas::Done(_) => {
+                won = Some(outcome);
+                break;
+            }
+            Cas::Stale => snap = settled(&app, &id).await?,
+            Cas::Finished => return Err(ApiError::Finished),
+            Cas::Gone => return Err(ApiError::UnknownChallenge),
+        }
+    }
+    let outcome = won.ok_or(ApiError::TooFast {
+        interval_ms: snap.record.timing.frame_interval_ms,
+    })?;
+    let challenge = &snap.record;
     let iat = app.clock.now_secs();
     let reason = outcome.reason.map(|r| r.as_str());
     let claims = VerdictClaims {

@@ -1,7 +1,14 @@
-//! One open challenge and its rules, by the server's clock: frame spacing, the frame
-//! budget, the upload window, and a single finish after the countdown (earlier only to
-//! report a smile). The verdict itself is the core's [`Verdict`], fed with server times.
+//! One challenge and its rules, by the server's clock: frame spacing, the frame budget,
+//! the upload window, and a single finish after the countdown (earlier only to report a
+//! smile). The verdict itself is the core's [`Verdict`], fed with server times.
+//!
+//! A challenge's state is what [`crate::store`] keeps, in any number of server instances:
+//! an immutable [`Record`] written once at creation, an append-only log of
+//! [`FrameEntry`] (each scored once its crop is analysed), and a once-only finished flag.
+//! Nothing else is mutable: the verdict is recomputed from the record and the log
+//! whenever it is needed, so an instance holds no state of its own between requests.
 
+use serde::{Deserialize, Serialize};
 use smile_factor::challenge::outcome::{Outcome, Reason};
 use smile_factor::challenge::verdict::{Verdict, VerdictConfig, VerdictConfigError};
 
@@ -12,7 +19,7 @@ use crate::tokens::CtxClaims;
 pub const WINDOW_GRACE_MS: u64 = 2_000;
 
 /// Timing the server announces in the 201 answer.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Timing {
     pub duration_ms: u64,
     pub frame_interval_ms: u64,
@@ -30,117 +37,157 @@ impl Timing {
             max_frames,
         }
     }
+
+    /// Time from the start after which no frame is admitted.
+    pub fn window_ms(&self) -> u64 {
+        self.duration_ms + WINDOW_GRACE_MS
+    }
 }
 
-/// A challenge between its creation and its finish.
-#[derive(Debug)]
-pub struct Challenge {
+/// What a challenge is, written once when it is opened and never changed. Stored as JSON
+/// (Redis) or as is (memory); new fields need `#[serde(default)]` so that records written
+/// by an older instance during a rolling update still load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
     /// The validated ctx token's claims (sub, iss, nonce).
     pub ctx: CtxClaims,
     /// The exact login state the page sent.
     pub state: String,
-    timing: Timing,
-    started_ms: u64,
-    verdict: Verdict,
-    received: u32,
-    last_frame_ms: Option<u64>,
-    finished: bool,
+    pub timing: Timing,
+    /// Server time of the creation: the countdown's start.
+    pub started_ms: u64,
 }
 
-impl Challenge {
-    /// Starts the countdown at `now_ms`.
-    pub fn new(
-        ctx: CtxClaims,
-        state: String,
-        timing: Timing,
-        now_ms: u64,
-    ) -> Result<Self, VerdictConfigError> {
+impl Record {
+    /// Milliseconds of the countdown at server time `at_ms`.
+    pub fn elapsed(&self, at_ms: u64) -> u64 {
+        at_ms.saturating_sub(self.started_ms)
+    }
+}
+
+/// The analysis of one admitted frame.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "snake_case")]
+pub enum Score {
+    /// Admitted, analysis still running (possibly on another instance).
+    Pending,
+    /// A face with this smile score.
+    Face { smile: f32 },
+    /// No face in the crop.
+    NoFace,
+    /// The analysis failed (internal error): the frame counts for the budget only.
+    Failed,
+}
+
+impl Score {
+    /// From the judge's answer: `None` when there was no face.
+    pub fn of(smile: Option<f32>) -> Self {
+        smile.map_or(Self::NoFace, |smile| Self::Face { smile })
+    }
+
+    /// `Some(smile)` once analysed, as the core's verdict takes it.
+    fn analysed(self) -> Option<Option<f32>> {
+        match self {
+            Self::Face { smile } => Some(Some(smile)),
+            Self::NoFace => Some(None),
+            Self::Pending | Self::Failed => None,
+        }
+    }
+}
+
+/// One entry of a challenge's frame log.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FrameEntry {
+    /// Server time the frame arrived (the spacing and window rules judge this).
+    pub at_ms: u64,
+    pub score: Score,
+}
+
+/// A challenge as read from the store at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub record: Record,
+    /// In admission order.
+    pub frames: Vec<FrameEntry>,
+    pub finished: bool,
+}
+
+impl Snapshot {
+    /// A frame is admitted but not scored yet.
+    pub fn has_pending(&self) -> bool {
+        self.frames.iter().any(|f| f.score == Score::Pending)
+    }
+
+    /// Says whether one more frame may be admitted at `now_ms`; an admitted frame counts
+    /// against the budget and the spacing even if its analysis fails later.
+    pub fn admit(&self, now_ms: u64) -> Result<(), ApiError> {
+        if self.finished {
+            return Err(ApiError::Finished);
+        }
+        let timing = &self.record.timing;
+        if self.record.elapsed(now_ms) > timing.window_ms() {
+            return Err(ApiError::WindowOver);
+        }
+        if self.frames.len() >= usize::try_from(timing.max_frames).unwrap_or(usize::MAX) {
+            return Err(ApiError::TooManyFrames(timing.max_frames));
+        }
+        let half = timing.frame_interval_ms / 2;
+        if self
+            .frames
+            .last()
+            .is_some_and(|last| now_ms.saturating_sub(last.at_ms) < half)
+        {
+            return Err(ApiError::TooFast {
+                interval_ms: timing.frame_interval_ms,
+            });
+        }
+        Ok(())
+    }
+
+    /// The core's verdict fed with every analysed frame, in admission order.
+    pub fn verdict(&self) -> Result<Verdict, VerdictConfigError> {
         let cfg = VerdictConfig {
             // The core's limits (5..120 s) check the duration.
-            duration_ms: timing.duration_ms as f64,
+            duration_ms: self.record.timing.duration_ms as f64,
             ..VerdictConfig::default()
         };
         let mut verdict = Verdict::new(cfg)?;
         verdict.start(0.0);
-        Ok(Self {
-            ctx,
-            state,
-            timing,
-            started_ms: now_ms,
-            verdict,
-            received: 0,
-            last_frame_ms: None,
-            finished: false,
-        })
+        for f in &self.frames {
+            if let Some(smile) = f.score.analysed() {
+                verdict.frame(self.record.elapsed(f.at_ms) as f64, smile);
+            }
+        }
+        Ok(verdict)
     }
 
-    fn elapsed(&self, now_ms: u64) -> u64 {
-        now_ms.saturating_sub(self.started_ms)
-    }
-
-    /// Admits one frame at `now_ms` or says why not; an admitted frame counts against
-    /// the budget and the spacing even if its analysis fails later.
-    pub fn admit_frame(&mut self, now_ms: u64) -> Result<(), ApiError> {
+    /// The outcome if the challenge may end at `now_ms`: after the countdown, or earlier if
+    /// a smile was seen. The caller then sets the finished flag (once, atomically).
+    pub fn decide(&self, now_ms: u64) -> Result<Outcome, ApiError> {
         if self.finished {
             return Err(ApiError::Finished);
         }
-        if self.elapsed(now_ms) > self.timing.duration_ms + WINDOW_GRACE_MS {
-            return Err(ApiError::WindowOver);
-        }
-        if self.received >= self.timing.max_frames {
-            return Err(ApiError::TooManyFrames(self.timing.max_frames));
-        }
-        let half = self.timing.frame_interval_ms / 2;
-        if self
-            .last_frame_ms
-            .is_some_and(|last| now_ms.saturating_sub(last) < half)
-        {
-            return Err(ApiError::TooFast {
-                interval_ms: self.timing.frame_interval_ms,
-            });
-        }
-        self.received += 1;
-        self.last_frame_ms = Some(now_ms);
-        Ok(())
-    }
-
-    /// Feeds the analysed frame admitted at `at_ms`: `smile` is `None` without a face.
-    pub fn judge_frame(&mut self, at_ms: u64, smile: Option<f32>) {
-        if !self.finished {
-            self.verdict.frame(self.elapsed(at_ms) as f64, smile);
-        }
-    }
-
-    /// Ends the challenge once: after the countdown, or earlier if a smile was seen.
-    /// The last judged crop showed a face at or above the smile threshold.
-    fn latest_crop_smiles(&self) -> bool {
-        self.verdict
-            .current_smile()
-            .is_some_and(|s| s >= self.verdict.config().threshold)
-    }
-
-    pub fn finish(&mut self, now_ms: u64) -> Result<Outcome, ApiError> {
-        if self.finished {
-            return Err(ApiError::Finished);
-        }
-        let elapsed = self.elapsed(now_ms);
-        let outcome = if elapsed < self.timing.duration_ms {
-            match self.verdict.outcome() {
-                Some(o) if o.reason == Some(Reason::Smiled) => *o,
+        let mut verdict = self.verdict().map_err(|_| ApiError::Internal)?;
+        let elapsed = self.record.elapsed(now_ms);
+        if elapsed < self.record.timing.duration_ms {
+            // The last judged crop showed a face at or above the smile threshold.
+            let latest_smiles = verdict
+                .current_smile()
+                .is_some_and(|s| s >= verdict.config().threshold);
+            match verdict.outcome() {
+                Some(o) if o.reason == Some(Reason::Smiled) => Ok(*o),
                 // About one crop a second cannot time a 300 ms hold between two crops: an
                 // early finish is the page reporting a smile, and a smiling latest crop
                 // confirms it. It can only fail the login, never pass it.
-                None if self.latest_crop_smiles() => *self.verdict.fail(Reason::Smiled),
-                _ => return Err(ApiError::TooEarly),
+                None if latest_smiles => Ok(*verdict.fail(Reason::Smiled)),
+                _ => Err(ApiError::TooEarly),
             }
         } else {
-            *self
-                .verdict
+            verdict
                 .tick(elapsed as f64)
-                .ok_or(ApiError::Internal)?
-        };
-        self.finished = true;
-        Ok(outcome)
+                .copied()
+                .ok_or(ApiError::Internal)
+        }
     }
 }
 
@@ -160,8 +207,25 @@ mod tests {
         }
     }
 
-    fn challenge() -> Challenge {
-        Challenge::new(ctx(), "s".into(), Timing::new(5_000, 1_000), 10_000).expect("valid")
+    fn challenge() -> Snapshot {
+        Snapshot {
+            record: Record {
+                ctx: ctx(),
+                state: "s".into(),
+                timing: Timing::new(5_000, 1_000),
+                started_ms: 10_000,
+            },
+            frames: Vec::new(),
+            finished: false,
+        }
+    }
+
+    /// Admits and scores one frame as the API does.
+    fn frame(c: &mut Snapshot, at_ms: u64, smile: Option<f32>) {
+        c.frames.push(FrameEntry {
+            at_ms,
+            score: Score::of(smile),
+        });
     }
 
     #[test]
@@ -172,35 +236,40 @@ mod tests {
     #[test]
     fn spacing_budget_and_window() {
         let mut c = challenge();
-        assert!(c.admit_frame(10_000).is_ok());
-        assert!(matches!(
-            c.admit_frame(10_499),
-            Err(ApiError::TooFast { .. })
-        ));
-        assert!(c.admit_frame(10_500).is_ok());
-        assert!(matches!(c.admit_frame(17_001), Err(ApiError::WindowOver)));
+        assert!(c.admit(10_000).is_ok());
+        frame(&mut c, 10_000, None);
+        assert!(matches!(c.admit(10_499), Err(ApiError::TooFast { .. })));
+        assert!(c.admit(10_500).is_ok());
+        assert!(matches!(c.admit(17_001), Err(ApiError::WindowOver)));
+        for i in 1..7 {
+            frame(&mut c, 10_000 + i * 1_000, None);
+        }
+        assert!(matches!(c.admit(17_000), Err(ApiError::TooManyFrames(7))));
+        c.finished = true;
+        assert!(matches!(c.admit(11_000), Err(ApiError::Finished)));
     }
 
     #[test]
     fn smile_may_finish_early_a_pass_may_not() {
         let mut c = challenge();
-        c.judge_frame(10_000, Some(0.1));
-        assert!(matches!(c.finish(11_000), Err(ApiError::TooEarly)));
-        c.judge_frame(12_000, Some(0.9));
-        c.judge_frame(13_000, Some(0.9));
-        let o = c.finish(13_000).expect("smiled");
+        frame(&mut c, 10_000, Some(0.1));
+        assert!(matches!(c.decide(11_000), Err(ApiError::TooEarly)));
+        frame(&mut c, 12_000, Some(0.9));
+        frame(&mut c, 13_000, Some(0.9));
+        let o = c.decide(13_000).expect("smiled");
         assert_eq!(o.reason, Some(Reason::Smiled));
-        assert!(matches!(c.finish(20_000), Err(ApiError::Finished)));
+        c.finished = true;
+        assert!(matches!(c.decide(20_000), Err(ApiError::Finished)));
     }
 
     #[test]
     fn one_smiling_latest_crop_confirms_an_early_smile_an_older_one_does_not() {
         let mut c = challenge();
-        c.judge_frame(10_000, Some(0.9));
-        c.judge_frame(11_000, Some(0.1));
-        assert!(matches!(c.finish(11_500), Err(ApiError::TooEarly)));
-        c.judge_frame(12_000, Some(0.8));
-        let o = c.finish(12_100).expect("smiled");
+        frame(&mut c, 10_000, Some(0.9));
+        frame(&mut c, 11_000, Some(0.1));
+        assert!(matches!(c.decide(11_500), Err(ApiError::TooEarly)));
+        frame(&mut c, 12_000, Some(0.8));
+        let o = c.decide(12_100).expect("smiled");
         assert!(!o.notsmiling);
         assert_eq!(o.reason, Some(Reason::Smiled));
     }
@@ -209,10 +278,46 @@ mod tests {
     fn pass_after_the_countdown() {
         let mut c = challenge();
         for i in 0..5 {
-            c.judge_frame(10_000 + i * 1_000, Some(0.01));
+            frame(&mut c, 10_000 + i * 1_000, Some(0.01));
         }
-        let o = c.finish(15_000).expect("over");
+        let o = c.decide(15_000).expect("over");
         assert!(o.notsmiling);
         assert_eq!(o.stats.frames_analysed, 5);
+    }
+
+    #[test]
+    fn pending_and_failed_frames_are_not_judged() {
+        let mut c = challenge();
+        for i in 0..4 {
+            frame(&mut c, 10_000 + i * 1_000, Some(0.01));
+        }
+        // A smiling crop still in analysis, and one whose analysis failed.
+        c.frames.push(FrameEntry {
+            at_ms: 14_000,
+            score: Score::Pending,
+        });
+        c.frames.push(FrameEntry {
+            at_ms: 14_600,
+            score: Score::Failed,
+        });
+        assert!(c.has_pending());
+        let o = c.decide(15_000).expect("over");
+        assert_eq!(o.stats.frames_analysed, 4);
+        c.frames[4].score = Score::Face { smile: 0.95 };
+        assert!(!c.has_pending());
+        assert_eq!(c.verdict().expect("cfg").stats(5_000.0).frames_analysed, 5);
+    }
+
+    #[test]
+    fn the_record_survives_json_and_tolerates_added_fields() {
+        let c = challenge();
+        let json = serde_json::to_value(&c.record).expect("json");
+        let back: Record = serde_json::from_value(json.clone()).expect("back");
+        assert_eq!(back, c.record);
+        // A newer instance may add fields; an older one must still read the record.
+        let mut newer = json;
+        newer["mode"] = "smile".into();
+        let back: Record = serde_json::from_value(newer).expect("with an added field");
+        assert_eq!(back, c.record);
     }
 }

@@ -58,9 +58,13 @@ pub struct Args {
     /// A request body must arrive within this many milliseconds.
     #[arg(long, env = "SMILE_BODY_TIMEOUT_MS", default_value_t = 10_000)]
     pub body_timeout_ms: u64,
-    /// Challenges one IP address may open per minute.
+    /// Challenges one IP address may open per minute (per instance).
     #[arg(long, env = "SMILE_CHALLENGES_PER_MINUTE", default_value_t = 30)]
     pub challenges_per_minute: u32,
+    /// Keep the challenges in this Redis (redis://host:port[/db]) so several instances
+    /// can serve them; default: in this process. A password belongs in the variable, not the flag.
+    #[arg(long, env = "SMILE_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
 }
 
 /// The secrets as read from the environment.

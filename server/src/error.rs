@@ -47,8 +47,22 @@ pub enum ApiError {
     UnknownChallenge,
     #[error("not found")]
     NotFound,
+    #[error("the challenge store is unavailable; try again shortly")]
+    StoreUnavailable,
     #[error("the server could not complete the request")]
     Internal,
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    /// Either way the request fails and nothing is decided (the challenge fails closed).
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        tracing::warn!(error = %e, "challenge store");
+        match e {
+            StoreError::Unavailable(_) => ApiError::StoreUnavailable,
+            StoreError::Corrupt(_) => ApiError::Internal,
+        }
+    }
 }
 
 impl ApiError {
@@ -76,6 +90,7 @@ impl ApiError {
             TooEarly => ("too_early", StatusCode::CONFLICT),
             UnknownChallenge => ("unknown_challenge", StatusCode::NOT_FOUND),
             NotFound => ("not_found", StatusCode::NOT_FOUND),
+            StoreUnavailable => ("store_unavailable", StatusCode::SERVICE_UNAVAILABLE),
             Internal => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
         }
     }
@@ -101,6 +116,10 @@ impl IntoResponse for ApiError {
         // An error is about this one request: never cached.
         res.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if matches!(self, ApiError::StoreUnavailable) {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         res
     }
 }

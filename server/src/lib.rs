@@ -17,6 +17,7 @@ pub mod error;
 pub mod frames;
 pub mod judge;
 pub mod statics;
+pub mod store;
 pub mod tokens;
 
 use std::net::{IpAddr, SocketAddr};
@@ -32,28 +33,20 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use moka::sync::Cache;
 use tokio::net::TcpListener;
-use tokio::sync::Mutex;
 use tower_http::compression::CompressionLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
-use crate::challenge::{Challenge, WINDOW_GRACE_MS};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::demo::Demo;
 use crate::judge::JudgePool;
 use crate::statics::{Statics, STRICT_CSP};
-use crate::tokens::{LEEWAY_SECS, MAX_CTX_LIFETIME_SECS};
+use crate::store::{MemoryStore, Store, Ttls};
 
 /// A whole request may take this long (a slow client cannot hold a worker).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Bounds on what the caches hold, whatever the traffic.
-const MAX_OPEN_CHALLENGES: u64 = 20_000;
-const MAX_NONCES: u64 = 200_000;
-/// A finished challenge is kept this long after its window, so a second finish is 409.
-const CHALLENGE_AFTERLIFE: Duration = Duration::from_secs(300);
 
 /// Shared state of the running server; cheap to clone.
 #[derive(Clone)]
@@ -62,10 +55,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub judge: Arc<JudgePool>,
     pub statics: Arc<Statics>,
-    /// Open and recently finished challenges by id.
-    pub challenges: Cache<String, Arc<Mutex<Challenge>>>,
-    /// ctx nonces seen (`iss \0 nonce`), kept at least as long as a ctx token lives.
-    pub nonces: Cache<String, ()>,
+    /// Challenges and used ctx nonces: in this process, or shared by instances (Redis).
+    pub store: Arc<dyn Store>,
     pub limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     /// Demo mode's logins; `None` in production.
     pub demo: Option<Arc<Demo>>,
@@ -89,28 +80,33 @@ pub enum StartError {
 }
 
 impl App {
-    /// Builds the state from checked settings and loaded models.
+    /// Builds the state from checked settings and loaded models, with the challenges in
+    /// this process ([`MemoryStore`]).
     pub fn new(
         settings: Settings,
         clock: Arc<dyn Clock>,
         judge: Arc<JudgePool>,
     ) -> Result<Self, StartError> {
+        let store = Arc::new(MemoryStore::new(Ttls::for_timing(&settings.timing)));
+        Self::with_store(settings, clock, judge, store)
+    }
+
+    /// The same with the challenges in `store` (for example a [`store::RedisStore`]
+    /// shared by several instances).
+    pub fn with_store(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        judge: Arc<JudgePool>,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, StartError> {
         let statics = Statics::new(&settings.www).map_err(|source| StartError::Www {
             path: settings.www.display().to_string(),
             source,
         })?;
-        let window = Duration::from_millis(settings.timing.duration_ms + WINDOW_GRACE_MS);
         let per_minute = NonZeroU32::new(settings.challenges_per_minute).unwrap_or(NonZeroU32::MIN);
         let demo = settings.demo.then(|| Arc::new(Demo::default()));
         Ok(Self {
-            challenges: Cache::builder()
-                .max_capacity(MAX_OPEN_CHALLENGES)
-                .time_to_live(window + CHALLENGE_AFTERLIFE)
-                .build(),
-            nonces: Cache::builder()
-                .max_capacity(MAX_NONCES)
-                .time_to_live(Duration::from_secs(MAX_CTX_LIFETIME_SECS + 2 * LEEWAY_SECS))
-                .build(),
+            store,
             limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
             settings: Arc::new(settings),
             clock,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use clap::Parser;
 use smile_factor_server::clock::SystemClock;
 use smile_factor_server::config::{Args, SecretEnv, Settings};
+use smile_factor_server::store::{redis_host, RedisStore, Ttls};
 use smile_factor_server::{demo, load_judge, serve, App};
 use tokio::net::TcpListener;
 use url::Url;
@@ -52,8 +53,23 @@ async fn run(args: Args) -> Result<(), String> {
     let settings =
         Settings::new(&args, SecretEnv::from_env(), &origin).map_err(|e| e.to_string())?;
     let demo_mode = settings.demo;
-    let app = App::new(settings, Arc::new(SystemClock::new()), Arc::new(judge))
-        .map_err(|e| e.to_string())?;
+    let clock = Arc::new(SystemClock::new());
+    let app = match args.redis_url.as_deref().filter(|u| !u.is_empty()) {
+        None => App::new(settings, clock, Arc::new(judge)),
+        Some(url) => {
+            let host = redis_host(url);
+            let store = RedisStore::new(url, Ttls::for_timing(&settings.timing))
+                .map_err(|e| format!("{e}"))?;
+            // A wrong URL is the usual mistake: say so now rather than at the first login.
+            store
+                .ping()
+                .await
+                .map_err(|e| format!("cannot use Redis at {host}: {e}"))?;
+            tracing::info!(redis = %host, "challenges in Redis");
+            App::with_store(settings, clock, Arc::new(judge), Arc::new(store))
+        }
+    }
+    .map_err(|e| e.to_string())?;
     if demo_mode {
         let link = demo::mint_link(&app).map_err(|e| e.to_string())?;
         let mut fresh = origin.clone();

@@ -82,3 +82,31 @@ fn bad_secrets_stop_the_server_with_a_message() {
     // The secrets never appear in the messages.
     assert!(!err.contains(good_a) && !err.contains(good_b));
 }
+
+#[test]
+fn an_unreachable_redis_stops_the_server_without_showing_its_password() {
+    // A port nobody listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let url = format!("redis://:hunter2-redis-password@127.0.0.1:{port}/");
+    let err = start_error(&[
+        (
+            "SMILE_CTX_SECRET",
+            "3f9a0c4be21d7785a6c0f11e9b3d42aa07c5e86d19f2b4a3c8e7d6015b9f0a2c",
+        ),
+        (
+            "SMILE_VERDICT_SECRET",
+            "b4a3c8e7d6015b9f0a2c3f9a0c4be21d7785a6c0f11e9b3d42aa07c5e86d19f2",
+        ),
+        ("SMILE_ISSUER", "https://verifier.test"),
+        ("SMILE_TENANTS", "tenant.test"),
+        ("SMILE_REDIS_URL", &url),
+    ]);
+    assert!(
+        err.contains(&format!("cannot use Redis at 127.0.0.1:{port}")),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+}

@@ -2,6 +2,8 @@
 //! known keys, and makes ctx tokens and JPEG crops from the fixtures.
 #![allow(dead_code)]
 
+pub mod redis_server;
+
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
@@ -13,6 +15,7 @@ use smile_factor_server::challenge::Timing;
 use smile_factor_server::clock::FakeClock;
 use smile_factor_server::config::Settings;
 use smile_factor_server::judge::JudgePool;
+use smile_factor_server::store::Store;
 use smile_factor_server::tokens::Secret;
 use smile_factor_server::{load_judge, serve, App};
 use tokio::net::TcpListener;
@@ -73,6 +76,15 @@ impl TestServer {
         let addr = listener.local_addr().expect("addr");
         let clock = FakeClock::new(T0_MS);
         let app = App::new(settings, Arc::new(clock.clone()), judge()).expect("app");
+        Self::run(listener, app, clock, format!("http://{addr}"))
+    }
+
+    /// An instance keeping its challenges in `store`, on `clock` (instances that share a
+    /// store share a clock too, as servers on NTP do).
+    pub async fn with_store(settings: Settings, clock: FakeClock, store: Arc<dyn Store>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = App::with_store(settings, Arc::new(clock.clone()), judge(), store).expect("app");
         Self::run(listener, app, clock, format!("http://{addr}"))
     }
 
