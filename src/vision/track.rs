@@ -20,7 +20,7 @@
 
 use serde::Serialize;
 
-use crate::vision::analyzer::FaceAnalyzer;
+use crate::vision::analyzer::{FaceAnalyzer, View};
 use crate::vision::detect::BoundingBox;
 use crate::vision::error::{Result, SmileError};
 use crate::vision::frame::RgbaFrame;
@@ -53,6 +53,11 @@ pub struct TrackerOptions {
     /// Drift beyond this fraction of the box size from where the detector last put it
     /// triggers detection (0.05 to 0.5); the search window reaches one step further.
     pub max_shift: f64,
+    /// Odd frames read the smile score of the crop's mirror image, even frames the crop
+    /// as it is, so the verdict's hold sees both views for the cost of one run a frame.
+    /// Off by default: on video-like sequences from GENKI dev it did not help (README,
+    /// "Accuracy"), though averaging both views does help on single images.
+    pub mirror_odd_frames: bool,
 }
 
 impl Default for TrackerOptions {
@@ -67,6 +72,7 @@ impl Default for TrackerOptions {
             margin: 0.0,
             min_correlation: 0.7,
             max_shift: 0.25,
+            mirror_odd_frames: false,
         }
     }
 }
@@ -118,8 +124,8 @@ pub struct TrackStep {
     pub boxes: Vec<BoundingBox>,
     /// Index in `boxes` of the face that was classified (the largest on a detect frame).
     pub judged: Option<usize>,
-    /// Its happy probability; `None` when there is no face in this frame.
-    pub happy: Option<f32>,
+    /// Its smile score (the smile head's, 0..1); `None` when there is no face in this frame.
+    pub smile: Option<f32>,
     /// True when the detector ran on this frame.
     pub detected: bool,
 }
@@ -131,6 +137,8 @@ pub struct Tracker {
     track: Option<Template>,
     /// Frames since the detector last ran (0 on a detect frame).
     since_detect: u32,
+    /// Frames stepped since the start or the last reset: odd ones may be mirrored.
+    frames: u64,
 }
 
 impl Tracker {
@@ -141,6 +149,7 @@ impl Tracker {
             options,
             track: None,
             since_detect: 0,
+            frames: 0,
         })
     }
 
@@ -153,22 +162,34 @@ impl Tracker {
     pub fn reset(&mut self) {
         self.track = None;
         self.since_detect = 0;
+        self.frames = 0;
+    }
+
+    /// The view this frame's smile score comes from.
+    fn view(&self) -> View {
+        if self.options.mirror_odd_frames && self.frames % 2 == 1 {
+            View::Mirrored
+        } else {
+            View::AsIs
+        }
     }
 
     /// Analyses one frame: a tracked frame when a face is held, detection is not due
     /// and the match holds; otherwise the detector runs on this frame. On an error the
     /// face is forgotten, so the next frame starts again from detection.
     pub fn step(&mut self, analyzer: &FaceAnalyzer, frame: &RgbaFrame) -> Result<TrackStep> {
+        let view = self.view();
+        self.frames += 1;
         let track = self.track.take();
         let due = self.since_detect + 1 >= self.options.redetect_every;
         if let (Some(track), false) = (track, due) {
-            if let Some(step) = self.follow(&track, analyzer, frame)? {
+            if let Some(step) = self.follow(&track, analyzer, frame, view)? {
                 self.track = Some(track);
                 self.since_detect += 1;
                 return Ok(step);
             }
         }
-        self.detect(analyzer, frame)
+        self.detect(analyzer, frame, view)
     }
 
     /// A tracked frame, or `None` when the face is lost or drifted.
@@ -177,6 +198,7 @@ impl Tracker {
         template: &Template,
         analyzer: &FaceAnalyzer,
         frame: &RgbaFrame,
+        view: View,
     ) -> Result<Option<TrackStep>> {
         let Some(found) = template.locate(frame, self.options.window_cells()) else {
             return Ok(None);
@@ -190,19 +212,24 @@ impl Tracker {
         }
         let bbox = template.shifted(found.dx, found.dy);
         let crop = grow(&bbox, self.options.margin);
-        let Some(expressions) = analyzer.classify_box(frame, &crop)? else {
+        let Some(scores) = analyzer.classify_box(frame, &crop, view)? else {
             return Ok(None);
         };
         Ok(Some(TrackStep {
             boxes: vec![bbox],
             judged: Some(0),
-            happy: Some(expressions.happy),
+            smile: Some(scores.smile),
             detected: false,
         }))
     }
 
     /// A detect frame: exactly what detect-every-frame does, plus a new template.
-    fn detect(&mut self, analyzer: &FaceAnalyzer, frame: &RgbaFrame) -> Result<TrackStep> {
+    fn detect(
+        &mut self,
+        analyzer: &FaceAnalyzer,
+        frame: &RgbaFrame,
+        view: View,
+    ) -> Result<TrackStep> {
         self.since_detect = 0;
         let boxes: Vec<BoundingBox> = analyzer
             .detect(frame)?
@@ -210,17 +237,17 @@ impl Tracker {
             .map(|(b, _)| b)
             .collect();
         let judged = crate::vision::detect::largest(&boxes);
-        let mut happy = None;
+        let mut smile = None;
         if let Some(b) = judged.and_then(|i| boxes.get(i)) {
-            happy = analyzer.classify_box(frame, b)?.map(|e| e.happy);
-            if happy.is_some() {
+            smile = analyzer.classify_box(frame, b, view)?.map(|s| s.smile);
+            if smile.is_some() {
                 self.track = Template::capture(frame, *b);
             }
         }
         Ok(TrackStep {
             boxes,
             judged,
-            happy,
+            smile,
             detected: true,
         })
     }
