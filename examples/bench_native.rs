@@ -10,7 +10,7 @@
 
 use std::time::Instant;
 
-use smile_factor::{AnalyzerOptions, FaceAnalyzer, RgbaFrame, Tracker, TrackerOptions};
+use smile_factor::{AnalyzerOptions, FaceAnalyzer, RgbaFrame, Tracker, TrackerOptions, View};
 
 const DETECTOR: &[u8] = include_bytes!("../models/tiny_face_detector.onnx");
 const EXPRESSION: &[u8] = include_bytes!("../models/face_expression.onnx");
@@ -147,7 +147,7 @@ fn track_rows(
     let judged = largest(&f)?.ok_or("the bench frame must show a face")?;
     // Today's page: the detector, then the expression net on the largest box.
     let today = time(rounds, || -> Result<_, smile_factor::SmileError> {
-        largest(&f)?.map(|b| a.classify_box(&f, &b)).transpose()
+        largest(&f)?.map(|b| a.classify_box(&f, &b, View::AsIs)).transpose()
     });
     row("320x240 @224: detect + classify (today)", today, &faces);
     let defaults = TrackerOptions::default();
@@ -168,7 +168,7 @@ fn track_rows(
         return Err("the still frame lost its track".into());
     }
     row("320x240 @224: tracker, tracked frame", tracked, "1");
-    let net = time(rounds, || a.classify_box(&f, &judged));
+    let net = time(rounds, || a.classify_box(&f, &judged, View::AsIs));
     row("  of which the expression net alone", net, "1");
     // One whole redetect cycle per sample, so each sample is the mean over the mix.
     let n = defaults.redetect_every as usize;

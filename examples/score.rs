@@ -7,16 +7,22 @@
 //!     the expression net on each whole crop, and detect-then-classify on the crop
 //!     padded into a larger frame. Prints accuracy of `happy > t`, ROC AUC, the best
 //!     threshold and the detection rate; with `--faceapi`, the largest difference from
-//!     face-api.js's own probabilities for the same crops.
+//!     face-api.js's own probabilities for the same crops. Then `accuracy NN.NN%` and
+//!     `AUC 0.NNNN` lines for face-api's rule (`happy > 0.5`) and for the smile head
+//!     (mirror-averaged, at the default threshold), and the head's 5-fold CV figures
+//!     that `models/smile_head/train.py` recorded in `models/smile_head/cv.json`.
 //! `... --labelled DIR --track [--frames N] [--motion PX] [--redetect-every N] [--margin M]`
 //!     also feeds each crop-in-frame as a sequence of N frames (default 6) through the
 //!     tracker and compares it, frame by frame, with detection on every frame. The crop
-//!     stands still, or moves PX pixels right and down per frame with `--motion`.
+//!     stands still, or moves PX pixels right and down per frame with `--motion`. Scores
+//!     are the smile head's; the tracker reads odd frames mirrored unless `--no-mirror`.
+//!     Each sequence's verdict is a smile held over `--hold N` consecutive frames (5).
 
 use std::collections::HashMap;
 use std::error::Error;
 use std::path::{Path, PathBuf};
 
+use smile_factor::challenge::verdict::DEFAULT_THRESHOLD;
 use smile_factor::{AnalyzerOptions, Face, FaceAnalyzer, RgbaFrame, Tracker, TrackerOptions};
 
 type AnyResult<T> = Result<T, Box<dyn Error>>;
@@ -45,6 +51,8 @@ struct TrackArgs {
     frames: u32,
     /// Pixels the crop moves right and down per frame (0 = a still sequence).
     motion: u32,
+    /// Consecutive frames at or above the threshold that make a sequence's smile.
+    hold: u32,
     options: TrackerOptions,
 }
 
@@ -60,6 +68,7 @@ fn parse_args() -> AnyResult<Args> {
     let mut track = TrackArgs {
         frames: 6,
         motion: 0,
+        hold: 5,
         options: TrackerOptions::default(),
     };
     let mut tracking = false;
@@ -76,6 +85,8 @@ fn parse_args() -> AnyResult<Args> {
             "--motion" => track.motion = value()?.parse()?,
             "--redetect-every" => track.options.redetect_every = value()?.parse()?,
             "--margin" => track.options.margin = value()?.parse()?,
+            "--hold" => track.hold = value()?.parse()?,
+            "--no-mirror" => track.options.mirror_odd_frames = false,
             "-h" | "--help" => {
                 println!("usage: score [--models DIR] [--input-size N] (<image|dir>... | --labelled DIR [--faceapi FILE] [--track [--frames N] [--motion PX] [--redetect-every N] [--margin M]])");
                 std::process::exit(0);
@@ -86,6 +97,9 @@ fn parse_args() -> AnyResult<Args> {
     if tracking {
         if !(1..=64).contains(&track.frames) || track.motion > 8 {
             return Err("--frames must be 1 to 64 and --motion 0 to 8".into());
+        }
+        if !(1..=track.frames).contains(&track.hold) {
+            return Err("--hold must be 1 to --frames".into());
         }
         // Checks the tracker options before any image is read.
         Tracker::new(track.options)?;
@@ -240,6 +254,17 @@ struct TrackTally {
     diff_sum: f64,
     diff_max: f64,
     same_call: usize,
+    /// Per sequence, the best score held over `hold` consecutive frames (the lowest in
+    /// the window): it smiled when that reaches the threshold. Tracker, every frame.
+    held: [[Vec<f64>; 2]; 2],
+}
+
+/// The highest minimum over windows of `hold` consecutive scores.
+fn held_score(scores: &[f64], hold: usize) -> f64 {
+    scores
+        .windows(hold.max(1))
+        .map(|w| w.iter().copied().fold(f64::INFINITY, f64::min))
+        .fold(0.0, f64::max)
 }
 
 impl TrackTally {
@@ -256,6 +281,7 @@ impl TrackTally {
         still: Option<f64>,
     ) -> AnyResult<()> {
         tracker.reset();
+        let (mut seq_t, mut seq_e) = (Vec::new(), Vec::new());
         let n = args.frames as i64;
         for k in 0..n {
             // Centred over the sequence, so the crop never leaves the frame.
@@ -265,11 +291,13 @@ impl TrackTally {
                 still
             } else {
                 let faces = analyzer.analyze(&frame, fw, fh)?;
-                largest(&faces).map(|f| f.expressions.happy as f64)
+                largest(&faces).map(|f| f.smile as f64)
             };
             let step = tracker.step(analyzer, &RgbaFrame::new(&frame, fw, fh)?)?;
-            let ours = step.happy.map(f64::from);
+            let ours = step.smile.map(f64::from);
             let (e, t) = (every.unwrap_or(0.0), ours.unwrap_or(0.0));
+            seq_t.push(t);
+            seq_e.push(e);
             self.every[class].push(e);
             self.tracked[class].push(t);
             if !step.detected {
@@ -281,8 +309,12 @@ impl TrackTally {
             self.frames += 1;
             self.diff_sum += (t - e).abs();
             self.diff_max = self.diff_max.max((t - e).abs());
-            self.same_call += ((t > 0.5) == (e > 0.5)) as usize;
+            let thr = DEFAULT_THRESHOLD as f64;
+            self.same_call += ((t >= thr) == (e >= thr)) as usize;
         }
+        let hold = args.hold as usize;
+        self.held[0][class].push(held_score(&seq_t, hold));
+        self.held[1][class].push(held_score(&seq_e, hold));
         Ok(())
     }
 
@@ -295,8 +327,9 @@ impl TrackTally {
         println!();
         println!(
             "detect, then track: each crop in its {FRAME_FACTOR}x frame as {} frames, {motion}; \
-             detector input {input_size}, redetect_every {}, margin {}, min_correlation {}, max_shift {}",
-            args.frames, o.redetect_every, o.margin, o.min_correlation, o.max_shift
+             detector input {input_size}, redetect_every {}, margin {}, min_correlation {}, max_shift {}; \
+             smile scores, odd frames mirrored: {}",
+            args.frames, o.redetect_every, o.margin, o.min_correlation, o.max_shift, o.mirror_odd_frames
         );
         println!("| mode                               | frames | acc@0.5  |  AUC   | best thr  | best acc |");
         println!("|------------------------------------|--------|----------|--------|-----------|----------|");
@@ -320,11 +353,22 @@ impl TrackTally {
             pct(self.detector_runs)
         );
         println!(
-            "tracker vs every frame, per frame: mean |diff| happy {:.5}, max {:.4}, same happy>0.5 call {:.2}%",
+            "tracker vs every frame, per frame: mean |diff| smile {:.5}, max {:.4}, same smile>={DEFAULT_THRESHOLD:.2} call {:.2}%",
             self.diff_sum / self.frames.max(1) as f64,
             self.diff_max,
             pct(self.same_call)
         );
+        let thr = DEFAULT_THRESHOLD as f64;
+        for (name, h) in [("tracker", &self.held[0]), ("every frame, as is", &self.held[1])] {
+            let acc = h[1].iter().filter(|&&s| s >= thr).count()
+                + h[0].iter().filter(|&&s| s < thr).count();
+            println!(
+                "sequence verdict, {name} (smile held {} frames at >= {thr:.2}): accuracy {:.2}%, AUC {:.4}",
+                args.hold,
+                100.0 * acc as f64 / (h[0].len() + h[1].len()).max(1) as f64,
+                roc_auc(&h[1], &h[0])
+            );
+        }
     }
 }
 
@@ -338,13 +382,16 @@ fn score_labelled(
     let mut tally = TrackTally::default();
     let mut tracker = track.map(|t| Tracker::new(t.options)).transpose()?;
     let (mut crop, mut piped) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+    let mut smile: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     let (mut detected, mut total) = (0usize, 0usize);
     let (mut max_diff, mut mean_diff, mut agree, mut compared) = (0f64, 0f64, 0usize, 0usize);
     for (class, sub) in ["non_smile", "smile"].iter().enumerate() {
         for path in images_in(&dir.join(sub))? {
             let (rgba, w, h) = load_rgba(&path)?;
-            let happy = analyzer.classify_face(&rgba, w, h)?;
+            let scores = analyzer.classify_face(&rgba, w, h)?;
+            let happy = scores.expressions;
             crop[class].push(happy.happy as f64);
+            smile[class].push(scores.smile as f64);
             let (frame, fw, fh) = pad_into_frame(&rgba, w, h);
             let faces = analyzer.analyze(&frame, fw, fh)?;
             total += 1;
@@ -353,7 +400,7 @@ fn score_labelled(
             // An undetected face cannot be judged smiling: it scores 0 here.
             piped[class].push(face.map_or(0.0, |f| f.expressions.happy as f64));
             if let (Some(t), Some(tracker)) = (track, tracker.as_mut()) {
-                let still = face.map(|f| f.expressions.happy as f64);
+                let still = face.map(|f| f.smile as f64);
                 tally.crop(analyzer, tracker, t, class, (&rgba, w, h), still)?;
             }
             let key = format!(
@@ -414,9 +461,46 @@ fn score_labelled(
             100.0 * agree as f64 / compared.max(1) as f64
         );
     }
+    print_smile_accuracy(&crop, &smile)?;
     if let Some(t) = track {
         tally.print(t, analyzer.options().input_size);
     }
+    Ok(())
+}
+
+/// face-api's rule against the smile head, and the head's cross-validated figures.
+fn print_smile_accuracy(happy: &[Vec<f64>; 2], smile: &[Vec<f64>; 2]) -> AnyResult<()> {
+    let t = DEFAULT_THRESHOLD as f64;
+    // `accuracy` counts `> t`; the verdict counts `>= t`: the same unless a score is exactly t.
+    println!();
+    println!("face-api.js rule, happy > 0.5 (whole crop):");
+    println!("accuracy {:.2}%", 100.0 * accuracy(&happy[1], &happy[0], 0.5));
+    println!("AUC {:.4}", roc_auc(&happy[1], &happy[0]));
+    println!("smile head, mirror-averaged, smile >= {t:.2} (default threshold; whole crop):");
+    println!("accuracy {:.2}%", 100.0 * accuracy(&smile[1], &smile[0], t));
+    println!("AUC {:.4}", roc_auc(&smile[1], &smile[0]));
+    let cv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/smile_head/cv.json");
+    let cv: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cv)?)?;
+    println!(
+        "the head is trained on GENKI-4K dev: on dev the lines above are in-sample; its {}-fold \
+         cross-validated dev figures (models/smile_head/cv.json, by train.py):",
+        cv["folds"]
+    );
+    for row in cv["rows"].as_array().ok_or("cv.json: no rows")? {
+        println!(
+            "  {:<44} accuracy {:.2}% ± {:.2}, AUC {:.4} ± {:.4}",
+            row["name"].as_str().unwrap_or("?"),
+            row["accuracy"].as_f64().unwrap_or(f64::NAN),
+            row["accuracy_sd"].as_f64().unwrap_or(f64::NAN),
+            row["auc"].as_f64().unwrap_or(f64::NAN),
+            row["auc_sd"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
+    println!(
+        "  thresholds chosen in the folds' training parts: {} (mean {:.3} ± {:.3})",
+        cv["thresholds"], cv["threshold_mean"].as_f64().unwrap_or(f64::NAN),
+        cv["threshold_sd"].as_f64().unwrap_or(f64::NAN)
+    );
     Ok(())
 }
 

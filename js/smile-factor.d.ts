@@ -36,7 +36,7 @@ export interface SmileFactorOptions {
   returnUrl?: string;
   /** Countdown in seconds, 5..120 (default 15). */
   duration?: number | string;
-  /** Smile probability that counts as a smile, 0..1 exclusive (default 0.5). */
+  /** Smile score (the smile head's, not face-api's `happy`) that counts as a smile, 0..1 exclusive (default 0.49). */
   threshold?: number | string;
   /** `'jokes'` (default) or the URL of a video to play during the countdown. */
   content?: string;

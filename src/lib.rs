@@ -15,7 +15,9 @@ pub mod vision;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
-pub use vision::analyzer::{AnalyzerOptions, Expressions, Face, FaceAnalyzer, EXPRESSION_LABELS};
+pub use vision::analyzer::{
+    AnalyzerOptions, Expressions, Face, FaceAnalyzer, FaceScores, View, EXPRESSION_LABELS,
+};
 pub use vision::detect::BoundingBox;
 pub use vision::error::SmileError;
 pub use vision::frame::RgbaFrame;

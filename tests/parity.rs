@@ -17,7 +17,7 @@ fn analyzer(input_size: usize) -> FaceAnalyzer {
 #[test]
 fn expression_probabilities_match_face_api_on_crops() {
     let a = analyzer(224);
-    let log = check_crops(|buf, w, h| a.classify_face(buf, w, h).expect("classify").to_array());
+    let log = check_crops(|buf, w, h| a.classify_face(buf, w, h).expect("classify").expressions.to_array());
     println!("{}", log.join("\n"));
 }
 
@@ -100,7 +100,7 @@ fn huge_frames_are_scaled_down_not_rejected() {
 fn warm_up_changes_no_result() {
     let a = analyzer(224);
     a.warm_up().expect("warm-up");
-    check_crops(|buf, w, h| a.classify_face(buf, w, h).expect("classify").to_array());
+    check_crops(|buf, w, h| a.classify_face(buf, w, h).expect("classify").expressions.to_array());
     check_grid(
         224,
         |buf, w, h| {
@@ -110,4 +110,51 @@ fn warm_up_changes_no_result() {
         1e-3,
     );
     analyzer(64).warm_up().expect("warm-up at 64");
+}
+
+/// The smile head (the expression model's second output, trained on GENKI-4K dev):
+/// real smiling fixture crops score above the threshold and above every neutral one,
+/// neutral crops below it. The fixtures are not GENKI images.
+#[test]
+fn the_smile_head_scores_smiles_above_neutral_faces() {
+    use smile_factor::challenge::verdict::DEFAULT_THRESHOLD;
+    let a = analyzer(224);
+    let smile = |name: &str| {
+        let (buf, w, h) = common::rgba(&format!("crops/{name}.png"));
+        let s = a.classify_face(&buf, w, h).expect("classify").smile;
+        println!("{name}: smile {s:.4}");
+        assert!((0.0..=1.0).contains(&s), "{name}: {s}");
+        s
+    };
+    let smiles = ["smile_1", "smile_2", "smile_3"].map(smile);
+    let neutral = ["neutral_1", "neutral_2", "neutral_3"].map(smile);
+    let lowest_smile = smiles.iter().copied().fold(f32::INFINITY, f32::min);
+    let highest_neutral = neutral.iter().copied().fold(0.0, f32::max);
+    assert!(lowest_smile >= DEFAULT_THRESHOLD, "{smiles:?}");
+    assert!(highest_neutral < DEFAULT_THRESHOLD, "{neutral:?}");
+    assert!(lowest_smile > highest_neutral);
+}
+
+/// `classify_face`'s smile score is the mean of the crop's and its mirror image's, and
+/// the two differ (the net is not mirror-symmetric), while the seven expressions stay
+/// those of the crop as it is (checked against face-api above).
+#[test]
+fn classify_face_averages_the_crop_and_its_mirror() {
+    use smile_factor::View;
+    let a = analyzer(224);
+    let (buf, w, h) = common::rgba("crops/mixed_1.png");
+    let f = RgbaFrame::new(&buf, w, h).expect("frame");
+    let whole = smile_factor::BoundingBox {
+        x: 0.0,
+        y: 0.0,
+        width: w as f64,
+        height: h as f64,
+    };
+    let score = |v| a.classify_box(&f, &whole, v).expect("classify").expect("a crop");
+    let (as_is, mirrored) = (score(View::AsIs), score(View::Mirrored));
+    let averaged = a.classify_face(&buf, w, h).expect("classify");
+    assert!((as_is.smile - mirrored.smile).abs() > 1e-3);
+    assert!((averaged.smile - 0.5 * (as_is.smile + mirrored.smile)).abs() < 1e-6);
+    assert_eq!(averaged.expressions, as_is.expressions);
+    assert_eq!(score(View::Averaged), averaged);
 }

@@ -7,7 +7,7 @@ mod common;
 use common::{rgba, DETECTOR, EXPRESSION};
 use smile_factor::{
     AnalyzerOptions, BoundingBox, FaceAnalyzer, RgbaFrame, SmileError, TrackStep, Tracker,
-    TrackerOptions,
+    TrackerOptions, View,
 };
 
 const W: u32 = 320;
@@ -94,16 +94,27 @@ fn step(t: &mut Tracker, a: &FaceAnalyzer, buf: &[u8]) -> TrackStep {
     t.step(a, &frame(buf)).expect("step")
 }
 
-/// Detection on every frame, as the page did before: the largest box and its happy.
-fn every_frame(a: &FaceAnalyzer, buf: &[u8]) -> Option<(BoundingBox, f32)> {
+/// The view the tracker's `i`th frame (from 0) reads with the default options: odd
+/// frames are mirrored when `mirror_odd_frames` is on.
+fn view_of(i: usize) -> View {
+    if TrackerOptions::default().mirror_odd_frames && i % 2 == 1 {
+        View::Mirrored
+    } else {
+        View::AsIs
+    }
+}
+
+/// Detection on every frame, as the page did before: the largest box and its smile
+/// score from `view`.
+fn every_frame(a: &FaceAnalyzer, buf: &[u8], view: View) -> Option<(BoundingBox, f32)> {
     let f = frame(buf);
     let boxes = a.detect(&f).expect("detect");
     let b = boxes
         .into_iter()
         .map(|(b, _)| b)
         .max_by(|x, y| x.area().total_cmp(&y.area()))?;
-    let happy = a.classify_box(&f, &b).expect("classify")?.happy;
-    Some((b, happy))
+    let smile = a.classify_box(&f, &b, view).expect("classify")?.smile;
+    Some((b, smile))
 }
 
 fn judged(s: &TrackStep) -> BoundingBox {
@@ -121,11 +132,12 @@ fn a_still_face_is_detected_once_then_tracked_with_the_same_verdict() {
     ] {
         t.reset();
         let buf = scene(crop, 160.0, 120.0);
-        let (b0, h0) = every_frame(&a, &buf).expect("the face is found in the still frame");
+        let (b0, h0) = every_frame(&a, &buf, View::AsIs).expect("the face is found");
+        let (_, m0) = every_frame(&a, &buf, View::Mirrored).expect("the face is found");
         let first = step(&mut t, &a, &buf);
         assert!(first.detected);
         assert_eq!(
-            first.happy,
+            first.smile,
             Some(h0),
             "{crop}: a detect frame is exactly detect-every-frame"
         );
@@ -138,8 +150,9 @@ fn a_still_face_is_detected_once_then_tracked_with_the_same_verdict() {
                 "{crop}: frame {i} box {:?} vs {b0:?}",
                 s.boxes
             );
-            let h = s.happy.expect("a tracked face has a score");
-            assert!((h - h0).abs() < 0.05, "{crop}: frame {i} happy {h} vs {h0}");
+            let h = s.smile.expect("a tracked face has a score");
+            let want = if view_of(i - 1) == View::Mirrored { m0 } else { h0 };
+            assert!((h - want).abs() < 0.05, "{crop}: frame {i} smile {h} vs {want}");
         }
     }
 }
@@ -161,7 +174,8 @@ fn a_moving_face_is_followed_and_scored_as_when_it_stood_still() {
         // face itself does not change, so the first frame's score is the right one.
         let at = |i: usize| scene(crop, 150.0 + 3.0 * i as f64, 118.0 + i as f64);
         let first = step(&mut t, &a, &at(0));
-        let (b0, h0) = (judged(&first), first.happy.expect("face found"));
+        let (b0, h0) = (judged(&first), first.smile.expect("face found"));
+        let (_, m0) = every_frame(&a, &at(0), View::Mirrored).expect("face found");
         for i in 1..5 {
             let buf = at(i);
             let s = step(&mut t, &a, &buf);
@@ -175,12 +189,13 @@ fn a_moving_face_is_followed_and_scored_as_when_it_stood_still() {
                 (b.x - ex).abs() < 1.5 && (b.y - ey).abs() < 1.5 && b.width == b0.width,
                 "{crop} frame {i}: box {b:?}, the face is at ({ex:.1}, {ey:.1})"
             );
-            let h = s.happy.expect("a tracked face has a score");
-            let every = every_frame(&a, &buf).map(|(_, h)| h);
-            println!("{crop} frame {i}: tracker {h:.3}, still {h0:.3}, detection on this frame {every:?}");
+            let h = s.smile.expect("a tracked face has a score");
+            let still = if view_of(i) == View::Mirrored { m0 } else { h0 };
+            let every = every_frame(&a, &buf, view_of(i)).map(|(_, h)| h);
+            println!("{crop} frame {i}: tracker {h:.3}, still {still:.3}, detection on this frame {every:?}");
             assert!(
-                (h - h0).abs() < 0.1,
-                "{crop} frame {i}: happy {h} vs {h0} standing still"
+                (h - still).abs() < 0.1,
+                "{crop} frame {i}: smile {h} vs {still} standing still"
             );
         }
     }
@@ -196,9 +211,9 @@ fn a_face_that_jumps_is_detected_again_on_that_frame() {
     assert!(!step(&mut t, &a, &left).detected);
     let s = step(&mut t, &a, &right);
     assert!(s.detected, "a 110 px jump must run the detector");
-    let (b, h) = every_frame(&a, &right).expect("face found");
+    let (b, h) = every_frame(&a, &right, view_of(2)).expect("face found");
     assert!(judged(&s).iou(&b) > 0.99);
-    assert_eq!(s.happy, Some(h));
+    assert_eq!(s.smile, Some(h));
     // And the new place is tracked from then on.
     let s = step(&mut t, &a, &right);
     assert!(!s.detected);
@@ -211,16 +226,16 @@ fn a_face_that_vanishes_gives_no_face_until_it_returns() {
     let mut t = tracker(TrackerOptions::default());
     let face = scene("crops/neutral_2.png", 160.0, 120.0);
     let empty = background();
-    assert!(step(&mut t, &a, &face).happy.is_some());
+    assert!(step(&mut t, &a, &face).smile.is_some());
     assert!(!step(&mut t, &a, &face).detected);
     for _ in 0..3 {
         let s = step(&mut t, &a, &empty);
         assert!(s.detected, "a lost face must run the detector");
-        assert_eq!((s.happy, s.judged), (None, None));
+        assert_eq!((s.smile, s.judged), (None, None));
         assert!(s.boxes.is_empty());
     }
     let back = step(&mut t, &a, &face);
-    assert!(back.detected && back.happy.is_some());
+    assert!(back.detected && back.smile.is_some());
 }
 
 #[test]
@@ -259,7 +274,38 @@ fn several_faces_track_the_largest_and_draw_all_on_detect_frames() {
     assert!(!next.detected);
     assert_eq!((next.boxes.len(), next.judged), (1, Some(0)));
     assert!(next.boxes[0].iou(&largest) > 0.99);
-    assert_eq!(next.happy, first.happy);
+    // The tracked frame is odd: its score is that of the same box in frame 1's view.
+    let same_box = a
+        .classify_box(&frame(&buf), &next.boxes[0], view_of(1))
+        .expect("classify")
+        .map(|s| s.smile);
+    assert_eq!(next.smile, same_box);
+}
+
+#[test]
+fn odd_frames_read_the_mirror_image_when_switched_on() {
+    let a = analyzer();
+    let buf = scene("crops/mixed_1.png", 160.0, 120.0);
+    let (_, as_is) = every_frame(&a, &buf, View::AsIs).expect("face found");
+    let (_, mirrored) = every_frame(&a, &buf, View::Mirrored).expect("face found");
+    assert!((as_is - mirrored).abs() > 1e-3, "{as_is} vs {mirrored}");
+    // redetect_every 1: every frame is a detect frame, so the box is always the same.
+    let every = TrackerOptions {
+        redetect_every: 1,
+        mirror_odd_frames: true,
+        ..Default::default()
+    };
+    let mut t = tracker(every);
+    let got: Vec<f32> = (0..4).map(|_| step(&mut t, &a, &buf).smile.expect("face")).collect();
+    assert_eq!(got, [as_is, mirrored, as_is, mirrored]);
+    t.reset();
+    assert_eq!(step(&mut t, &a, &buf).smile, Some(as_is), "reset starts on an even frame");
+    let mut t = tracker(TrackerOptions {
+        mirror_odd_frames: false,
+        ..every
+    });
+    let got: Vec<f32> = (0..3).map(|_| step(&mut t, &a, &buf).smile.expect("face")).collect();
+    assert_eq!(got, [as_is; 3]);
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! The public face pipeline: find faces with TinyFaceDetector, then read each face's
 //! expression with FaceExpressionNet, as face-api.js's
-//! `detectAllFaces(input, TinyFaceDetectorOptions).withFaceExpressions()` does.
+//! `detectAllFaces(input, TinyFaceDetectorOptions).withFaceExpressions()` does, plus
+//! the smile score: our logistic head on the expression net's pooled features, shipped
+//! in `face_expression.onnx` as its second output `smile` (models/README.md). It judges
+//! smiles better than face-api's `happy` (README, "Accuracy").
 
 use serde::Serialize;
 
@@ -9,7 +12,7 @@ use crate::vision::error::{Result, SmileError};
 use crate::vision::frame::{Region, RgbaFrame};
 use crate::vision::model::Model;
 use crate::vision::preprocess::{
-    square_input, Padding, DETECTOR_MEAN_RGB, EXPRESSION_INPUT_SIZE, EXPRESSION_MEAN_RGB,
+    mirror, square_input, Padding, DETECTOR_MEAN_RGB, EXPRESSION_INPUT_SIZE, EXPRESSION_MEAN_RGB,
 };
 
 /// FaceExpressionNet's output order (face-api src/faceExpressionNet/FaceExpressions.ts).
@@ -22,6 +25,9 @@ pub const EXPRESSION_LABELS: [&str; 7] = [
     "disgusted",
     "surprised",
 ];
+
+/// Width of the expression model's second output, `smile`.
+const SMILE_OUTPUTS: usize = 1;
 
 /// The seven softmax probabilities of one face. They sum to 1.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -68,6 +74,28 @@ impl Expressions {
     }
 }
 
+/// What the expression model says of one face crop.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct FaceScores {
+    /// face-api's seven probabilities, always of the crop as it is (parity with face-api).
+    pub expressions: Expressions,
+    /// The smile head's score, 0..1: the score the challenge's threshold applies to.
+    pub smile: f32,
+}
+
+/// Which view of a crop the smile score comes from. The expression net is not
+/// mirror-symmetric, and averaging a crop with its mirror image judges smiles better
+/// (README, "Accuracy").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum View {
+    /// The crop as it is: one run of the net.
+    AsIs,
+    /// The crop's mirror image: one run (the video loop alternates it with `AsIs`).
+    Mirrored,
+    /// The mean of both smile scores: two runs, for single images.
+    Averaged,
+}
+
 /// One face in a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Face {
@@ -77,6 +105,8 @@ pub struct Face {
     /// The detector's confidence, 0..1.
     pub score: f64,
     pub expressions: Expressions,
+    /// The smile head's score of the crop as it is, 0..1.
+    pub smile: f32,
 }
 
 /// Detector settings, fixed when the analyser is built.
@@ -139,10 +169,15 @@ impl FaceAnalyzer {
             "face detector",
             detector,
             &[1, 3, s, s],
-            &[1, GRID_CHANNELS, cells, cells],
+            &[&[1, GRID_CHANNELS, cells, cells]],
         )?;
         let e = EXPRESSION_INPUT_SIZE;
-        let expression = Model::load("expression", expression, &[1, 3, e, e], &[1, 7])?;
+        let expression = Model::load(
+            "expression",
+            expression,
+            &[1, 3, e, e],
+            &[&[1, 7], &[1, SMILE_OUTPUTS]],
+        )?;
         Ok(Self {
             detector,
             expression,
@@ -191,50 +226,88 @@ impl FaceAnalyzer {
         )
     }
 
-    /// Expressions of the face inside `bbox` (pixels). The box is clipped to the frame
-    /// and floored, as face-api's extractFaceTensors does; `None` if nothing is left.
+    /// Scores of the face inside `bbox` (pixels), its smile score from `view`. The box is
+    /// clipped to the frame and floored, as face-api's extractFaceTensors does; `None`
+    /// if nothing is left.
     pub fn classify_box(
         &self,
         frame: &RgbaFrame,
         bbox: &BoundingBox,
-    ) -> Result<Option<Expressions>> {
+        view: View,
+    ) -> Result<Option<FaceScores>> {
         match clip_to_frame(bbox, frame) {
-            Some(region) => self.classify_region(frame, region).map(Some),
+            Some(region) => self.classify_region(frame, region, view).map(Some),
             None => Ok(None),
         }
     }
 
-    fn classify_region(&self, frame: &RgbaFrame, region: Region) -> Result<Expressions> {
-        let input = square_input(
+    fn classify_region(&self, frame: &RgbaFrame, region: Region, view: View) -> Result<FaceScores> {
+        let mut input = square_input(
             frame,
             region,
             Padding::Centered,
             EXPRESSION_INPUT_SIZE,
             EXPRESSION_MEAN_RGB,
         );
-        Expressions::from_probabilities(&self.expression.run(input)?)
+        let mirrored = match view {
+            View::AsIs => None,
+            View::Mirrored => {
+                mirror(&mut input, EXPRESSION_INPUT_SIZE);
+                None
+            }
+            View::Averaged => {
+                let mut m = input.clone();
+                mirror(&mut m, EXPRESSION_INPUT_SIZE);
+                Some(self.run_expression(m)?.smile)
+            }
+        };
+        let mut scores = self.run_expression(input)?;
+        if let Some(m) = mirrored {
+            scores.smile = 0.5 * (scores.smile + m);
+        }
+        Ok(scores)
     }
 
-    /// Every face in an RGBA frame with its expressions.
+    fn run_expression(&self, input: Vec<f32>) -> Result<FaceScores> {
+        let outputs = self.expression.run_all(input)?;
+        let smile = match outputs.get(1).map(|o| &o[..]) {
+            Some(&[s]) => s,
+            _ => {
+                return Err(SmileError::Inference {
+                    model: "expression",
+                    reason: "expected one smile score".into(),
+                })
+            }
+        };
+        Ok(FaceScores {
+            expressions: Expressions::from_probabilities(&outputs[0])?,
+            smile,
+        })
+    }
+
+    /// Every face in an RGBA frame with its expressions and smile score (of the crop as
+    /// it is: one net run per face, as on video).
     pub fn analyze(&self, rgba: &[u8], width: u32, height: u32) -> Result<Vec<Face>> {
         let frame = RgbaFrame::new(rgba, width, height)?;
         let mut faces = Vec::new();
         for (bbox, score) in self.detect(&frame)? {
-            if let Some(expressions) = self.classify_box(&frame, &bbox)? {
+            if let Some(s) = self.classify_box(&frame, &bbox, View::AsIs)? {
                 faces.push(Face {
                     bbox,
                     score,
-                    expressions,
+                    expressions: s.expressions,
+                    smile: s.smile,
                 });
             }
         }
         Ok(faces)
     }
 
-    /// Expressions of an image that is already a face crop (no detection).
-    pub fn classify_face(&self, rgba: &[u8], width: u32, height: u32) -> Result<Expressions> {
+    /// Scores of an image that is already a face crop (no detection): its expressions,
+    /// and the smile score averaged over the crop and its mirror image.
+    pub fn classify_face(&self, rgba: &[u8], width: u32, height: u32) -> Result<FaceScores> {
         let frame = RgbaFrame::new(rgba, width, height)?;
-        self.classify_region(&frame, Region::whole(&frame))
+        self.classify_region(&frame, Region::whole(&frame), View::Averaged)
     }
 
     /// Runs both nets once on a grey image and drops the results. In the browser the

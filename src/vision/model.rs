@@ -12,12 +12,13 @@ pub struct Model {
 
 impl Model {
     /// Parses `bytes` as ONNX for input 0 of `input_shape` (f32, NCHW) and checks that
-    /// output 0 has `output_shape`, which catches a swapped or foreign file.
+    /// its outputs have `output_shapes`, which catches a swapped, foreign or outdated file
+    /// (an expression model without the smile head).
     pub fn load(
         name: &'static str,
         bytes: &[u8],
         input_shape: &[usize],
-        output_shape: &[usize],
+        output_shapes: &[&[usize]],
     ) -> Result<Self> {
         if bytes.is_empty() {
             return Err(SmileError::ModelLoad {
@@ -36,11 +37,11 @@ impl Model {
                 reason,
             },
         })?;
-        if net.output_shape() != output_shape {
+        if net.output_shapes() != output_shapes {
             return Err(SmileError::ModelShape {
                 model: name,
-                expected: format!("output {output_shape:?}"),
-                found: format!("output {:?}", net.output_shape()),
+                expected: format!("outputs {output_shapes:?}"),
+                found: format!("outputs {:?}", net.output_shapes()),
             });
         }
         Ok(Self { name, net })
@@ -52,9 +53,18 @@ impl Model {
 
     /// Runs the model on one NCHW input and returns output 0, flattened.
     pub fn run(&self, input: Vec<f32>) -> Result<Vec<f32>> {
-        self.net.run(input).map_err(|e| SmileError::Inference {
+        self.net.run(input).map_err(|e| self.error(e))
+    }
+
+    /// Runs the model and returns every output, flattened, in order.
+    pub fn run_all(&self, input: Vec<f32>) -> Result<Vec<Vec<f32>>> {
+        self.net.run_all(input).map_err(|e| self.error(e))
+    }
+
+    fn error(&self, e: NetError) -> SmileError {
+        SmileError::Inference {
             model: self.name,
             reason: e.to_string(),
-        })
+        }
     }
 }

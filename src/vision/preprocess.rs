@@ -94,6 +94,15 @@ pub fn square_input(
     data
 }
 
+/// Mirrors a `[1, 3, size, size]` tensor left to right, in place: the net's input for
+/// the mirror image of the same crop. The expression net is not mirror-symmetric, so the
+/// smile score averages (or, on video, alternates) a crop and its mirror.
+pub fn mirror(input: &mut [f32], size: usize) {
+    for row in input.chunks_exact_mut(size.max(1)) {
+        row.reverse();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +201,16 @@ mod tests {
         let t = square_input(&f, r, Padding::Centered, 8, [0.0; 3]);
         assert_eq!(at(&t, 0, 0, 0), 1.0);
         assert_eq!(at(&t, 2, 7, 7), 1.0);
+    }
+
+    #[test]
+    fn mirror_reverses_each_row_and_twice_is_identity() {
+        let x: Vec<f32> = (0..3 * 4 * 4).map(|v| v as f32).collect();
+        let mut m = x.clone();
+        mirror(&mut m, 4);
+        assert_eq!(&m[..4], &[3.0, 2.0, 1.0, 0.0]);
+        assert_eq!(&m[44..], &[47.0, 46.0, 45.0, 44.0]);
+        mirror(&mut m, 4);
+        assert_eq!(m, x);
     }
 }

@@ -20,7 +20,7 @@
 
 use serde::Serialize;
 
-use crate::vision::analyzer::FaceAnalyzer;
+use crate::vision::analyzer::{FaceAnalyzer, View};
 use crate::vision::detect::BoundingBox;
 use crate::vision::distance::{detect_in_canvas, RETRY_CANVASES};
 use crate::vision::error::{Result, SmileError};
@@ -54,6 +54,11 @@ pub struct TrackerOptions {
     /// Drift beyond this fraction of the box size from where the detector last put it
     /// triggers detection (0.05 to 0.5); the search window reaches one step further.
     pub max_shift: f64,
+    /// Odd frames read the smile score of the crop's mirror image, even frames the crop
+    /// as it is, so the verdict's hold sees both views for the cost of one run a frame.
+    /// Off by default: on video-like sequences from GENKI dev it did not help (README,
+    /// "Accuracy"), though averaging both views does help on single images.
+    pub mirror_odd_frames: bool,
 }
 
 impl Default for TrackerOptions {
@@ -68,6 +73,7 @@ impl Default for TrackerOptions {
             margin: 0.0,
             min_correlation: 0.7,
             max_shift: 0.25,
+            mirror_odd_frames: false,
         }
     }
 }
@@ -119,8 +125,8 @@ pub struct TrackStep {
     pub boxes: Vec<BoundingBox>,
     /// Index in `boxes` of the face that was classified (the largest on a detect frame).
     pub judged: Option<usize>,
-    /// Its happy probability; `None` when there is no face in this frame.
-    pub happy: Option<f32>,
+    /// Its smile score (the smile head's, 0..1); `None` when there is no face in this frame.
+    pub smile: Option<f32>,
     /// True when the detector ran on this frame.
     pub detected: bool,
 }
@@ -132,11 +138,13 @@ pub struct Tracker {
     track: Option<Template>,
     /// Frames since the detector last ran (0 on a detect frame).
     since_detect: u32,
-    /// Where the detector looks next: 0 is the frame as it is, `i > 0` the frame centred
+    /// The scale the detector looks at next: 0 is the frame as it is, `i > 0` the frame centred
     /// in `RETRY_CANVASES[i - 1]`. Kept while it finds a face, moved on when it misses.
-    view: usize,
-    /// Misses in a row, which picks the next view: see [`Tracker::next_view`].
+    scale: usize,
+    /// Misses in a row, which picks the next view: see [`Tracker::next_scale`].
     misses: usize,
+    /// Frames stepped since the start or the last reset: odd ones may be mirrored.
+    frames: u64,
 }
 
 impl Tracker {
@@ -147,8 +155,9 @@ impl Tracker {
             options,
             track: None,
             since_detect: 0,
-            view: 0,
+            scale: 0,
             misses: 0,
+            frames: 0,
         })
     }
 
@@ -161,24 +170,36 @@ impl Tracker {
     pub fn reset(&mut self) {
         self.track = None;
         self.since_detect = 0;
-        self.view = 0;
+        self.scale = 0;
         self.misses = 0;
+        self.frames = 0;
+    }
+
+    /// The view this frame's smile score comes from.
+    fn view(&self) -> View {
+        if self.options.mirror_odd_frames && self.frames % 2 == 1 {
+            View::Mirrored
+        } else {
+            View::AsIs
+        }
     }
 
     /// Analyses one frame: a tracked frame when a face is held, detection is not due
     /// and the match holds; otherwise the detector runs on this frame. On an error the
     /// face is forgotten, so the next frame starts again from detection.
     pub fn step(&mut self, analyzer: &FaceAnalyzer, frame: &RgbaFrame) -> Result<TrackStep> {
+        let view = self.view();
+        self.frames += 1;
         let track = self.track.take();
         let due = self.since_detect + 1 >= self.options.redetect_every;
         if let (Some(track), false) = (track, due) {
-            if let Some(step) = self.follow(&track, analyzer, frame)? {
+            if let Some(step) = self.follow(&track, analyzer, frame, view)? {
                 self.track = Some(track);
                 self.since_detect += 1;
                 return Ok(step);
             }
         }
-        self.detect(analyzer, frame)
+        self.detect(analyzer, frame, view)
     }
 
     /// A tracked frame, or `None` when the face is lost or drifted.
@@ -187,6 +208,7 @@ impl Tracker {
         template: &Template,
         analyzer: &FaceAnalyzer,
         frame: &RgbaFrame,
+        view: View,
     ) -> Result<Option<TrackStep>> {
         let Some(found) = template.locate(frame, self.options.window_cells()) else {
             return Ok(None);
@@ -200,13 +222,13 @@ impl Tracker {
         }
         let bbox = template.shifted(found.dx, found.dy);
         let crop = grow(&bbox, self.options.margin);
-        let Some(expressions) = analyzer.classify_box(frame, &crop)? else {
+        let Some(scores) = analyzer.classify_box(frame, &crop, view)? else {
             return Ok(None);
         };
         Ok(Some(TrackStep {
             boxes: vec![bbox],
             judged: Some(0),
-            happy: Some(expressions.happy),
+            smile: Some(scores.smile),
             detected: false,
         }))
     }
@@ -215,41 +237,46 @@ impl Tracker {
     /// One detector run per frame, as before faces at any distance: the frame as it is,
     /// or one larger canvas (`vision::distance`) while a close face is followed or
     /// searched for, so a video frame never pays every retry at once.
-    fn detect(&mut self, analyzer: &FaceAnalyzer, frame: &RgbaFrame) -> Result<TrackStep> {
+    fn detect(
+        &mut self,
+        analyzer: &FaceAnalyzer,
+        frame: &RgbaFrame,
+        view: View,
+    ) -> Result<TrackStep> {
         self.since_detect = 0;
-        let found = match self.view.checked_sub(1).and_then(|i| RETRY_CANVASES.get(i)) {
+        let found = match self.scale.checked_sub(1).and_then(|i| RETRY_CANVASES.get(i)) {
             Some(&factor) => detect_in_canvas(analyzer, frame, factor)?,
             None => analyzer.detect_once(frame)?,
         };
         if found.is_empty() {
             self.misses += 1;
-            self.view = Self::next_view(self.misses);
+            self.scale = Self::next_scale(self.misses);
         } else {
             self.misses = 0;
         }
         let boxes: Vec<BoundingBox> = found.into_iter().map(|(b, _)| b).collect();
         let judged = crate::vision::detect::largest(&boxes);
-        let mut happy = None;
+        let mut smile = None;
         if let Some(b) = judged.and_then(|i| boxes.get(i)) {
-            happy = analyzer.classify_box(frame, b)?.map(|e| e.happy);
-            if happy.is_some() {
+            smile = analyzer.classify_box(frame, b, view)?.map(|s| s.smile);
+            if smile.is_some() {
                 self.track = Template::capture(frame, *b);
             }
         }
         Ok(TrackStep {
             boxes,
             judged,
-            happy,
+            smile,
             detected: true,
         })
     }
 }
 
 impl Tracker {
-    /// The view after `misses` misses in a row: the frame as it is every other frame
+    /// The scale after `misses` misses in a row: the frame as it is every other frame
     /// (a face at a normal distance is found at once), the retry canvases in turn between
     /// (a face filling the frame within `2 * RETRY_CANVASES.len()` frames).
-    fn next_view(misses: usize) -> usize {
+    fn next_scale(misses: usize) -> usize {
         if misses % 2 == 0 {
             0
         } else {
@@ -469,7 +496,7 @@ mod tests {
 
     #[test]
     fn misses_alternate_the_frame_as_it_is_with_each_canvas_in_turn() {
-        let views: Vec<usize> = (1..=8).map(Tracker::next_view).collect();
+        let views: Vec<usize> = (1..=8).map(Tracker::next_scale).collect();
         assert_eq!(views, [1, 0, 2, 0, 3, 0, 1, 0]);
     }
 

@@ -6,19 +6,19 @@
 //! await init();
 //! const analyzer = new FaceAnalyzer(detectorBytes, expressionBytes, { inputSize: 320 });
 //! const faces = analyzer.analyze(imageData.data, imageData.width, imageData.height);
-//! // [{ box: {x, y, width, height}, score, expressions: {neutral, happy, ...} }]
+//! // [{ box: {x, y, width, height}, score, expressions: {neutral, happy, ...}, smile }]
 //! const boxes = analyzer.detect(imageData.data, imageData.width, imageData.height);
 //! // [{ box: {x, y, width, height}, score }]   (detector only)
 //!
 //! // Detect, then track: the detector runs only every few frames.
 //! const tracker = new FaceTracker(detectorBytes, expressionBytes, { inputSize: 224 });
-//! const { boxes, judged, happy, detected } = tracker.step(imageData.data, imageData.width, imageData.height);
+//! const { boxes, judged, smile, detected } = tracker.step(imageData.data, imageData.width, imageData.height);
 //! ```
 
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
-use crate::vision::analyzer::{AnalyzerOptions, FaceAnalyzer as CoreAnalyzer};
+use crate::vision::analyzer::{AnalyzerOptions, Expressions, FaceAnalyzer as CoreAnalyzer};
 use crate::vision::detect::BoundingBox;
 use crate::vision::frame::RgbaFrame;
 use crate::vision::track::{Tracker, TrackerOptions};
@@ -39,6 +39,44 @@ struct JsDetection {
     score: f64,
 }
 
+/// `classifyFace`'s result: the seven probabilities and `smile`, in one flat object
+/// (written out: `serde(flatten)` would make a JS `Map`).
+#[derive(Serialize)]
+struct JsClassification {
+    neutral: f32,
+    happy: f32,
+    sad: f32,
+    angry: f32,
+    fearful: f32,
+    disgusted: f32,
+    surprised: f32,
+    smile: f32,
+}
+
+impl JsClassification {
+    fn new(e: Expressions, smile: f32) -> Self {
+        let Expressions {
+            neutral,
+            happy,
+            sad,
+            angry,
+            fearful,
+            disgusted,
+            surprised,
+        } = e;
+        Self {
+            neutral,
+            happy,
+            sad,
+            angry,
+            fearful,
+            disgusted,
+            surprised,
+            smile,
+        }
+    }
+}
+
 /// `FaceTracker`'s options: the analyser's and the tracker's, every field optional.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -47,6 +85,7 @@ struct JsTrackerOptions {
     score_threshold: Option<f64>,
     redetect_every: Option<u32>,
     margin: Option<f64>,
+    mirror_odd_frames: Option<bool>,
 }
 
 /// `undefined` or `null` mean every default; anything else must be an options object.
@@ -93,7 +132,9 @@ impl WebFaceAnalyzer {
 
     /// `analyze(rgba, width, height)`: every face in an RGBA frame (for example
     /// `new Uint8Array(imageData.data.buffer)`), as
-    /// `[{ box: {x, y, width, height}, score, expressions: {neutral, happy, ...} }]`.
+    /// `[{ box: {x, y, width, height}, score, expressions: {neutral, happy, ...}, smile }]`;
+    /// `smile` is the smile head's score (0..1) of the face as it is, the score the
+    /// challenge's threshold applies to.
     pub fn analyze(&self, rgba: &[u8], width: u32, height: u32) -> Result<JsValue, JsError> {
         to_js(&self.inner.analyze(rgba, width, height)?)
     }
@@ -111,11 +152,14 @@ impl WebFaceAnalyzer {
         to_js(&found)
     }
 
-    /// `classifyFace(rgba, width, height)`: the expressions of an image that is already
-    /// a face crop, as `{neutral, happy, sad, angry, fearful, disgusted, surprised}`.
+    /// `classifyFace(rgba, width, height)`: the scores of an image that is already a
+    /// face crop, as `{neutral, happy, sad, angry, fearful, disgusted, surprised, smile}`:
+    /// face-api's seven probabilities of the crop, and the smile score averaged over the
+    /// crop and its mirror image.
     #[wasm_bindgen(js_name = classifyFace)]
     pub fn classify_face(&self, rgba: &[u8], width: u32, height: u32) -> Result<JsValue, JsError> {
-        to_js(&self.inner.classify_face(rgba, width, height)?)
+        let s = self.inner.classify_face(rgba, width, height)?;
+        to_js(&JsClassification::new(s.expressions, s.smile))
     }
 }
 
@@ -130,9 +174,10 @@ pub struct WebFaceTracker {
 #[wasm_bindgen(js_class = FaceTracker)]
 impl WebFaceTracker {
     /// `new FaceTracker(detectorBytes, expressionBytes, options?)` with `options`
-    /// `{ inputSize?, scoreThreshold?, redetectEvery?, margin? }`: the analyser's two,
-    /// plus how often the detector runs at least (frames; default 5) and how much the
-    /// tracked box grows on each side before classification (fraction; default 0).
+    /// `{ inputSize?, scoreThreshold?, redetectEvery?, margin?, mirrorOddFrames? }`: the
+    /// analyser's two, plus how often the detector runs at least (frames; default 5), how
+    /// much the tracked box grows on each side before classification (fraction; default
+    /// 0), and whether odd frames read the mirror image's smile score (default false).
     /// Throws an `Error` naming the problem for a bad model or a bad or unknown option.
     #[wasm_bindgen(constructor)]
     pub fn new(
@@ -146,6 +191,7 @@ impl WebFaceTracker {
         let tracker = Tracker::new(TrackerOptions {
             redetect_every: js.redetect_every.unwrap_or(t.redetect_every),
             margin: js.margin.unwrap_or(t.margin),
+            mirror_odd_frames: js.mirror_odd_frames.unwrap_or(t.mirror_odd_frames),
             ..t
         })?;
         let analyzer = CoreAnalyzer::new(
@@ -160,14 +206,15 @@ impl WebFaceTracker {
     }
 
     /// `step(rgba, width, height)`: one video frame, as
-    /// `{ boxes: [{x, y, width, height}], judged: number|null, happy: number|null, detected }`.
+    /// `{ boxes: [{x, y, width, height}], judged: number|null, smile: number|null, detected }`.
     /// `boxes` holds every detection on a frame where the detector ran (`detected`), the
-    /// tracked box otherwise; `judged` indexes the face whose `happy` probability is
-    /// given; `happy` is null when there is no face.
+    /// tracked box otherwise; `judged` indexes the face whose smile score is given (of
+    /// its mirror image on odd frames with `mirrorOddFrames`); `smile` is null when there
+    /// is no face.
     pub fn step(&mut self, rgba: &[u8], width: u32, height: u32) -> Result<JsValue, JsError> {
         let frame = RgbaFrame::new(rgba, width, height)?;
         let step = self.tracker.step(&self.analyzer, &frame)?;
-        // `judged` and `happy` are `null`, not `undefined`, when there is no face.
+        // `judged` and `smile` are `null`, not `undefined`, when there is no face.
         let serializer = serde_wasm_bindgen::Serializer::new().serialize_missing_as_null(true);
         step.serialize(&serializer)
             .map_err(|e| JsError::new(&e.to_string()))

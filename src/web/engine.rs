@@ -62,8 +62,8 @@ pub struct FrameResult {
     pub boxes: Vec<[f64; 4]>,
     /// Index of the judged face in `boxes`.
     pub judged: Option<usize>,
-    /// Its happy probability; `None` when no face was found.
-    pub happy: Option<f32>,
+    /// Its smile score (the smile head's, 0..1); `None` when no face was found.
+    pub smile: Option<f32>,
     /// Whether the detector ran (else the face was tracked).
     pub detected: bool,
     /// Time the worker spent on the frame.

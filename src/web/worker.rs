@@ -1,13 +1,13 @@
 //! The inference worker: runs in a dedicated module worker (`js/worker.js` instantiates
 //! the same wasm module and calls `workerMain`), loads both models once, and answers
-//! each frame message with the judged face's happy score. Keeping inference here keeps
+//! each frame message with the judged face's smile score. Keeping inference here keeps
 //! the main thread free for the video and the UI.
 //!
 //! Messages in: `{type: "frame", id, width, height, videoFrame}` (a transferred camera
 //! frame, scaled to width x height here on an `OffscreenCanvas`), or the same with
 //! `buffer` (transferred RGBA pixels, already that size), and `{type: "reset"}`.
 //! Messages out: `{type: "ready", videoFrames}` (whether `videoFrame` is accepted),
-//! `{type: "error", message}` and `{type: "result", id, boxes, judged, happy, detected, ms,
+//! `{type: "error", message}` and `{type: "result", id, boxes, judged, smile, detected, ms,
 //! signature}` (`signature`: the analysed pixels' hash, for the frozen-frame rule).
 
 use std::cell::RefCell;
@@ -101,7 +101,7 @@ enum Reply<'a> {
         id: u32,
         boxes: Vec<[f64; 4]>,
         judged: Option<usize>,
-        happy: Option<f32>,
+        smile: Option<f32>,
         detected: bool,
         ms: f64,
         signature: u64,
@@ -330,7 +330,7 @@ impl WorkerState {
         let TrackStep {
             boxes,
             judged,
-            happy,
+            smile,
             detected,
         } = self
             .tracker
@@ -343,7 +343,7 @@ impl WorkerState {
                 .map(|b| [b.x, b.y, b.width, b.height])
                 .collect(),
             judged,
-            happy,
+            smile,
             detected,
             ms: now_ms(&self.scope) - t0,
             signature,

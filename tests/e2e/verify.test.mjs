@@ -178,8 +178,8 @@ const PATCH_NO_SMILE = `(() => {
     if (type !== 'message') return add.call(this, type, fn, opts);
     return add.call(this, type, (e) => {
       const d = e.data;
-      if (d && d.type === 'result' && typeof d.happy === 'number') {
-        fn.call(this, new MessageEvent('message', { data: { ...d, happy: 0 } }));
+      if (d && d.type === 'result' && typeof d.smile === 'number') {
+        fn.call(this, new MessageEvent('message', { data: { ...d, smile: 0 } }));
       } else fn.call(this, e);
     }, opts);
   };

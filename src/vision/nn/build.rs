@@ -549,6 +549,7 @@ impl Builder {
                 }
                 (Op::Softmax, xs.clone())
             }
+            "Sigmoid" => (Op::Sigmoid, xs.clone()),
             other => return Err(format!("the operator {other} is not supported").into()),
         };
         let out_name = node.outputs.first().ok_or("a node has no output")?;
@@ -557,19 +558,21 @@ impl Builder {
         Ok(())
     }
 
-    fn readers(&self, output: usize) -> Vec<usize> {
+    fn readers(&self, outputs: &[usize]) -> Vec<usize> {
         let mut n = vec![0; self.shapes.len()];
         for s in &self.steps {
             for &i in &s.inputs {
                 n[i] += 1;
             }
         }
-        n[output] += 1;
+        for &o in outputs {
+            n[o] += 1;
+        }
         n
     }
 
     /// Rewrites the patterns these graphs use into single steps.
-    pub(super) fn fuse(&mut self, output: usize) {
+    pub(super) fn fuse(&mut self, output: &[usize]) {
         let producer = |steps: &[Step], v: usize| steps.iter().position(|s| s.output == v);
         // Max(Slice(x, 0, axis, 2), Slice(x, 1, axis, 2)) -> PairMax(x, axis).
         let readers = self.readers(output);
@@ -657,7 +660,7 @@ impl Builder {
         }
     }
 
-    pub(super) fn finish(self, input: usize, output: usize) -> Net {
+    pub(super) fn finish(self, input: usize, outputs: Vec<usize>) -> Net {
         let mut last = vec![None; self.shapes.len()];
         for (i, s) in self.steps.iter().enumerate() {
             for &v in &s.inputs {
@@ -675,7 +678,7 @@ impl Builder {
             lens: self.shapes.iter().map(|s| s.iter().product()).collect(),
             shapes: self.shapes,
             input,
-            output,
+            outputs,
             free_after,
             spare: RefCell::default(),
             scratch: RefCell::default(),

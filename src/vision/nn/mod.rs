@@ -9,7 +9,8 @@
 //! [`Net::run`] executes the steps with the kernels in [`kernels`]; the load-time half
 //! (folding, shapes, fusions) is in `build.rs`. Only the operators
 //! and attribute values the two models need are accepted; anything else is a load error,
-//! never a wrong answer.
+//! never a wrong answer. A graph may have several outputs (the expression net's
+//! probabilities and its smile head): [`Net::run_all`] returns them all.
 
 mod build;
 pub mod kernels;
@@ -117,6 +118,8 @@ enum Op {
         n: usize,
     },
     Softmax,
+    /// The smile head's logistic output.
+    Sigmoid,
 }
 
 #[derive(Debug)]
@@ -134,7 +137,8 @@ pub struct Net {
     /// Element count of each value, from `shapes`, so runs do not recompute it.
     lens: Vec<usize>,
     input: usize,
-    output: usize,
+    /// The graph's outputs in order (or the values asked for by name).
+    outputs: Vec<usize>,
     /// Values whose last reader is step i, freed after it.
     free_after: Vec<Vec<usize>>,
     /// Freed buffers, reused by later steps and runs: no allocation or zeroing per step
@@ -147,6 +151,13 @@ pub struct Net {
 impl Net {
     /// Parses `bytes` as ONNX and prepares it for inputs of `input_shape` (NCHW, batch 1).
     pub fn load(bytes: &[u8], input_shape: &[usize]) -> R<Self> {
+        Self::load_outputs(bytes, input_shape, None)
+    }
+
+    /// [`Net::load`] with `outputs` naming the values to return instead of the graph's
+    /// outputs: any computed value may be read, e.g. the expression net's pooled features
+    /// (`flatten`) that the smile head is trained on (`examples/head_features.rs`).
+    pub fn load_outputs(bytes: &[u8], input_shape: &[usize], outputs: Option<&[&str]>) -> R<Self> {
         let graph = proto::parse_model(bytes)?;
         let mut consts: HashMap<String, Const> = graph
             .initializers
@@ -169,7 +180,13 @@ impl Net {
         let [input_name] = inputs[..] else {
             return Err(format!("expected 1 input, found {}", inputs.len()).into());
         };
-        let output_name = graph.outputs.first().ok_or("the graph has no output")?;
+        let output_names: Vec<String> = match outputs {
+            Some(names) => names.iter().map(|n| n.to_string()).collect(),
+            None => graph.outputs.clone(),
+        };
+        if output_names.is_empty() {
+            return Err("the graph has no output".into());
+        }
         if input_shape.len() != 4 || input_shape[0] != 1 {
             return Err(format!("input shape {input_shape:?} is not NCHW with batch 1").into());
         }
@@ -191,24 +208,41 @@ impl Net {
                 b.node(node, &consts)?;
             }
         }
-        let output = *b
-            .ids
-            .get(output_name)
-            .ok_or("the output is not computed from the input")?;
-        b.fuse(output);
-        Ok(b.finish(input, output))
+        let outputs = output_names
+            .iter()
+            .map(|n| {
+                b.ids
+                    .get(n)
+                    .copied()
+                    .ok_or_else(|| format!("the output {n} is not computed from the input"))
+            })
+            .collect::<Result<Vec<usize>, String>>()?;
+        b.fuse(&outputs);
+        Ok(b.finish(input, outputs))
     }
 
     pub fn input_shape(&self) -> &[usize] {
         &self.shapes[self.input]
     }
 
+    /// The shape of output 0.
     pub fn output_shape(&self) -> &[usize] {
-        &self.shapes[self.output]
+        &self.shapes[self.outputs[0]]
     }
 
-    /// Runs the network on an NCHW input of the loaded shape.
+    /// The shapes of all outputs, in order.
+    pub fn output_shapes(&self) -> Vec<&[usize]> {
+        self.outputs.iter().map(|&v| &self.shapes[v][..]).collect()
+    }
+
+    /// Runs the network on an NCHW input of the loaded shape; returns output 0.
     pub fn run(&self, input: Vec<f32>) -> R<Vec<f32>> {
+        let mut all = self.run_observed(input, |_| {})?;
+        Ok(all.swap_remove(0))
+    }
+
+    /// Runs the network and returns every output, in order.
+    pub fn run_all(&self, input: Vec<f32>) -> R<Vec<Vec<f32>>> {
         self.run_observed(input, |_| {})
     }
 
@@ -221,12 +255,12 @@ impl Net {
     ) -> R<(Vec<f32>, Vec<f64>)> {
         let mut times = Vec::with_capacity(self.steps.len());
         let mut t = now();
-        let out = self.run_observed(input, |_| {
+        let mut out = self.run_observed(input, |_| {
             let t1 = now();
             times.push(t1 - t);
             t = t1;
         })?;
-        Ok((out, times))
+        Ok((out.swap_remove(0), times))
     }
 
     /// What each step does, its multiply-adds and the bytes it reads and writes.
@@ -276,7 +310,11 @@ impl Net {
             .collect()
     }
 
-    fn run_observed(&self, input: Vec<f32>, mut after_step: impl FnMut(usize)) -> R<Vec<f32>> {
+    fn run_observed(
+        &self,
+        input: Vec<f32>,
+        mut after_step: impl FnMut(usize),
+    ) -> R<Vec<Vec<f32>>> {
         let want = self.lens[self.input];
         if input.len() != want {
             return Err(NetError::Shape(format!(
@@ -332,20 +370,24 @@ impl Net {
             );
             vals[step.output] = Some(out);
             for &v in free {
-                if v != self.output {
+                if !self.outputs.contains(&v) {
                     spare.extend(vals[v].take());
                 }
             }
             after_step(i);
         }
-        let mut out = vals[self.output]
-            .take()
-            .ok_or(NetError::Invalid("no output".into()))?;
-        out.truncate(self.lens[self.output]);
+        let mut outs = Vec::with_capacity(self.outputs.len());
+        for &o in &self.outputs {
+            // An output may be listed twice, or be the input itself: copy, do not move.
+            let out = vals[o]
+                .as_deref()
+                .ok_or(NetError::Invalid("no output".into()))?;
+            outs.push(out[..self.lens[o]].to_vec());
+        }
         spare.extend(vals.into_iter().flatten());
         *self.spare.borrow_mut() = spare;
         *self.scratch.borrow_mut() = scratch;
-        Ok(out)
+        Ok(outs)
     }
 }
 
@@ -448,6 +490,11 @@ fn eval(
                 kernels::softmax(row);
             }
         }
+        Op::Sigmoid => {
+            for (o, v) in out.iter_mut().zip(x) {
+                *o = 1.0 / (1.0 + (-v).exp());
+            }
+        }
     }
 }
 
@@ -503,7 +550,7 @@ mod tests {
             .all(|s| matches!(s.op, Op::Conv { .. } | Op::Pool { .. })));
         let expr = std::fs::read("models/face_expression.onnx").unwrap();
         let net = Net::load(&expr, &[1, 3, 112, 112]).unwrap();
-        assert_eq!(net.output_shape(), [1, 7]);
+        assert_eq!(net.output_shapes(), [&[1, 7][..], &[1, 1]]);
         // Every activation is fused into its conv or sum, every Add chain is one Sum
         // step (12 residual blocks), and nothing element-wise is left on its own.
         assert!(!net.steps.iter().any(|s| matches!(
@@ -537,5 +584,50 @@ mod tests {
             Net::load(b"", &[1, 3, 112, 112]),
             Err(NetError::Invalid(_))
         ));
+    }
+
+    /// The smile head is Gemm + Sigmoid on the pooled features, a second output: what
+    /// `run_all` gives equals the head computed here in f64 from the file's own weights,
+    /// on the features the same run reads (`load_outputs` by name), and `run` gives
+    /// output 0 alone.
+    #[test]
+    fn the_second_output_is_the_smile_head_on_the_pooled_features() {
+        let expr = std::fs::read("models/face_expression.onnx").unwrap();
+        let shape = [1, 3, 112, 112];
+        let both = Net::load(&expr, &shape).unwrap();
+        let named = Net::load_outputs(&expr, &shape, Some(&["flatten", "smile", "probabilities"]))
+            .unwrap();
+        assert_eq!(named.output_shapes(), [&[1, 256][..], &[1, 1], &[1, 7]]);
+        let graph = proto::parse_model(&expr).unwrap();
+        let init = |name: &str| {
+            graph
+                .initializers
+                .iter()
+                .find(|t| t.name == name)
+                .map(|t| t.values.clone())
+                .unwrap()
+        };
+        let (w, b) = (init("smile_head/weights"), init("smile_head/bias"));
+        assert_eq!((w.len(), b.len()), (256, 1));
+        let mut x = 0x9E37_79B9u32;
+        for _ in 0..3 {
+            let input: Vec<f32> = (0..3 * 112 * 112)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    (x as f32 / u32::MAX as f32) - 0.5
+                })
+                .collect();
+            let outs = both.run_all(input.clone()).unwrap();
+            let by_name = named.run_all(input.clone()).unwrap();
+            assert_eq!(outs[0], by_name[2]);
+            assert_eq!(outs[1], by_name[1]);
+            assert_eq!(both.run(input).unwrap(), outs[0]);
+            let logit: f64 = by_name[0].iter().zip(&w).map(|(f, w)| *f as f64 * w).sum::<f64>() + b[0];
+            let want = 1.0 / (1.0 + (-logit).exp());
+            assert!((outs[1][0] as f64 - want).abs() < 1e-5, "{} vs {want}", outs[1][0]);
+        }
+        assert!(Net::load_outputs(&expr, &shape, Some(&["no such value"])).is_err());
     }
 }

@@ -417,7 +417,7 @@ impl Page {
                 .set_data("frozenFrames", &ch.frozen.frozen_frames().to_string());
         }
         if let Some(s) = self.session.as_mut() {
-            s.frame(if frozen { None } else { result.happy });
+            s.frame(if frozen { None } else { result.smile });
         }
         ch.analyse_ms += result.ms;
         ch.detect_frames += u32::from(result.detected);
