@@ -15,10 +15,12 @@ use tokio::sync::Mutex;
 use crate::challenge::Challenge;
 use crate::error::ApiError;
 use crate::frames::{decode_crop, MAX_FRAME_BYTES};
+use crate::prompts;
 use crate::tokens::{
     random_id, sign_verdict, validate_ctx, VerdictClaims, PROTOCOL_VERSION, VERDICT_TTL_SECS,
 };
 use crate::App;
+use smile_factor::challenge::prompt::Mode;
 
 /// Largest accepted challenge request (a 2 KiB state plus a token).
 pub const MAX_JSON_BYTES: usize = 8 * 1024;
@@ -31,6 +33,9 @@ const MAX_ID_LEN: usize = 64;
 struct CreateRequest {
     state: String,
     session_token: String,
+    // Prompts hook: the page's mode, signed into the token for the Action to check.
+    #[serde(default)]
+    mode: Mode,
 }
 
 /// `201` answer.
@@ -137,8 +142,17 @@ pub async fn create(
         return Err(ApiError::NonceReused);
     }
     let timing = settings.timing;
-    let challenge = Challenge::new(ctx, req.state, timing, app.clock.now_ms())
+    let schedule = prompts::draw_os(timing.duration_ms, timing.frame_interval_ms, req.mode)
         .map_err(|_| ApiError::Internal)?;
+    let challenge = Challenge::new(
+        ctx,
+        req.state,
+        timing,
+        app.clock.now_ms(),
+        req.mode,
+        schedule,
+    )
+    .map_err(|_| ApiError::Internal)?;
     let id = random_id(16)?;
     app.challenges
         .insert(id.clone(), Arc::new(Mutex::new(challenge)));
@@ -181,14 +195,19 @@ pub async fn frame(
         .map_err(|e| ApiError::BadFrame(e.to_string()))?;
     // Held across the analysis so one challenge's frames are judged in arrival order.
     let mut challenge = challenge.lock().await;
-    challenge.admit_frame(at)?;
+    let prompt = challenge.admit_frame(at)?;
     let judge = Arc::clone(&app.judge);
     let smile = tokio::task::spawn_blocking(move || judge.smile(&crop))
         .await
         .map_err(|_| ApiError::Internal)?
         .map_err(|_| ApiError::Internal)?;
     challenge.judge_frame(at, smile);
-    Ok(Json(serde_json::json!({})).into_response())
+    // The prompt this crop revealed, if any: the only time the page learns of it.
+    let answer = match prompt {
+        Some(p) => serde_json::json!({ "prompt": p }),
+        None => serde_json::json!({}),
+    };
+    Ok(Json(answer).into_response())
 }
 
 /// `POST /api/v1/challenges/{id}/finish`.
@@ -210,6 +229,8 @@ pub async fn finish(State(app): State<App>, Path(id): Path<String>) -> Result<Re
         notsmiling: outcome.notsmiling,
         reason: reason.map(str::to_owned),
         frames: outcome.stats.frames_analysed,
+        prompts: challenge.prompts().claim(),
+        mode: challenge.mode().as_str().to_owned(),
         v: PROTOCOL_VERSION,
     };
     let token = sign_verdict(&claims, &app.settings.verdict_key)?;
