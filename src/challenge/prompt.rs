@@ -53,6 +53,14 @@ pub enum PromptKind {
 }
 
 impl PromptKind {
+    /// The name on the wire and in the prompt element's `data-kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PromptKind::Smile => "smile",
+            PromptKind::Straight => "straight",
+        }
+    }
+
     /// Whether a crop with this smile score (`None`: no face) answers the prompt.
     pub fn met_by(self, smile: Option<f32>, threshold: f32) -> bool {
         match (self, smile.filter(|s| s.is_finite())) {

@@ -398,6 +398,12 @@ impl FramePacer {
         Some((ready - now_ms).max(0.0))
     }
 
+    /// Whether a crop answering a prompt may go now, out of turn: none in flight, within
+    /// `max_frames`, and half an interval (plus the wire's margin) after the previous one.
+    pub fn due_early(&self, now_ms: f64) -> bool {
+        !self.in_flight && self.last_wait_ms(now_ms) == Some(0.0)
+    }
+
     /// A crop is on its way; counted against `max_frames` whatever its answer.
     pub fn begin(&mut self, now_ms: f64) {
         self.started += 1;
