@@ -11,6 +11,11 @@
 //     paths); if that resolves to a number, the request fails with that HTTP status;
 //   - config: served as /config.json instead of the Rust server's (the on-device configs
 //     of the tests), with the headers the Rust server gives its own JSON;
+//   - canvasCamera (tests only, never shipped): HTML pages get
+//     <script src="/__e2e/canvas-camera.js"></script> first thing in <head>, a getUserMedia
+//     stand-in drawing the fixture faces on a canvas (tests/e2e/canvas-camera.js), served
+//     here with the faces under /__e2e/fixtures/ from tests/fixtures; same origin, so the
+//     page's CSP (script-src 'self', img-src 'self') lets it run;
 //   - GET /continue, the on-device (unsigned) return: a stand-in identity provider page
 //     that shows every query parameter, HTML-escaped; recorded in `continues` and handed
 //     out by waitForContinue(). POST /continue (the signed return) goes to the Rust server.
@@ -25,7 +30,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { realpath } from 'node:fs/promises';
+import { readFile, realpath } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -146,13 +151,18 @@ const matchesTag = (header, etag) => !!header
  * @param {boolean} [o.log=false]  print each /continue to stdout
  * @param {(pathname: string) => Promise<void|number>|undefined} [o.hold]  tests: a request
  *   waits for the returned promise; if that resolves to a number, it fails with that status
+ * @param {boolean} [o.canvasCamera=false]  tests: inject the canvas camera into HTML pages
+ * @param {number} [o.durationMs]  the Rust server's countdown (its --duration-ms)
+ * @param {number} [o.frameIntervalMs]  the Rust server's crop interval
  */
-export async function startServer({ root, port = 0, host = '127.0.0.1', config, log = false, hold } = {}) {
+export async function startServer({
+  root, port = 0, host = '127.0.0.1', config, log = false, hold, canvasCamera = false, durationMs, frameIntervalMs,
+} = {}) {
   if (!root) throw new Error('startServer: root is required');
   const rootDir = await realpath(path.resolve(root)).catch(() => {
     throw new Error(`startServer: root ${root} does not exist`);
   });
-  const upstream = await startRustServer({ www: rootDir });
+  const upstream = await startRustServer({ www: rootDir, durationMs, frameIntervalMs });
   const agent = new http.Agent({ keepAlive: true });
   const requests = [];
   const continues = [];
@@ -199,6 +209,44 @@ export async function startServer({ root, port = 0, host = '127.0.0.1', config, 
     upRes.on('error', () => res.destroy());
     res.on('close', () => { if (!upRes.complete) upRes.destroy(); });
     upRes.pipe(res);
+  }
+
+  /** Test-only files of the canvas camera: the script and the fixture faces (PNG). */
+  async function serveE2e(pathname, res) {
+    const rel = decodeURIComponent(pathname.slice('/__e2e/'.length));
+    if (rel === 'canvas-camera.js') {
+      const js = await readFile(path.join(REPO, 'tests/e2e/canvas-camera.js'));
+      return send(res, 200, js, { 'Content-Type': 'text/javascript; charset=utf-8', 'Cache-Control': 'no-store' });
+    }
+    const m = /^fixtures\/(crops\/[a-z0-9_]+\.png)$/.exec(rel);
+    if (!m) return sendText(res, 404, 'no such test file\n');
+    const png = await readFile(path.join(REPO, 'tests/fixtures', m[1])).catch(() => null);
+    if (!png) return sendText(res, 404, 'no such fixture\n');
+    send(res, 200, png, { 'Content-Type': 'image/png', 'Cache-Control': 'no-store' });
+  }
+
+  /** The Rust server's HTML page with the canvas camera's script first in <head>. */
+  async function proxyInjected(req, res) {
+    const upRes = await forward(req, { drop: ['accept-encoding', 'if-none-match', 'if-modified-since', 'range'] });
+    if (!/^text\/html/i.test(upRes.headers['content-type'] ?? '')) {
+      // Not a page: pass it on as it is (uncompressed, since we asked so).
+      const headers = {};
+      for (const [k, v] of Object.entries(upRes.headers)) if (!HOP_BY_HOP.has(k)) headers[k] = v;
+      res.sentHeaders = headers;
+      res.writeHead(upRes.statusCode, headers);
+      res.bytes = 0;
+      upRes.on('data', (c) => { res.bytes += c.length; });
+      return upRes.pipe(res);
+    }
+    const chunks = [];
+    for await (const c of upRes) chunks.push(c);
+    const html = Buffer.concat(chunks).toString('utf8')
+      .replace(/<head[^>]*>/i, (h) => `${h}\n<script src="/__e2e/canvas-camera.js"></script>`);
+    const headers = {};
+    for (const [k, v] of Object.entries(upRes.headers)) {
+      if (!HOP_BY_HOP.has(k) && !['content-length', 'etag', 'content-encoding'].includes(k)) headers[k] = v;
+    }
+    send(res, upRes.statusCode, html, headers);
   }
 
   /** The config override, with the headers of the Rust server's own /config.json. */
@@ -257,6 +305,10 @@ export async function startServer({ root, port = 0, host = '127.0.0.1', config, 
       if (typeof held === 'number') return sendText(res, held, 'failed on purpose by the test\n');
       if (pathname === '/config.json' && config !== undefined && (req.method === 'GET' || req.method === 'HEAD')) {
         return await serveConfig(req, res);
+      }
+      if (canvasCamera && req.method === 'GET' && pathname.startsWith('/__e2e/')) return await serveE2e(pathname, res);
+      if (canvasCamera && req.method === 'GET' && (pathname.endsWith('/') || pathname.endsWith('.html'))) {
+        return await proxyInjected(req, res);
       }
       await proxy(req, res);
     } catch (err) {
