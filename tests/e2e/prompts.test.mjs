@@ -64,7 +64,7 @@ async function promptedLogin({ fakecam, mode }) {
       const s = document.getElementById('summary');
       if (!s || location.pathname !== '/continue') return null;
       const checks = [...document.querySelectorAll('#checks li')].map((li) => li.textContent);
-      return { ...s.dataset, summary: s.textContent, checks };
+      return { ...s.dataset, summary: s.textContent, checks, url: location.href };
     }, [], { timeoutMs: DURATION_MS + 45_000, what: 'the POST to /continue and its checks' });
     const switches = await browser.executeScript(() => JSON.parse(sessionStorage.getItem('e2e-fakecam') || '[]'));
     const frames = srv.requests.filter((r) => r.method === 'POST' && /\/frames$/.test(r.url));
@@ -116,13 +116,13 @@ describe('prompts: the verifier asks for a smile on cue', { concurrency: false }
 
   test('smile mode passes a smile that keeps a straight face on cue, and fails a straight face', T, async (t) => {
     const ok = await promptedLogin({ fakecam: 'auto-straight', mode: 'smile' });
-    assert.equal(ok.valid, 'true', ok.checks.join(' | '));
+    assert.equal(ok.valid, 'true', `${ok.summary} ${ok.url} ${ok.checks.join(' | ')}`);
     assert.equal(ok.mode, 'smile');
     assert.equal(ok.notsmiling, 'true', `${ok.summary} (${ok.prompts})`);
     const { met: m, total: n } = counts(ok);
     assert.ok(n >= 2 && m === n, ok.prompts);
     const straight = await promptedLogin({ fakecam: 'neutral', mode: 'smile' });
-    assert.equal(straight.valid, 'true', straight.checks.join(' | '));
+    assert.equal(straight.valid, 'true', `${straight.summary} ${straight.url} ${straight.checks.join(' | ')}`);
     assert.equal(straight.notsmiling, 'false', straight.summary);
     assert.equal(straight.reason, 'no_smile');
     assert.equal(straight.mode, 'smile');

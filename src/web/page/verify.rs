@@ -93,10 +93,14 @@ impl Verifier {
 }
 
 /// Whether the server is asked about `outcome`. Only the verdict's own decisions (a
-/// pass, a smile, no face) are; an interruption or error goes back as the failure it is,
+/// pass, a smile, no face, no smile in smile mode) are; an interruption or error goes back as the failure it is,
 /// which needs no signature.
 fn asks_server(outcome: &Outcome) -> bool {
-    outcome.notsmiling || matches!(outcome.reason, Some(Reason::Smiled | Reason::NoFace))
+    outcome.notsmiling
+        || matches!(
+            outcome.reason,
+            Some(Reason::Smiled | Reason::NoFace | Reason::NoSmile)
+        )
 }
 
 impl Page {
