@@ -12,8 +12,10 @@
 //   window.__smileFakeCamera.base          the face shown outside prompts ('neutral')
 //   window.__smileFakeCamera.log           [{t, face}] every switch, performance.now() ms
 //
-// The first query parameter `fakecam` (e.g. ?fakecam=smile, ?fakecam=auto,
-// ?fakecam=auto-neutral) sets the start: a test then needs no script of its own. The
+// The query parameter `fakecam` (e.g. ?fakecam=smile, ?fakecam=auto,
+// ?fakecam=auto-neutral) sets the start: a test then needs no script of its own; `react`
+// (ms, default 0) delays each automatic switch, as a person's reaction and smile onset
+// would (api.reactMs). The
 // picture sways by a pixel from frame to frame (a 7-frame cycle, as the y4m files), so
 // the page's frozen-frame rule does not take it for a still picture.
 (() => {
@@ -40,6 +42,7 @@
     base: start === 'auto-smile' ? 'smile' : 'neutral',
     prompted: 'smile',
     autoMode: start.startsWith('auto'),
+    reactMs: Math.max(0, Number(params.get('react')) || 0),
     log: [],
     show(name) {
       if (name !== this.face) this.log.push({ t: performance.now(), face: name });
@@ -65,8 +68,16 @@
       return !!el && !el.hidden;
     });
   }
+  let wanted = null;
+  let pending = null;
   function sync() {
-    if (api.autoMode) api.show(promptVisible() ? api.prompted : api.base);
+    if (!api.autoMode) return;
+    const target = promptVisible() ? api.prompted : api.base;
+    if (target === wanted) return;
+    wanted = target;
+    clearTimeout(pending);
+    if (api.reactMs > 0) pending = setTimeout(() => api.show(target), api.reactMs);
+    else api.show(target);
   }
   new MutationObserver(sync).observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ['hidden'] });
 
