@@ -71,7 +71,7 @@ async function promptedLogin({ fakecam, mode, reactMs = 0 }) {
     }, [], { timeoutMs: DURATION_MS + 45_000, what: 'the POST to /continue and its checks' });
     const switches = await browser.executeScript(() => JSON.parse(sessionStorage.getItem('e2e-fakecam') || '[]'));
     const frames = srv.requests.filter((r) => r.method === 'POST' && /\/frames$/.test(r.url));
-    return { ...result, switches, crops: frames.length };
+    return { ...result, switches, crops: frames.length, refused: frames.filter((f) => f.status !== 200).map((f) => f.status) };
   } finally {
     if (browser) await browser.quit();
     await srv.close();
@@ -138,11 +138,11 @@ describe('prompts: the verifier asks for a smile on cue', { concurrency: false }
     const rows = [];
     for (let i = 0; i < runs; i++) {
       const r = await promptedLogin({ fakecam: 'auto', reactMs });
-      rows.push({ run: i + 1, notsmiling: r.notsmiling, reason: r.reason || '-', prompts: r.prompts, crops: r.crops });
+      rows.push({ run: i + 1, notsmiling: r.notsmiling, reason: r.reason || '-', prompts: r.prompts, crops: r.crops, refused: r.refused.join(' ') || '-' });
     }
     const rejected = rows.filter((r) => r.notsmiling !== 'true').length;
-    console.log(`\n| run | notsmiling | reason | prompts met/total | crops |\n| --- | --- | --- | --- | --- |`);
-    for (const r of rows) console.log(`| ${r.run} | ${r.notsmiling} | ${r.reason} | ${r.prompts} | ${r.crops} |`);
+    console.log(`\n| run | notsmiling | reason | prompts met/total | crops | crops refused (status) |\n| --- | --- | --- | --- | --- | --- |`);
+    for (const r of rows) console.log(`| ${r.run} | ${r.notsmiling} | ${r.reason} | ${r.prompts} | ${r.crops} | ${r.refused} |`);
     console.log(`\nfalse rejects: ${rejected}/${runs} (${((100 * rejected) / runs).toFixed(0)}%), ` +
       `camera reacts after ${reactMs} ms, countdown ${DURATION_MS} ms, crops every ${FRAME_INTERVAL_MS} ms, ${new Date().toISOString().slice(0, 10)}`);
   });

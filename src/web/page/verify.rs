@@ -367,6 +367,11 @@ impl Page {
             run.pacer.end(answer);
         }
         if answer != UploadAnswer::Accepted {
+            // A crop answering the prompt that was not taken (too close to the previous
+            // one, say) is tried again while the prompt shows.
+            if let Some(p) = self.challenge.as_mut().and_then(|c| c.prompt.as_mut()) {
+                p.answered = false;
+            }
             return;
         }
         let body = sent.as_ref().map(|a| a.body.as_str()).unwrap_or("{}");
