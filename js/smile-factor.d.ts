@@ -8,6 +8,8 @@ export type SmileFactorReason =
   | 'camera_denied'
   | 'camera_unavailable'
   | 'camera_lost'
+  /** Smile mode (`"mode": "smile"` in the page config): no smile was held. */
+  | 'no_smile'
   | 'error';
 
 /** The outcome: the `detail` of `smile-factor-result` and what `mount()` resolves to. */

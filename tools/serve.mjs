@@ -216,7 +216,7 @@ export async function startServer({
     const init = /^\/__e2e\/init-(\d+)\.js$/.exec(pathname);
     if (init && Number(init[1]) < initScripts.length) return js(initScripts[Number(init[1])]), true;
     const face = /^\/__e2e\/faces\/([\w-]+)\.png$/.exec(pathname);
-    if (fakeCamera && face && existsSync(path.join(FACES, `${face[1]}.png`))) {
+    if (face && existsSync(path.join(FACES, `${face[1]}.png`))) {
       send(res, 200, await readFile(path.join(FACES, `${face[1]}.png`)), { 'Content-Type': 'image/png', 'Cache-Control': 'no-store' });
       return true;
     }

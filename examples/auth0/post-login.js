@@ -39,6 +39,11 @@
  *   SMILE_VERDICT_SECRET_PREV   optional; the previous verdict key, during rotation
  *   SMILE_TENANT                optional; the tenant host expected in the verdict's `aud`
  *                               (default: event.request.hostname)
+ *   SMILE_MODE                  optional; `straight` (default: a smile fails) or `smile`
+ *                               (smile to sign in): the verdict's `mode` must be this one
+ *
+ * A signed pass also needs every just-in-time prompt met (`prompts: "met/total"`), and
+ * the transaction's nonce is cleared once read: a verdict works for one continue only.
  */
 
 'use strict';
@@ -76,7 +81,10 @@ const REASON_MESSAGES = new Map([
   ['error', 'The smile check failed to load.'],
   ['camera_lost', 'The camera stopped during the check.'],
   ['prompt_missed', 'The on-screen prompt was not followed.'],
+  ['no_smile', 'No smile was seen.'],
 ]);
+
+const MODES = new Set(['straight', 'smile']);
 
 /** An own property of `obj`, or undefined (never inherited ones like `toString`). */
 function own(obj, key) {
@@ -172,7 +180,8 @@ function readSignedConfig(secrets) {
   const verdictSecretPrev = secret(secrets, 'SMILE_VERDICT_SECRET_PREV');
   const issuer = secret(secrets, 'SMILE_ISSUER');
   const tenant = secret(secrets, 'SMILE_TENANT');
-  if ([ctxSecret, verdictSecret, verdictSecretPrev, issuer, tenant].every((v) => v === undefined)) {
+  const mode = secret(secrets, 'SMILE_MODE');
+  if ([ctxSecret, verdictSecret, verdictSecretPrev, issuer, tenant, mode].every((v) => v === undefined)) {
     return { signed: null };
   }
 
@@ -201,6 +210,9 @@ function readSignedConfig(secrets) {
   if (httpsUrl(issuer) === null) {
     return { error: `${CONFIG_MESSAGE_PREFIX}SMILE_ISSUER must be an https:// URL.` };
   }
+  if (mode !== undefined && !MODES.has(mode)) {
+    return { error: `${CONFIG_MESSAGE_PREFIX}SMILE_MODE must be "straight" or "smile".` };
+  }
   if (tenant !== undefined && !/^[a-z0-9.-]+$/i.test(tenant)) {
     return { error: `${CONFIG_MESSAGE_PREFIX}SMILE_TENANT must be a host name such as my-tenant.us.auth0.com.` };
   }
@@ -212,6 +224,7 @@ function readSignedConfig(secrets) {
       verdictSecrets: verdictSecretPrev === undefined ? [verdictSecret] : [verdictSecret, verdictSecretPrev],
       issuer,
       tenant: tenant === undefined ? undefined : tenant.toLowerCase(),
+      mode: mode ?? 'straight',
     },
   };
 }
@@ -299,6 +312,11 @@ exports.onContinuePostLogin = async (event, api) => {
     }
     // Same rules as the query below, on the signed claims (booleans, not strings).
     const notsmiling = own(claims, 'notsmiling');
+    // A pass with a prompt missed cannot come from the verifier; deny it all the same.
+    if (notsmiling === true && !promptsMet(own(claims, 'prompts'))) {
+      api.access.deny(REASON_MESSAGES.get('prompt_missed'));
+      return;
+    }
     decide(api, config, notsmiling === true, notsmiling === false, own(claims, 'reason'));
     return;
   }
@@ -335,6 +353,10 @@ function verifiedClaims(event, api, signed) {
     return { problem: UNSIGNED_DENY_MESSAGE };
   }
 
+  const nonce = own(own(own(event, 'transaction'), 'metadata'), NONCE_METADATA_KEY);
+  // Used once, whatever the outcome: the same verdict cannot complete a second continue.
+  api.transaction.setMetadata(NONCE_METADATA_KEY, null);
+
   let claims;
   for (const secret of signed.verdictSecrets) {
     try {
@@ -353,14 +375,22 @@ function verifiedClaims(event, api, signed) {
   if (!audienceIsTenant(own(claims, 'aud'), tenant)) return fail('audience');
   const userId = own(own(event, 'user'), 'user_id');
   if (typeof userId !== 'string' || own(claims, 'sub') !== userId) return fail('user');
-  const nonce = own(own(own(event, 'transaction'), 'metadata'), NONCE_METADATA_KEY);
   if (typeof nonce !== 'string' || nonce === '' || own(claims, 'nonce') !== nonce) return fail('nonce');
   // A short-lived verdict: the server mints it at the end of the check.
   const iat = own(claims, 'iat');
   const exp = own(claims, 'exp');
   if (typeof iat !== 'number' || typeof exp !== 'number' ||
       !(exp > iat && exp - iat <= VERDICT_MAX_LIFETIME_SECONDS)) return fail('lifetime');
+  // The mode the tenant asked for: a verdict without one is from the straight-face rules.
+  if ((own(claims, 'mode') ?? 'straight') !== signed.mode) return fail('mode');
+  if (!/^\d{1,3}\/\d{1,3}$/.test(String(own(claims, 'prompts')))) return fail('prompts');
   return { claims };
+}
+
+/** `"met/total"` with every prompt met. */
+function promptsMet(prompts) {
+  const m = /^(\d{1,3})\/(\d{1,3})$/.exec(String(prompts));
+  return m !== null && Number(m[1]) === Number(m[2]);
 }
 
 /**

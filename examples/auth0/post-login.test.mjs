@@ -28,6 +28,7 @@ const REASONS = [
   ['error', 'The smile check failed to load.'],
   ['camera_lost', 'The camera stopped during the check.'],
   ['prompt_missed', 'The on-screen prompt was not followed.'],
+  ['no_smile', 'No smile was seen.'],
 ];
 
 const HOUR = 3600 * 1000;
@@ -146,10 +147,19 @@ async function execute(event, apiOptions) {
   return calls;
 }
 
-async function resume(event, apiOptions) {
+/** Every call of onContinuePostLogin. */
+async function resumeAll(event, apiOptions) {
   const { api, calls } = fakeApi({ ...apiOptions, event });
   await onContinuePostLogin(event, api);
   return calls;
+}
+
+const CLEAR_NONCE = ['transaction.setMetadata', 'smile_nonce', null];
+
+/** The calls of onContinuePostLogin but the nonce's clearing (checked on its own below). */
+async function resume(event, apiOptions) {
+  const calls = await resumeAll(event, apiOptions);
+  return calls.filter((c) => JSON.stringify(c) !== JSON.stringify(CLEAR_NONCE));
 }
 
 const REDIRECTED = [['redirect.canRedirect'], ['redirect.sendUserTo', PAGE_URL]];
@@ -560,6 +570,8 @@ function verdictClaims(overrides = {}) {
     exp: iat + 120,
     notsmiling: true,
     frames: 12,
+    prompts: '2/2',
+    mode: 'straight',
     v: 1,
     ...overrides,
   };
@@ -634,6 +646,47 @@ test('signed: a fresh record still skips; canRedirect false still denies, no tok
 test('signed: a valid verdict (notsmiling: true) posted to /continue records the factor', async () => {
   const calls = await resume(signedContinue(verdictToken()));
   assert.deepEqual(calls, [validated(VERDICT_SECRET), RECORDED]);
+});
+
+test('signed: the nonce is cleared as soon as a verdict arrives, whatever it says', async () => {
+  for (const overrides of [{}, { notsmiling: false, reason: 'smiled' }, { nonce: 'other' }]) {
+    const calls = await resumeAll(signedContinue(verdictToken(overrides)));
+    assert.deepEqual(calls[0], CLEAR_NONCE, JSON.stringify(overrides));
+    assert.equal(calls.filter((c) => c[0] === 'transaction.setMetadata').length, 1);
+  }
+  // A second continue of the same transaction finds no nonce: the same verdict fails.
+  const again = await resume(signedContinue(verdictToken(), { metadata: {} }));
+  assert.deepEqual(again, [validated(VERDICT_SECRET), ['access.deny', unverified('nonce')]]);
+});
+
+test('signed: a pass needs every prompt met and a well-formed prompts claim', async () => {
+  for (const prompts of ['0/0', '3/3']) {
+    assert.deepEqual(await resume(signedContinue(verdictToken({ prompts }))), [validated(VERDICT_SECRET), RECORDED], prompts);
+  }
+  const missed = await resume(signedContinue(verdictToken({ prompts: '1/2' })));
+  assert.deepEqual(missed, [validated(VERDICT_SECRET), ['access.deny', 'The on-screen prompt was not followed.']]);
+  for (const prompts of [undefined, '', '2', '2/2/2', 'a/b', 2]) {
+    const calls = await resume(signedContinue(verdictToken({ prompts })));
+    assert.deepEqual(calls, [validated(VERDICT_SECRET), ['access.deny', unverified('prompts')]], String(prompts));
+  }
+});
+
+test('signed: SMILE_MODE picks the mode the verdict must carry (straight by default)', async () => {
+  const smileSecrets = { ...SIGNED, SMILE_MODE: 'smile' };
+  // Default: straight; a verdict without a mode is a straight one.
+  assert.deepEqual(await resume(signedContinue(verdictToken({ mode: undefined }))), [validated(VERDICT_SECRET), RECORDED]);
+  assert.deepEqual(await resume(signedContinue(verdictToken({ mode: 'smile' }))),
+    [validated(VERDICT_SECRET), ['access.deny', unverified('mode')]]);
+  assert.deepEqual(await resume(signedContinue(verdictToken({ mode: 'smile' }), { secrets: smileSecrets })),
+    [validated(VERDICT_SECRET), RECORDED]);
+  for (const mode of ['straight', undefined]) {
+    assert.deepEqual(await resume(signedContinue(verdictToken({ mode }), { secrets: smileSecrets })),
+      [validated(VERDICT_SECRET), ['access.deny', unverified('mode')]], String(mode));
+  }
+  const denied = await resume(signedContinue(verdictToken({ mode: 'smile', notsmiling: false, reason: 'no_smile' }), { secrets: smileSecrets }));
+  assert.deepEqual(denied, [validated(VERDICT_SECRET), ['access.deny', 'No smile was seen.']]);
+  const bad = await execute(fakeEvent({ secrets: { ...SIGNED, SMILE_MODE: 'laugh' } }));
+  assert.deepEqual(bad, [['access.deny', `${CONFIG}SMILE_MODE must be "straight" or "smile".`]]);
 });
 
 test('signed: a valid verdict in the /continue query is accepted too (validateToken reads both)', async () => {

@@ -15,11 +15,13 @@ use serde::{Deserialize, Serialize};
 use crate::challenge::{Record, Score, Snapshot};
 use crate::error::ApiError;
 use crate::frames::{decode_crop, MAX_FRAME_BYTES};
+use crate::prompts;
 use crate::store::{Cas, NonceKey};
 use crate::tokens::{
     random_id, sign_verdict, validate_ctx, VerdictClaims, PROTOCOL_VERSION, VERDICT_TTL_SECS,
 };
 use crate::App;
+use smile_factor::challenge::prompt::{Mode, Prompt};
 
 /// Largest accepted challenge request (a 2 KiB state plus a token).
 pub const MAX_JSON_BYTES: usize = 8 * 1024;
@@ -37,6 +39,9 @@ const PENDING_POLL: Duration = Duration::from_millis(20);
 struct CreateRequest {
     state: String,
     session_token: String,
+    // Prompts hook: the page's mode, signed into the token for the Action to check.
+    #[serde(default)]
+    mode: Mode,
 }
 
 /// `201` answer.
@@ -146,11 +151,15 @@ pub async fn create(
         return Err(ApiError::NonceReused);
     }
     let timing = settings.timing;
+    let schedule = prompts::draw_os(timing.duration_ms, timing.frame_interval_ms, req.mode)
+        .map_err(|_| ApiError::Internal)?;
     let record = Record {
         ctx,
         state: req.state,
         timing,
         started_ms: app.clock.now_ms(),
+        mode: req.mode,
+        schedule,
     };
     let id = random_id(16)?;
     // 128 random bits do not collide; a taken id would be a broken random source.
@@ -185,12 +194,19 @@ async fn lookup(app: &App, id: &str) -> Result<Snapshot, ApiError> {
 
 /// Admits a frame that arrived at `at`: applies the rules to the latest snapshot and
 /// appends only if no other frame was appended meanwhile (on any instance), else reads
-/// again. Returns the new entry's index.
-async fn admit(app: &App, id: &str, mut snap: Snapshot, at: u64) -> Result<usize, ApiError> {
+/// again. Returns the new entry's index and the prompt this frame reveals, if any
+/// (judged on the very log it was appended to, so exactly one frame reveals a prompt).
+async fn admit(
+    app: &App,
+    id: &str,
+    mut snap: Snapshot,
+    at: u64,
+) -> Result<(usize, Option<Prompt>), ApiError> {
     for _ in 0..MAX_CAS_ROUNDS {
         snap.admit(at)?;
+        let prompt = snap.reveals(at);
         match app.store.append_frame(id, snap.frames.len(), at).await? {
-            Cas::Done(index) => return Ok(index),
+            Cas::Done(index) => return Ok((index, prompt)),
             Cas::Stale => snap = lookup(app, id).await?,
             Cas::Finished => return Err(ApiError::Finished),
             Cas::Gone => return Err(ApiError::UnknownChallenge),
@@ -223,7 +239,7 @@ pub async fn frame(
         .await
         .map_err(|_| ApiError::Internal)?
         .map_err(|e| ApiError::BadFrame(e.to_string()))?;
-    let index = admit(&app, &id, snap, at).await?;
+    let (index, prompt) = admit(&app, &id, snap, at).await?;
     let judge = Arc::clone(&app.judge);
     let smile = tokio::task::spawn_blocking(move || judge.smile(&crop))
         .await
@@ -233,7 +249,12 @@ pub async fn frame(
     let score = smile.as_ref().map_or(Score::Failed, |s| Score::of(*s));
     app.store.score_frame(&id, index, score).await?;
     smile?;
-    Ok(Json(serde_json::json!({})).into_response())
+    // The prompt this crop revealed, if any: the only time the page learns of it.
+    let answer = match prompt {
+        Some(p) => serde_json::json!({ "prompt": p }),
+        None => serde_json::json!({}),
+    };
+    Ok(Json(answer).into_response())
 }
 
 /// Reads the challenge for its finish: waits (bounded) while a frame admitted earlier is
@@ -286,6 +307,8 @@ pub async fn finish(State(app): State<App>, Path(id): Path<String>) -> Result<Re
         notsmiling: outcome.notsmiling,
         reason: reason.map(str::to_owned),
         frames: outcome.stats.frames_analysed,
+        prompts: snap.prompts().claim(),
+        mode: challenge.mode.as_str().to_owned(),
         v: PROTOCOL_VERSION,
     };
     let token = sign_verdict(&claims, &app.settings.verdict_key)?;

@@ -10,9 +10,11 @@
 
 use serde::{Deserialize, Serialize};
 use smile_factor::challenge::outcome::{Outcome, Reason};
+use smile_factor::challenge::prompt::{Mode, Prompt};
 use smile_factor::challenge::verdict::{Verdict, VerdictConfig, VerdictConfigError};
 
 use crate::error::ApiError;
+use crate::prompts::{settle, LoggedFrame, PromptCheck, Schedule};
 use crate::tokens::CtxClaims;
 
 /// Frames may still arrive this long after the countdown (upload latency).
@@ -56,6 +58,12 @@ pub struct Record {
     pub timing: Timing,
     /// Server time of the creation: the countdown's start.
     pub started_ms: u64,
+    /// Straight face to pass (the default) or a smile; signed into the token.
+    #[serde(default)]
+    pub mode: Mode,
+    /// The secret prompt schedule. Required: a record without one (from an instance
+    /// before prompts) fails to load, so it can end only without a token.
+    pub schedule: Schedule,
 }
 
 impl Record {
@@ -144,18 +152,58 @@ impl Snapshot {
         Ok(())
     }
 
-    /// The core's verdict fed with every analysed frame, in admission order.
+    /// Countdown times of every admitted frame, in admission order.
+    fn admitted(&self) -> Vec<u64> {
+        self.frames
+            .iter()
+            .map(|f| self.record.elapsed(f.at_ms))
+            .collect()
+    }
+
+    /// The prompt a frame admitted at `now_ms` reveals, if any: the answer to its upload.
+    /// Only during the countdown; a crop in the grace period reveals nothing.
+    pub fn reveals(&self, now_ms: u64) -> Option<Prompt> {
+        let at = self.record.elapsed(now_ms);
+        (at <= self.record.timing.duration_ms)
+            .then(|| self.record.schedule.revealed_by(&self.admitted(), at))
+            .flatten()
+    }
+
+    /// Prompts met out of prompts scheduled, on the crops analysed so far.
+    pub fn prompts(&self) -> PromptCheck {
+        let log: Vec<LoggedFrame> = self
+            .frames
+            .iter()
+            .map(|f| LoggedFrame {
+                at_ms: self.record.elapsed(f.at_ms),
+                smile: f.score.analysed().flatten(),
+            })
+            .collect();
+        self.record
+            .schedule
+            .check(&log, VerdictConfig::default().threshold)
+    }
+
+    /// The core's verdict fed with every analysed frame, in admission order; a smile in
+    /// a revealed prompt's window is excused (it answers the prompt).
     pub fn verdict(&self) -> Result<Verdict, VerdictConfigError> {
         let cfg = VerdictConfig {
             // The core's limits (5..120 s) check the duration.
             duration_ms: self.record.timing.duration_ms as f64,
+            mode: self.record.mode,
             ..VerdictConfig::default()
         };
         let mut verdict = Verdict::new(cfg)?;
         verdict.start(0.0);
+        let schedule = &self.record.schedule;
+        let reveals = schedule.reveals(&self.admitted());
         for f in &self.frames {
             if let Some(smile) = f.score.analysed() {
-                verdict.frame(self.record.elapsed(f.at_ms) as f64, smile);
+                let at = self.record.elapsed(f.at_ms);
+                if let Some(end) = schedule.excused_until(&reveals, at) {
+                    verdict.excuse_smiles_until(end as f64);
+                }
+                verdict.frame(at as f64, smile);
             }
         }
         Ok(verdict)
@@ -169,25 +217,34 @@ impl Snapshot {
         }
         let mut verdict = self.verdict().map_err(|_| ApiError::Internal)?;
         let elapsed = self.record.elapsed(now_ms);
-        if elapsed < self.record.timing.duration_ms {
-            // The last judged crop showed a face at or above the smile threshold.
+        let outcome = if elapsed < self.record.timing.duration_ms {
+            // Smile mode passes only at the end, once every prompt had its turn.
+            if self.record.mode == Mode::Smile {
+                return Err(ApiError::TooEarly);
+            }
+            // The last judged crop showed a face at or above the smile threshold, and
+            // not in answer to a prompt.
+            let latest = self.frames.iter().rev().find_map(|f| {
+                f.score
+                    .analysed()
+                    .map(|_| self.record.elapsed(f.at_ms) as f64)
+            });
             let latest_smiles = verdict
                 .current_smile()
-                .is_some_and(|s| s >= verdict.config().threshold);
+                .is_some_and(|s| s >= verdict.config().threshold)
+                && latest.is_none_or(|at| !verdict.excused_at(at));
             match verdict.outcome() {
-                Some(o) if o.reason == Some(Reason::Smiled) => Ok(*o),
                 // About one crop a second cannot time a 300 ms hold between two crops: an
                 // early finish is the page reporting a smile, and a smiling latest crop
                 // confirms it. It can only fail the login, never pass it.
-                None if latest_smiles => Ok(*verdict.fail(Reason::Smiled)),
-                _ => Err(ApiError::TooEarly),
+                Some(o) if o.reason == Some(Reason::Smiled) => *o,
+                None if latest_smiles => *verdict.fail(Reason::Smiled),
+                _ => return Err(ApiError::TooEarly),
             }
         } else {
-            verdict
-                .tick(elapsed as f64)
-                .copied()
-                .ok_or(ApiError::Internal)
-        }
+            *verdict.tick(elapsed as f64).ok_or(ApiError::Internal)?
+        };
+        Ok(settle(outcome, self.prompts()))
     }
 }
 
@@ -214,10 +271,94 @@ mod tests {
                 state: "s".into(),
                 timing: Timing::new(5_000, 1_000),
                 started_ms: 10_000,
+                mode: Mode::Straight,
+                schedule: no_prompts(),
             },
             frames: Vec::new(),
             finished: false,
         }
+    }
+
+    fn no_prompts() -> Schedule {
+        Schedule {
+            kind: smile_factor::challenge::prompt::PromptKind::Smile,
+            within_ms: 2_500,
+            relax_ms: 1_000,
+            due_ms: vec![],
+        }
+    }
+
+    /// A 15 s challenge started at 0 with prompts due at 4 s and 9 s in `mode`, fed one
+    /// crop a second with `score(t)`; gives the prompts revealed and the outcome.
+    fn run_prompted(mode: Mode, score: impl Fn(u64) -> f32) -> (Vec<u64>, Outcome) {
+        let mut c = challenge();
+        c.record.timing = Timing::new(15_000, 1_000);
+        c.record.started_ms = 0;
+        c.record.mode = mode;
+        c.record.schedule = Schedule {
+            kind: mode.prompt_kind(),
+            due_ms: vec![4_000, 9_000],
+            ..no_prompts()
+        };
+        let mut revealed = vec![];
+        let mut shown: Option<u64> = None;
+        for i in 0..15 {
+            let t = 50 + i * 1_000;
+            c.admit(t).expect("admitted");
+            if c.reveals(t).is_some() {
+                revealed.push(t);
+                shown = Some(t);
+            }
+            let since = shown.map(|s| t.saturating_sub(s));
+            frame(&mut c, t, Some(score(since.unwrap_or(u64::MAX))));
+        }
+        let o = c.decide(15_100).expect("finished");
+        (revealed, o)
+    }
+
+    #[test]
+    fn prompts_are_revealed_by_the_first_crop_due_and_checked_at_finish() {
+        // Smiles on the crop after each reveal (1 s later), neutral otherwise.
+        let (revealed, o) = run_prompted(Mode::Straight, |since| {
+            if since == 1_000 {
+                0.9
+            } else {
+                0.05
+            }
+        });
+        assert_eq!(revealed, vec![4_050, 9_050]);
+        assert!(o.notsmiling, "{o:?}");
+        // Ignoring them.
+        let (_, o) = run_prompted(Mode::Straight, |_| 0.05);
+        assert_eq!(o.reason, Some(Reason::PromptMissed));
+        // Smiling all the time.
+        let (_, o) = run_prompted(Mode::Straight, |_| 0.9);
+        assert_eq!(o.reason, Some(Reason::Smiled));
+        // A smile kept on after the first prompt fails once its window is over.
+        let (_, o) = run_prompted(Mode::Straight, |since| {
+            if (1_000..u64::MAX).contains(&since) {
+                0.9
+            } else {
+                0.05
+            }
+        });
+        assert_eq!(o.reason, Some(Reason::Smiled));
+    }
+
+    #[test]
+    fn smile_mode_passes_a_smile_that_obeys_its_straight_prompts() {
+        let (_, o) = run_prompted(Mode::Smile, |since| {
+            if since == 1_000 || since == 2_000 {
+                0.05
+            } else {
+                0.9
+            }
+        });
+        assert!(o.notsmiling, "{o:?}");
+        let (_, o) = run_prompted(Mode::Smile, |_| 0.05);
+        assert_eq!(o.reason, Some(Reason::NoSmile));
+        let (_, o) = run_prompted(Mode::Smile, |_| 0.9);
+        assert_eq!(o.reason, Some(Reason::PromptMissed));
     }
 
     /// Admits and scores one frame as the API does.
@@ -315,9 +456,13 @@ mod tests {
         let back: Record = serde_json::from_value(json.clone()).expect("back");
         assert_eq!(back, c.record);
         // A newer instance may add fields; an older one must still read the record.
-        let mut newer = json;
-        newer["mode"] = "smile".into();
+        let mut newer = json.clone();
+        newer["colour"] = "blue".into();
         let back: Record = serde_json::from_value(newer).expect("with an added field");
         assert_eq!(back, c.record);
+        // A record without a prompt schedule is refused rather than run without prompts.
+        let mut older = json;
+        older.as_object_mut().expect("object").remove("schedule");
+        assert!(serde_json::from_value::<Record>(older).is_err());
     }
 }

@@ -186,10 +186,12 @@ pub async fn continue_post(
     // For tests and scripts: the verdict as attributes, set only when every check passed.
     let verdict_attrs = match (&verdict, valid) {
         (Some(c), true) => format!(
-            " data-notsmiling=\"{}\" data-reason=\"{}\" data-frames=\"{}\"",
+            " data-notsmiling=\"{}\" data-reason=\"{}\" data-frames=\"{}\" data-prompts=\"{}\" data-mode=\"{}\"",
             c.notsmiling,
             escape(c.reason.as_deref().unwrap_or("")),
-            c.frames
+            c.frames,
+            escape(&c.prompts),
+            escape(&c.mode)
         ),
         _ => String::new(),
     };

@@ -16,6 +16,7 @@ pub mod demo;
 pub mod error;
 pub mod frames;
 pub mod judge;
+pub mod prompts;
 pub mod statics;
 pub mod store;
 pub mod tokens;

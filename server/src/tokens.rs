@@ -165,6 +165,12 @@ pub struct VerdictClaims {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub reason: Option<String>,
     pub frames: u32,
+    /// Prompts met out of prompts scheduled, `"met/total"`.
+    #[serde(default)]
+    pub prompts: String,
+    /// `straight` or `smile`.
+    #[serde(default)]
+    pub mode: String,
     pub v: u32,
 }
 

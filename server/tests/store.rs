@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::redis_server::RedisServer;
+use smile_factor::challenge::prompt::Mode;
 use smile_factor_server::challenge::{Record, Score, Timing};
+use smile_factor_server::prompts::draw_os;
 use smile_factor_server::store::{Cas, MemoryStore, NonceKey, RedisStore, Store, Ttls};
 use smile_factor_server::tokens::CtxClaims;
 
@@ -29,6 +31,9 @@ fn record(nonce: &str) -> Record {
         state: "st&ate ü".into(),
         timing: Timing::new(5_000, 1_000),
         started_ms: 1_000,
+        mode: Mode::Straight,
+        // A real drawn schedule, so its JSON round trip through Redis is covered.
+        schedule: draw_os(15_000, 1_000, Mode::Straight).expect("os random"),
     }
 }
 

@@ -25,6 +25,7 @@ use thiserror::Error;
 use url::Url;
 
 use crate::challenge::pacing::{DEFAULT_ANALYSIS_FPS, MAX_ANALYSIS_FPS, MIN_ANALYSIS_FPS};
+use crate::challenge::prompt::Mode;
 use crate::challenge::redirect::{parse_return_url, ParamNames, ReturnUrlError};
 use crate::challenge::verdict::{
     VerdictConfig, DEFAULT_DURATION_MS, DEFAULT_HOLD_MS, DEFAULT_MIN_FACE_RATIO, DEFAULT_THRESHOLD,
@@ -151,6 +152,8 @@ pub struct Config {
     /// decides, and signs the verdict that the page posts back. Default false (everything
     /// stays on the device). Never set for an embedded challenge.
     pub verify: bool,
+    /// `straight` (a smile fails; the default) or `smile` (a held smile passes).
+    pub mode: Mode,
 }
 
 /// The JSON as written; every field optional so that missing ones get clear errors.
@@ -170,6 +173,7 @@ struct RawConfig {
     min_face_ratio: Option<f64>,
     analysis_fps: Option<f64>,
     verify: Option<bool>,
+    mode: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -263,6 +267,12 @@ impl Config {
             ));
         }
 
+        let mode = match raw.mode.as_deref() {
+            None => Mode::default(),
+            Some(m) => Mode::parse(m)
+                .ok_or_else(|| invalid("mode", "must be \"straight\" or \"smile\""))?,
+        };
+
         let config = Config {
             return_urls,
             duration_s,
@@ -274,6 +284,7 @@ impl Config {
             params,
             lang,
             verify,
+            mode,
         };
         // The checks above mirror the verdict's; this keeps them from drifting apart.
         config
@@ -336,6 +347,7 @@ impl Config {
             threshold: self.threshold,
             hold_ms: self.hold_ms,
             min_face_ratio: self.min_face_ratio,
+            mode: self.mode,
         }
     }
 }
@@ -516,6 +528,24 @@ mod tests {
         assert_eq!(c.return_param(), None);
         assert_eq!(c.verdict_config(), VerdictConfig::default());
         assert!(!c.verify);
+    }
+
+    #[test]
+    fn mode_is_straight_by_default_smile_on_request_and_nothing_else() {
+        let c = parse_ok(r#"{"returnUrl": "https://tenant.auth0.com"}"#);
+        assert_eq!(c.mode, Mode::Straight);
+        let c = parse_ok(r#"{"returnUrl": "https://tenant.auth0.com", "mode": "smile"}"#);
+        assert_eq!(c.mode, Mode::Smile);
+        assert_eq!(c.verdict_config().mode, Mode::Smile);
+        for bad in [r#""Smile""#, r#""laugh""#, r#""""#] {
+            let e = parse_err(&format!(
+                r#"{{"returnUrl": "https://tenant.auth0.com", "mode": {bad}}}"#
+            ));
+            assert!(
+                matches!(&e, ConfigError::Invalid { field, .. } if field == "mode"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

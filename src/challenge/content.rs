@@ -9,6 +9,7 @@
 //! a message and to the `reason` sent back is decided here, once.
 
 use crate::challenge::outcome::Reason;
+use crate::challenge::prompt::{Mode, PromptKind};
 
 /// Languages with a full set of texts; the first is the fallback.
 pub const LANGUAGES: [&str; 2] = ["en", "de"];
@@ -129,6 +130,19 @@ pub struct Texts {
     pub result_no_face: &'static str,
     pub result_interrupted: &'static str,
     pub result_failed: &'static str,
+    /// A just-in-time prompt was not answered in time.
+    pub result_prompt_missed: &'static str,
+    /// Smile mode: no smile was held.
+    pub result_no_smile: &'static str,
+    /// Smile mode's start-screen line, like `intro` (`{n}` is replaced).
+    pub intro_smile: &'static str,
+    /// Smile mode's line on a pass.
+    pub result_smile_passed: &'static str,
+    /// The prompts, shown big the moment the verifier reveals one.
+    pub prompt_smile: &'static str,
+    pub prompt_straight: &'static str,
+    /// The prompt's own countdown, "{n} s" (`{n}` is replaced).
+    pub prompt_countdown: &'static str,
     pub redirecting: &'static str,
     pub error_title: &'static str,
     pub retry: &'static str,
@@ -154,6 +168,19 @@ impl Texts {
     /// The start screen's first line for a countdown of `secs` seconds.
     pub fn intro_for(&self, secs: u32) -> String {
         self.intro.replace("{n}", &secs.to_string())
+    }
+
+    /// The prompt for `kind` (`smile` or `straight`), shown and announced as it is revealed.
+    pub fn prompt(&self, kind: PromptKind) -> &'static str {
+        match kind {
+            PromptKind::Smile => self.prompt_smile,
+            PromptKind::Straight => self.prompt_straight,
+        }
+    }
+
+    /// The prompt's own countdown.
+    pub fn prompt_countdown_for(&self, secs: u32) -> String {
+        self.prompt_countdown.replace("{n}", &secs.to_string())
     }
 
     /// The visible countdown.
@@ -193,6 +220,22 @@ impl Texts {
         }
     }
 
+    /// The result screen's message in `mode`: a pass says what passed.
+    pub fn result_in(&self, mode: Mode, reason: Option<Reason>) -> &'static str {
+        match (mode, reason) {
+            (Mode::Smile, None) => self.result_smile_passed,
+            _ => self.result(reason),
+        }
+    }
+
+    /// The start screen's first line in `mode`.
+    pub fn intro_in(&self, mode: Mode, secs: u32) -> String {
+        match mode {
+            Mode::Straight => self.intro_for(secs),
+            Mode::Smile => self.intro_smile.replace("{n}", &secs.to_string()),
+        }
+    }
+
     /// The result screen's message: passed, or why not.
     pub fn result(&self, reason: Option<Reason>) -> &'static str {
         match reason {
@@ -200,6 +243,8 @@ impl Texts {
             Some(Reason::Smiled) => self.result_smiled,
             Some(Reason::NoFace) => self.result_no_face,
             Some(Reason::Interrupted) => self.result_interrupted,
+            Some(Reason::PromptMissed) => self.result_prompt_missed,
+            Some(Reason::NoSmile) => self.result_no_smile,
             Some(
                 Reason::CameraDenied
                 | Reason::CameraUnavailable
@@ -257,6 +302,13 @@ pub static EN: Texts = Texts {
     result_no_face: "No face was visible.",
     result_interrupted: "Interrupted: the page was hidden.",
     result_failed: "The check could not be completed.",
+    result_prompt_missed: "You missed a prompt.",
+    result_no_smile: "No smile was seen.",
+    intro_smile: "Smile within {n} seconds to sign in.",
+    result_smile_passed: "Nice smile, well done!",
+    prompt_smile: "Quick, smile!",
+    prompt_straight: "Quick, straight face!",
+    prompt_countdown: "{n} s",
     redirecting: "Returning to sign-in…",
     error_title: "Something went wrong",
     retry: "Try again",
@@ -312,6 +364,13 @@ pub static DE: Texts = Texts {
     result_no_face: "Es war kein Gesicht zu sehen.",
     result_interrupted: "Unterbrochen: Die Seite war verdeckt.",
     result_failed: "Die Prüfung konnte nicht abgeschlossen werden.",
+    result_prompt_missed: "Du hast eine Aufforderung verpasst.",
+    result_no_smile: "Es war kein Lächeln zu sehen.",
+    intro_smile: "Lächle innerhalb von {n} Sekunden, um dich anzumelden.",
+    result_smile_passed: "Schönes Lächeln, gut gemacht!",
+    prompt_smile: "Schnell, lächeln!",
+    prompt_straight: "Schnell, ernst schauen!",
+    prompt_countdown: "{n} s",
     redirecting: "Zurück zur Anmeldung…",
     error_title: "Etwas ist schiefgegangen",
     retry: "Erneut versuchen",

@@ -3,8 +3,9 @@
 //! smile score (`Option<f32>`, `None` when no face was seen), the seam with [`crate::vision`].
 //!
 //! The arrows run one way, from the leaves up:
-//! - [`outcome`] (pass or fail, reason, stats) and [`effects`] (the `Clock` and
-//!   `Navigator` traits) depend on nothing here;
+//! - [`outcome`] (pass or fail, reason, stats), [`effects`] (the `Clock` and
+//!   `Navigator` traits) and [`prompt`] (the mode and the just-in-time prompts) depend
+//!   on nothing here;
 //! - [`verdict`] (the state machine and its defaults) and [`redirect`] (state, return URL,
 //!   continue URL) use those; [`content`] (texts) uses only `outcome`;
 //! - [`feed`] (a lost camera, frozen frames) and [`pacing`] (which frames to analyse)
@@ -24,6 +25,7 @@ pub mod embed;
 pub mod feed;
 pub mod outcome;
 pub mod pacing;
+pub mod prompt;
 pub mod redirect;
 pub mod session;
 pub mod verdict;

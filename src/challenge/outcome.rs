@@ -23,6 +23,10 @@ pub enum Reason {
     CameraLost,
     /// Anything else went wrong (model load, config, ...).
     Error,
+    /// A just-in-time prompt ("Quick, smile!") was not answered within its window.
+    PromptMissed,
+    /// Smile mode: no smile was held during the countdown.
+    NoSmile,
 }
 
 impl Reason {
@@ -36,11 +40,13 @@ impl Reason {
             Reason::CameraUnavailable => "camera_unavailable",
             Reason::CameraLost => "camera_lost",
             Reason::Error => "error",
+            Reason::PromptMissed => "prompt_missed",
+            Reason::NoSmile => "no_smile",
         }
     }
 
     /// Every reason.
-    pub const ALL: [Reason; 7] = [
+    pub const ALL: [Reason; 9] = [
         Reason::Smiled,
         Reason::NoFace,
         Reason::Interrupted,
@@ -48,6 +54,8 @@ impl Reason {
         Reason::CameraUnavailable,
         Reason::CameraLost,
         Reason::Error,
+        Reason::PromptMissed,
+        Reason::NoSmile,
     ];
 
     /// The reason sent as `s` (the verifier's answers use the same names).

@@ -126,6 +126,19 @@ impl<C: Clock, N: Navigator> Session<C, N> {
         }
     }
 
+    /// A prompt was shown now: smiles are excused for `for_ms` (see
+    /// [`Verdict::excuse_smiles_until`]). Gives the page clock's time it ends at.
+    pub fn excuse_smiles_for(&mut self, for_ms: f64) -> f64 {
+        let until = self.clock.now_ms() + for_ms;
+        self.verdict.excuse_smiles_until(until);
+        until
+    }
+
+    /// The page clock's time now.
+    pub fn now_ms(&self) -> f64 {
+        self.clock.now_ms()
+    }
+
     /// See [`Verdict::remaining_ms`].
     pub fn remaining_ms(&self) -> f64 {
         self.verdict.remaining_ms(self.clock.now_ms())

@@ -14,6 +14,7 @@
 use thiserror::Error;
 
 use crate::challenge::outcome::{Outcome, Reason, Stats};
+use crate::challenge::prompt::Mode;
 
 /// Smile score (the smile head's) at or above which a frame counts as smiling. Calibrated
 /// by 5-fold cross-validation on GENKI-4K dev: the mean of the thresholds that maximise
@@ -44,6 +45,9 @@ pub struct VerdictConfig {
     pub hold_ms: f64,
     /// Share of analysed frames (0..=1) that must contain a face to pass.
     pub min_face_ratio: f64,
+    /// `Straight`: a held smile fails at once. `Smile`: a held smile is what passes, at
+    /// the countdown's end (so that every prompt is shown), and none fails `no_smile`.
+    pub mode: Mode,
 }
 
 impl Default for VerdictConfig {
@@ -53,6 +57,7 @@ impl Default for VerdictConfig {
             threshold: DEFAULT_THRESHOLD,
             hold_ms: DEFAULT_HOLD_MS,
             min_face_ratio: DEFAULT_MIN_FACE_RATIO,
+            mode: Mode::Straight,
         }
     }
 }
@@ -133,6 +138,11 @@ pub struct Verdict {
     /// Active time of the first frame of the current run at/above the threshold.
     /// Active (not wall) time, so pausing mid-smile neither resets nor completes the run.
     run_start_ms: Option<f64>,
+    /// Until this input time a smile neither fails nor passes: a prompt's window, where
+    /// the prompt asked for the opposite of the mode.
+    excused_until_ms: f64,
+    /// Smile mode: a smile was held outside any prompt window.
+    held_smile: bool,
 }
 
 impl Verdict {
@@ -151,7 +161,22 @@ impl Verdict {
             max_smile: 0.0,
             current_smile: None,
             run_start_ms: None,
+            excused_until_ms: f64::NEG_INFINITY,
+            held_smile: false,
         })
+    }
+
+    /// A prompt was shown at `now_ms`: until `until_ms` (same clock as the frames), smiles
+    /// do not count towards a hold, in either direction. A later call may only extend it.
+    pub fn excuse_smiles_until(&mut self, until_ms: f64) {
+        if until_ms.is_finite() {
+            self.excused_until_ms = self.excused_until_ms.max(until_ms);
+        }
+    }
+
+    /// Whether smiles are excused at `now_ms` (a prompt's window is open).
+    pub fn excused_at(&self, now_ms: f64) -> bool {
+        now_ms < self.excused_until_ms
     }
 
     /// The config this verdict runs with.
@@ -191,11 +216,16 @@ impl Verdict {
             Some(s) => {
                 self.faces = self.faces.saturating_add(1);
                 self.max_smile = self.max_smile.max(s);
-                if s >= self.cfg.threshold {
+                if s >= self.cfg.threshold && !self.excused_at(now_ms) {
                     let start = *self.run_start_ms.get_or_insert(active);
                     if active - start >= self.cfg.hold_ms {
-                        self.decide(Some(Reason::Smiled), active);
-                        return self.outcome.as_ref();
+                        match self.cfg.mode {
+                            Mode::Straight => {
+                                self.decide(Some(Reason::Smiled), active);
+                                return self.outcome.as_ref();
+                            }
+                            Mode::Smile => self.held_smile = true,
+                        }
                     }
                 } else {
                     self.run_start_ms = None;
@@ -360,10 +390,12 @@ impl Verdict {
     /// The countdown ran out without a held smile: pass only with enough face frames.
     fn decide_end(&mut self, elapsed_ms: f64) {
         let enough_face = self.frames > 0 && self.face_ratio() >= self.cfg.min_face_ratio;
-        let reason = if enough_face {
-            None
-        } else {
+        let reason = if !enough_face {
             Some(Reason::NoFace)
+        } else if self.cfg.mode == Mode::Smile && !self.held_smile {
+            Some(Reason::NoSmile)
+        } else {
+            None
         };
         self.decide(reason, elapsed_ms);
     }
@@ -379,7 +411,66 @@ mod tests {
             threshold: 0.5,
             hold_ms: 300.0,
             min_face_ratio: 0.8,
+            mode: Mode::Straight,
         }
+    }
+
+    #[test]
+    fn a_smile_inside_a_prompt_window_does_not_fail_one_after_it_does() {
+        let mut v = started(cfg());
+        v.frame(1_100.0, Some(0.1));
+        v.excuse_smiles_until(4_000.0);
+        for t in [2_000.0, 2_500.0, 3_000.0, 3_999.0] {
+            assert_eq!(v.frame(t, Some(0.9)), None, "excused at {t}");
+        }
+        // The window is over: the smile now counts, from its first frame after.
+        assert_eq!(v.frame(4_000.0, Some(0.9)), None);
+        let o = v.frame(4_300.0, Some(0.9)).copied().expect("smiled");
+        assert_eq!(o.reason, Some(Reason::Smiled));
+    }
+
+    #[test]
+    fn smile_mode_passes_a_held_smile_at_the_end_and_fails_none() {
+        let smile = VerdictConfig {
+            mode: Mode::Smile,
+            ..cfg()
+        };
+        let mut v = started(smile);
+        for i in 0..10 {
+            assert_eq!(v.frame(1_000.0 + f64::from(i) * 100.0, Some(0.9)), None);
+        }
+        for i in 0..140 {
+            v.frame(2_000.0 + f64::from(i) * 100.0, Some(0.1));
+        }
+        let o = v.tick(16_000.0).copied().expect("over");
+        assert!(o.notsmiling);
+        assert_eq!(o.reason, None);
+
+        let mut v = started(smile);
+        for i in 0..150 {
+            v.frame(1_000.0 + f64::from(i) * 100.0, Some(0.1));
+        }
+        let o = v.tick(16_000.0).copied().expect("over");
+        assert_eq!(o.reason, Some(Reason::NoSmile));
+
+        // A smile held only inside a prompt's window does not pass either.
+        let mut v = started(smile);
+        v.excuse_smiles_until(3_000.0);
+        for i in 0..150 {
+            let t = 1_000.0 + f64::from(i) * 100.0;
+            v.frame(t, Some(if t < 3_000.0 { 0.9 } else { 0.1 }));
+        }
+        assert_eq!(
+            v.tick(16_000.0).copied().map(|o| o.reason),
+            Some(Some(Reason::NoSmile))
+        );
+        // No face still comes first.
+        let mut v = started(smile);
+        v.frame(2_000.0, None);
+        assert_eq!(
+            v.tick(16_000.0).copied().map(|o| o.reason),
+            Some(Some(Reason::NoFace))
+        );
     }
 
     fn started(cfg: VerdictConfig) -> Verdict {
@@ -448,6 +539,8 @@ mod tests {
             (Reason::CameraUnavailable, "camera_unavailable"),
             (Reason::CameraLost, "camera_lost"),
             (Reason::Error, "error"),
+            (Reason::PromptMissed, "prompt_missed"),
+            (Reason::NoSmile, "no_smile"),
         ];
         assert_eq!(all.len(), Reason::ALL.len(), "every reason is listed here");
         for (r, s) in all {

@@ -15,6 +15,7 @@ use crate::challenge::content::{Problem, ANNOUNCE_EVERY_S};
 use crate::challenge::feed::FrozenFrames;
 use crate::challenge::outcome::Reason;
 use crate::challenge::pacing::AnalysisPacer;
+use crate::challenge::prompt::PromptKind;
 use crate::challenge::verdict::State;
 
 use crate::web::camera::{self, Camera, CAMERA_TIMEOUT_MS};
@@ -86,6 +87,16 @@ pub(super) struct Challenge {
     pub(super) judged_face: Option<([f64; 4], (f64, f64))>,
     /// The frozen-frame rule over this countdown's analysed frames.
     pub(super) frozen: FrozenFrames,
+    /// The prompt on screen: what it asks, when it ends (page clock), and whether the
+    /// crop answering it went out.
+    pub(super) prompt: Option<ShownPrompt>,
+}
+
+/// A prompt the verifier revealed, while it shows.
+pub(super) struct ShownPrompt {
+    pub(super) kind: PromptKind,
+    pub(super) until_ms: f64,
+    pub(super) answered: bool,
 }
 
 /// A detached canvas for reading camera frames back on the page.
@@ -213,6 +224,7 @@ impl Page {
             }
         }
         self.ui.set_data("frozenFrames", "0");
+        set_hidden(&self.ui.prompt, true);
         match &self.content {
             Content::Jokes => {
                 set_hidden(&self.ui.joke, false);
@@ -262,6 +274,7 @@ impl Page {
             readback: None,
             overlay_ctx,
             last_announced: None,
+            prompt: None,
             analyse_ms: 0.0,
             detect_frames: 0,
             dropped_frames: 0,
@@ -453,6 +466,7 @@ impl Page {
     }
 
     pub(super) fn update_display(&mut self) {
+        self.update_prompt();
         let Some(session) = self.session.as_ref() else {
             return;
         };

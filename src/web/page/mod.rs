@@ -52,6 +52,7 @@ use crate::challenge::config::{Config, Content};
 use crate::challenge::content::{texts_for, Problem, Texts, EN};
 use crate::challenge::outcome::Reason;
 use crate::challenge::pacing::DEFAULT_ANALYSIS_FPS;
+use crate::challenge::prompt::Mode;
 use crate::challenge::redirect::{Redirector, ReturnTarget};
 use crate::challenge::session::Session;
 use crate::challenge::verdict::Verdict;
@@ -108,6 +109,8 @@ pub struct Page {
     content: Content,
     /// The config's `analysisFps`: each countdown's pacer starts from it.
     analysis_fps: f64,
+    /// The config's mode, for the texts.
+    pub(super) mode: Mode,
     challenge: Option<Challenge>,
     /// The problem on the error screen, for "Try again" and "Return to sign-in".
     problem: Option<Problem>,
@@ -161,6 +164,7 @@ fn new_page(
             reported: false,
             content: Content::Jokes,
             analysis_fps: DEFAULT_ANALYSIS_FPS,
+            mode: Mode::default(),
             challenge: None,
             problem: None,
             starting: false,
@@ -242,7 +246,8 @@ impl Page {
         });
         // The intro uses whole seconds; durations are checked to lie in 5..=120.
         let secs = config.duration_s.round() as u32;
-        set_text(&self.ui.intro, &self.texts.intro_for(secs));
+        set_text(&self.ui.intro, &self.texts.intro_in(config.mode, secs));
+        self.mode = config.mode;
         set_text(&self.ui.countdown, &self.texts.countdown_for(secs));
         self.content = config.content;
         self.analysis_fps = config.analysis_fps;

@@ -73,7 +73,10 @@ impl Page {
         }
         self.record_outcome(&outcome);
         self.report(Some(&outcome), None);
-        set_text(&self.ui.result_message, self.texts.result(outcome.reason));
+        set_text(
+            &self.ui.result_message,
+            self.texts.result_in(self.mode, outcome.reason),
+        );
         self.ui.show(Phase::Result);
         focus(&self.ui.result_message);
         let weak = self.weak.clone();

@@ -57,6 +57,12 @@ pub(super) struct Ui {
     pub(super) start: HtmlButtonElement,
     pub(super) countdown: HtmlElement,
     pub(super) announce: HtmlElement,
+    /// The just-in-time prompt (signed mode): shown big, with its own countdown, and
+    /// announced assertively.
+    pub(super) prompt: HtmlElement,
+    pub(super) prompt_text: HtmlElement,
+    pub(super) prompt_countdown: HtmlElement,
+    pub(super) prompt_announce: HtmlElement,
     pub(super) paused: HtmlElement,
     pub(super) joke: HtmlElement,
     pub(super) content_video: HtmlVideoElement,
@@ -132,6 +138,10 @@ impl Ui {
             start: find::<HtmlButtonElement>(root, "start")?,
             countdown: by_id("countdown")?,
             announce: by_id("announce")?,
+            prompt: by_id("prompt")?,
+            prompt_text: by_id("prompt-text")?,
+            prompt_countdown: by_id("prompt-countdown")?,
+            prompt_announce: by_id("prompt-announce")?,
             paused: by_id("paused")?,
             joke: by_id("joke")?,
             content_video: find::<HtmlVideoElement>(root, "content-video")?,

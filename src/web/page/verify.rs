@@ -21,10 +21,11 @@ use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, HtmlVideoElement, Url
 use crate::challenge::config::Config;
 use crate::challenge::content::Problem;
 use crate::challenge::outcome::{Outcome, Reason, Stats};
+use crate::challenge::prompt::{Mode, Prompt, RELAX_MS};
 use crate::challenge::verify::{
-    create_body, finish_retry_after, parse_created, parse_finish, validate_session_token,
-    Endpoints, FramePacer, Step, UploadAnswer, VerifyError, CROP_SIDE, JPEG_QUALITIES,
-    MAX_FRAME_BYTES, REQUEST_TIMEOUT_MS, SESSION_TOKEN_PARAM,
+    create_body, finish_retry_after, parse_created, parse_finish, parse_uploaded,
+    validate_session_token, Endpoints, FramePacer, Step, UploadAnswer, VerifyError, CROP_SIDE,
+    JPEG_QUALITIES, MAX_FRAME_BYTES, REQUEST_TIMEOUT_MS, SESSION_TOKEN_PARAM,
 };
 use crate::vision::crop::{square_crop, Rect, DEFAULT_MARGIN};
 
@@ -49,6 +50,8 @@ pub(super) struct Verifier {
     token: Option<String>,
     /// Holds the smile's last crop until the server's spacing allows it.
     crop_delay: Option<Timeout>,
+    /// Sent with the create request; the server signs it into the token.
+    mode: Mode,
 }
 
 enum VerifyPhase {
@@ -90,10 +93,14 @@ impl Verifier {
 }
 
 /// Whether the server is asked about `outcome`. Only the verdict's own decisions (a
-/// pass, a smile, no face) are; an interruption or error goes back as the failure it is,
+/// pass, a smile, no face, no smile in smile mode) are; an interruption or error goes back as the failure it is,
 /// which needs no signature.
 fn asks_server(outcome: &Outcome) -> bool {
-    outcome.notsmiling || matches!(outcome.reason, Some(Reason::Smiled | Reason::NoFace))
+    outcome.notsmiling
+        || matches!(
+            outcome.reason,
+            Some(Reason::Smiled | Reason::NoFace | Reason::NoSmile)
+        )
 }
 
 impl Page {
@@ -134,6 +141,7 @@ impl Page {
                     timer: None,
                     token: None,
                     crop_delay: None,
+                    mode: config.mode,
                 });
                 true
             }
@@ -177,7 +185,7 @@ impl Page {
         v.phase = VerifyPhase::Creating;
         let n = v.next_request();
         let url = v.endpoints.create().to_string();
-        let body = JsValue::from_str(&create_body(&v.state, &v.session_token));
+        let body = JsValue::from_str(&create_body(&v.state, &v.session_token, v.mode));
         self.show_verifying();
         self.arm_deadline(n, Step::Create);
         let weak = self.weak.clone();
@@ -292,9 +300,13 @@ impl Page {
     }
 
     /// Sends the judged face's crop if one is due (called once per animation frame while
-    /// the countdown runs).
+    /// the countdown runs); out of turn when it answers the prompt on screen.
     pub(super) fn upload_crop(&mut self) {
-        let Some(crop) = self.take_crop() else {
+        let crop = match self.take_prompt_crop() {
+            Some(c) => Some(c),
+            None => self.take_crop(),
+        };
+        let Some(crop) = crop else {
             return;
         };
         let weak = self.weak.clone();
@@ -320,10 +332,114 @@ impl Page {
         Some(crop)
     }
 
+    /// The first frame the page's own analysis sees answering the prompt on screen is
+    /// sent at once (as soon as the server's spacing allows), so the server has it
+    /// well inside the prompt's window; then the regular pace goes on.
+    fn take_prompt_crop(&mut self) -> Option<PendingCrop> {
+        let now = dom::now_ms();
+        let threshold = self.session.as_ref()?.verdict().config().threshold;
+        let smile = self.session.as_ref()?.verdict().current_smile();
+        let ch = self.challenge.as_ref()?;
+        let p = ch.prompt.as_ref()?;
+        if p.answered || now >= p.until_ms || !p.kind.met_by(smile, threshold) {
+            return None;
+        }
+        let early = match &self.verifier.as_ref()?.phase {
+            VerifyPhase::Running(run) => run.pacer.due_early(now),
+            _ => false,
+        };
+        if !early {
+            return None;
+        }
+        let crop = self.draw_judged_face(false)?;
+        if let Some(VerifyPhase::Running(run)) = self.verifier.as_mut().map(|v| &mut v.phase) {
+            run.pacer.begin(now);
+        }
+        if let Some(p) = self.challenge.as_mut().and_then(|c| c.prompt.as_mut()) {
+            p.answered = true;
+        }
+        Some(crop)
+    }
+
     fn on_uploaded(&mut self, sent: Result<Answer, String>) {
         let answer = log_upload(&sent);
         if let Some(VerifyPhase::Running(run)) = self.verifier.as_mut().map(|v| &mut v.phase) {
             run.pacer.end(answer);
+        }
+        if answer != UploadAnswer::Accepted {
+            // A crop answering the prompt that was not taken (too close to the previous
+            // one, say) is tried again while the prompt shows.
+            if let Some(p) = self.challenge.as_mut().and_then(|c| c.prompt.as_mut()) {
+                p.answered = false;
+            }
+            return;
+        }
+        let body = sent.as_ref().map(|a| a.body.as_str()).unwrap_or("{}");
+        match parse_uploaded(body) {
+            Ok(Some(prompt)) => self.show_prompt(prompt),
+            Ok(None) => {}
+            // A broken answer costs this prompt (the server then fails it), not the check.
+            Err(e) => warn(&format!("smile-factor: {e}")),
+        }
+    }
+
+    /// Shows the prompt the server just revealed, at once: big, with its own countdown,
+    /// announced assertively; for its window and the fade after it, the page's verdict
+    /// does not count a smile either way.
+    fn show_prompt(&mut self, prompt: Prompt) {
+        let running = matches!(
+            self.session.as_ref().map(|s| s.verdict().state()),
+            Some(crate::challenge::verdict::State::Running)
+        );
+        if !running || self.challenge.is_none() {
+            return;
+        }
+        let within = prompt.within_ms as f64;
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        session.excuse_smiles_for(within + RELAX_MS as f64);
+        let until_ms = session.now_ms() + within;
+        if let Some(ch) = self.challenge.as_mut() {
+            ch.prompt = Some(super::challenge_loop::ShownPrompt {
+                kind: prompt.kind,
+                until_ms,
+                answered: false,
+            });
+        }
+        let text = self.texts.prompt(prompt.kind);
+        set_text(&self.ui.prompt_text, text);
+        // Only the look depends on it; a failure here leaves the default style.
+        let _ = self
+            .ui
+            .prompt
+            .set_attribute("data-kind", prompt.kind.as_str());
+        crate::web::dom::set_hidden(&self.ui.prompt, false);
+        // Cleared first so that the same words twice are announced twice.
+        set_text(&self.ui.prompt_announce, "");
+        set_text(&self.ui.prompt_announce, text);
+        self.update_prompt();
+    }
+
+    /// The prompt's own countdown, and hiding it when its window is over.
+    pub(super) fn update_prompt(&mut self) {
+        let now = dom::now_ms();
+        let Some(ch) = self.challenge.as_mut() else {
+            return;
+        };
+        let Some(p) = ch.prompt.as_ref() else {
+            return;
+        };
+        if now >= p.until_ms {
+            ch.prompt = None;
+            crate::web::dom::set_hidden(&self.ui.prompt, true);
+            set_text(&self.ui.prompt_announce, "");
+            return;
+        }
+        let secs = ((p.until_ms - now) / 1000.0).ceil() as u32;
+        let text = self.texts.prompt_countdown_for(secs);
+        if self.ui.prompt_countdown.text_content().as_deref() != Some(text.as_str()) {
+            set_text(&self.ui.prompt_countdown, &text);
         }
     }
 
