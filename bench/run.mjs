@@ -20,6 +20,10 @@
 // in a fresh browser context each: ours = www/index.html with a 15 s config, the peer =
 // bench/pages/peer.* (face-api.js's detectAllFaces loop), both fed by Chromium's fake
 // camera with the neutral face video of the e2e tests, both instrumented by bench/probe.js.
+// Ours runs at its default analysisFps and flat out; every page run is traced for the CPU
+// rows (6). Then the same pages with the CPU throttled 4x (rows 3-5 again), and, in a
+// second browser whose camera switches from a neutral to a smiling face, the smile delay
+// (rows 7), default, flat out, face-api.js and throttled.
 //
 // Every page (both engines, micro and challenge) is served by the verifier server (server/,
 // demo mode) through tools/serve.mjs's test harness, so all run under the same headers,
