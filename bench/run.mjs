@@ -10,7 +10,9 @@
 // Options: --www DIR (default: the repository's www/), --out FILE (write the markdown
 // report), --calls N (timed calls per micro-benchmark row, default 100), --warmup N (10),
 // --runs N (fresh-context challenge runs per page, default 5), --duration S (challenge
-// length, 15), --skip micro|pages (development only: leaves those rows out).
+// length, 15), --fps N (our "default rate" rows use analysisFps N instead of the page's
+// default: to measure a candidate default), --skip micro|pages|smile|throttled (development
+// only: leaves those rows out).
 //
 // Micro-benchmarks (rows 1a-1c) run on a bench page's main thread (bench/pages/micro.*),
 // one page per engine, both alive at once, the calls of each row interleaved in chunks so
@@ -18,6 +20,10 @@
 // in a fresh browser context each: ours = www/index.html with a 15 s config, the peer =
 // bench/pages/peer.* (face-api.js's detectAllFaces loop), both fed by Chromium's fake
 // camera with the neutral face video of the e2e tests, both instrumented by bench/probe.js.
+// Ours runs at its default analysisFps and flat out; every page run is traced for the CPU
+// rows (6). Then the same pages with the CPU throttled 4x (rows 3-5 again), and, in a
+// second browser whose camera switches from a neutral to a smiling face, the smile delay
+// (rows 7), default, flat out, face-api.js and throttled.
 //
 // Every page (both engines, micro and challenge) is served by the verifier server (server/,
 // demo mode) through tools/serve.mjs's test harness, so all run under the same headers,
@@ -46,7 +52,23 @@ const PROBE = path.join(BENCH, 'probe.js');
 const FIRST_MARK = 'smile-factor:first-analysis';
 const DETECTOR_SIZES = [224, 320, 416];
 const MICRO_CHUNKS = 4;
-const GLOBAL_TIMEOUT_MS = 25 * 60 * 1000;
+const GLOBAL_TIMEOUT_MS = 45 * 60 * 1000;
+// CPU per challenge second comes from a Chromium trace of each page run: the top-level task
+// events carry thread CPU time (tdur), the probe's marks bound the challenge.
+const TRACE_CATEGORIES = ['toplevel', 'blink.user_timing', '__metadata'];
+const CHALLENGE_MARKS = ['bench:challenge-start', 'bench:challenge-end'];
+/** The low-end rows: CDP Emulation.setCPUThrottlingRate, the usual mid-range mobile setting. */
+const THROTTLE = 4;
+/** Our page flat out: analysisFps 60 analyses every frame the worker can take. */
+const FLAT_OUT_FPS = 60;
+/** The goal: CPU of the worker and main thread together, ms per challenge second (20% of a core). */
+const CPU_GOAL_MS_PER_S = 200;
+// The smile-delay clip: neutral, then smiling, looped by Chromium; a marker square tells
+// the probe which frames are which. The switch counted is the first one at least
+// SWITCH_AFTER_START_MS after the countdown began, so the page is in its steady state.
+const SWITCH_NEUTRAL_S = 5;
+const SWITCH_SMILE_S = 3;
+const SWITCH_AFTER_START_MS = 1500;
 // Every context asks for uncompressed bodies: the verifier server compresses (gzip/brotli)
 // when asked, so this keeps "raw" the body size and lets each run check the counted sizes
 // against the bytes the server sent. Both engines alike, micro pages and self-check too.
@@ -76,22 +98,26 @@ function withTimeout(promise, ms, what) {
 }
 
 function parseArgs(argv) {
-  const opts = { www: path.join(REPO, 'www'), out: null, calls: 100, warmup: 10, runs: 5, duration: 15, skip: new Set() };
+  const opts = { www: path.join(REPO, 'www'), out: null, calls: 100, warmup: 10, runs: 5, duration: 15, fps: null, skip: new Set() };
   for (let i = 0; i < argv.length; i++) {
     const m = /^--([a-z]+)(?:=(.*))?$/.exec(argv[i]);
     if (!m) throw new Error(`unknown argument ${argv[i]} (see the header of bench/run.mjs)`);
     const [, key, inline] = m;
     if (key === 'help') {
-      console.log('usage: node bench/run.mjs [--out FILE] [--www DIR] [--calls 100] [--warmup 10] [--runs 5] [--duration 15] [--skip micro|pages]');
+      console.log('usage: node bench/run.mjs [--out FILE] [--www DIR] [--calls 100] [--warmup 10] [--runs 5] [--duration 15] [--fps N] [--skip micro|pages|smile|throttled]');
       process.exit(0);
     }
-    if (!['www', 'out', 'skip', 'calls', 'warmup', 'runs', 'duration'].includes(key)) throw new Error(`unknown option --${key} (try --help)`);
+    if (!['www', 'out', 'skip', 'calls', 'warmup', 'runs', 'duration', 'fps'].includes(key)) throw new Error(`unknown option --${key} (try --help)`);
     const value = inline ?? argv[++i];
     if (value === undefined) throw new Error(`--${key} needs a value`);
     if (key === 'www' || key === 'out') opts[key] = path.resolve(value);
     else if (key === 'skip') {
-      if (!['micro', 'pages'].includes(value)) throw new Error('--skip takes micro or pages');
+      if (!['micro', 'pages', 'smile', 'throttled'].includes(value)) throw new Error('--skip takes micro, pages, smile or throttled');
       opts.skip.add(value);
+    } else if (key === 'fps') {
+      const n = Number(value);
+      if (!(n >= 5 && n <= 60)) throw new Error('--fps must be 5 to 60 (the page\'s analysisFps bounds)');
+      opts.fps = n;
     } else if (['calls', 'warmup', 'runs', 'duration'].includes(key)) {
       const n = Number(value);
       const min = key === 'warmup' ? 0 : 1;
@@ -458,22 +484,90 @@ async function micro(browser, origin, manifest, opts) {
 // ---------------------------------------------------------------- page-level runs
 
 /**
- * One cold run of a challenge page in a fresh browser context: navigate, let the probe
- * click Start, wait for the verdict. Returns the timings, bytes and long tasks.
+ * CPU time of the page's main thread and its dedicated workers between the probe's two
+ * marks, from a Chromium trace: the sum of the top-level tasks' thread CPU time (tdur),
+ * a task crossing a mark prorated by its overlap. The page's renderer is the process
+ * whose main thread recorded the marks. Returns ms of CPU per challenge second.
  */
-async function challengeRun(browser, { kind, url, srv }, opts) {
+export function cpuFromTrace(traceJson) {
+  const parsed = JSON.parse(traceJson);
+  const events = Array.isArray(parsed) ? parsed : parsed.traceEvents;
+  const marks = {};
+  for (const e of events) {
+    if (CHALLENGE_MARKS.includes(e.name) && typeof e.cat === 'string' && e.cat.includes('blink.user_timing')) marks[e.name] = e;
+  }
+  const [start, end] = CHALLENGE_MARKS.map((m) => marks[m]);
+  if (!start || !end || !(end.ts > start.ts)) throw new Error(`the trace lacks the challenge marks (${Object.keys(marks).join(', ') || 'none'})`);
+  const pid = start.pid;
+  const names = new Map();
+  for (const e of events) if (e.ph === 'M' && e.name === 'thread_name' && e.pid === pid) names.set(e.tid, e.args?.name ?? '');
+  const byThread = new Map();
+  for (const e of events) {
+    if (e.pid !== pid || e.ph !== 'X' || e.cat !== 'toplevel' || !(e.dur > 0)) continue;
+    if (!byThread.has(e.tid)) byThread.set(e.tid, []);
+    byThread.get(e.tid).push(e);
+  }
+  const [t0, t1] = [start.ts, end.ts];
+  const cpu = { main: 0, worker: 0, all: 0, missingThreadTime: 0 };
+  for (const [tid, list] of byThread) {
+    list.sort((a, b) => a.ts - b.ts);
+    let until = -Infinity;
+    let sum = 0;
+    for (const e of list) {
+      if (e.ts < until) continue; // nested in the previous top-level task
+      until = e.ts + e.dur;
+      const overlap = Math.min(t1, e.ts + e.dur) - Math.max(t0, e.ts);
+      if (overlap <= 0) continue;
+      // A few events (short I/O waits) carry no thread time: counted at their wall time.
+      if (e.tdur === undefined) cpu.missingThreadTime += overlap;
+      sum += (e.tdur ?? e.dur) * (overlap / e.dur);
+    }
+    const name = names.get(tid) ?? '';
+    if (tid === start.tid) cpu.main += sum;
+    else if (/^DedicatedWorker/.test(name)) cpu.worker += sum;
+    cpu.all += sum;
+  }
+  const seconds = (t1 - t0) / 1e6;
+  const perS = (us) => us / 1000 / seconds;
+  if (cpu.missingThreadTime > 0.02 * cpu.all) throw new Error(`trace events without thread time (tdur) make ${(100 * cpu.missingThreadTime / cpu.all).toFixed(0)}% of the CPU counted`);
+  return { mainMsPerS: perS(cpu.main), workerMsPerS: perS(cpu.worker), totalMsPerS: perS(cpu.main + cpu.worker), rendererMsPerS: perS(cpu.all), seconds };
+}
+
+/**
+ * One cold run of a challenge page in a fresh browser context: navigate, let the probe
+ * click Start, wait for the verdict. Returns the timings, bytes and long tasks; with
+ * `trace`, the CPU per challenge second; with `throttle`, the page's main thread runs that
+ * many times slower (Chromium throttles only a page's main thread: a worker target answers
+ * "Operation is only supported for pages, not workers"); with `marker`, the smile delay.
+ */
+async function challengeRun(browser, { kind, url, srv }, opts, { trace = false, throttle = 1, marker = false } = {}) {
   const errors = [];
   const { context, page, csp } = await newPage(browser, errors, kind, { permissions: ['camera'], viewport: { width: 1000, height: 800 } });
   const counter = byteCounter(context);
   let resolveReport;
   const reported = new Promise((resolve) => { resolveReport = resolve; });
+  let tracing = false;
   try {
     await context.exposeBinding('__benchReport', (_source, data) => resolveReport(data));
+    if (marker) await context.addInitScript({ content: 'window.__benchMarker = true;' });
     await context.addInitScript({ path: PROBE });
+    if (throttle > 1) {
+      const cdp = await context.newCDPSession(page);
+      await cdp.send('Emulation.setCPUThrottlingRate', { rate: throttle });
+    }
+    if (trace) {
+      await browser.startTracing(undefined, { categories: TRACE_CATEGORIES });
+      tracing = true;
+    }
     const navStartEpoch = Date.now();
     await page.goto(url, { waitUntil: 'commit', timeout: 60_000 });
-    const data = await withTimeout(reported, 90_000 + opts.duration * 1000, `${kind}: the challenge to end (phase result)`)
+    const data = await withTimeout(reported, 90_000 * throttle + opts.duration * 1000, `${kind}: the challenge to end (phase result)`)
       .catch((e) => { throw new Error(`${e.message}\n  ${errors.join('\n  ')}`); });
+    let cpu = null;
+    if (tracing) {
+      tracing = false;
+      cpu = cpuFromTrace((await browser.stopTracing()).toString('utf8'));
+    }
     checkCsp(csp);
     if (data.endPhase !== 'result') throw new Error(`${kind}: the page ended in phase ${data.endPhase}\n  ${errors.join('\n  ')}`);
     for (const e of data.errors) errors.push(`${kind}: ${e}`);
@@ -500,6 +594,19 @@ async function challengeRun(browser, { kind, url, srv }, opts) {
     const [cs, ce] = [data.challengeStart, data.challengeEnd];
     const inChallenge = data.longtasks.filter(([start]) => start >= cs && start <= ce);
     const beforeChallenge = data.longtasks.filter(([start]) => start < cs);
+    let smile = null;
+    if (marker) {
+      // The switch: the first neutral-to-smile frame presented after the page settled.
+      const verdictAt = data.phases.find(([p]) => p === 'result')?.[1];
+      const switchAt = data.markerLight.find((t) => t >= cs + SWITCH_AFTER_START_MS);
+      smile = {
+        reason: data.dataset.reason || '',
+        switchAfterStartMs: switchAt === undefined ? null : switchAt - cs,
+        delayMs: switchAt === undefined || verdictAt === undefined || verdictAt < switchAt ? null : verdictAt - switchAt,
+        markerFrames: data.markerFrames,
+        switches: data.markerLight.length,
+      };
+    }
     return {
       firstMs: first,
       firstSource,
@@ -520,38 +627,151 @@ async function challengeRun(browser, { kind, url, srv }, opts) {
       frames: Number(data.dataset.framesAnalysed),
       outcome: { notsmiling: data.dataset.notsmiling, reason: data.dataset.reason || '' },
       dataset: data.dataset,
+      cpu,
+      smile,
       errors,
     };
   } finally {
+    if (tracing) await browser.stopTracing().catch(() => {});
     await context.close().catch(() => {});
   }
 }
 
-async function pages(browser, siteSrv, opts) {
-  const oursSrv = await startServer({
+/** Our page's server with the harness config, and `analysisFps` when given. */
+function oursServer(opts, analysisFps, duration = opts.duration) {
+  return startServer({
     root: opts.www,
-    config: (origin) => ({ returnUrl: origin, duration: opts.duration }),
+    config: (origin) => ({ returnUrl: origin, duration, ...(analysisFps ? { analysisFps } : {}) }),
   });
-  try {
-    const targets = {
-      ours: { kind: 'ours', url: `${oursSrv.origin}/?state=bench`, srv: oursSrv },
-      faceapi: { kind: 'faceapi', url: `${siteSrv.origin}/peer.html?duration=${opts.duration}`, srv: siteSrv },
-    };
-    const runs = { ours: [], faceapi: [] };
-    for (let i = 0; i < opts.runs; i++) {
-      for (const kind of i % 2 ? ['faceapi', 'ours'] : ['ours', 'faceapi']) {
-        const r = await challengeRun(browser, targets[kind], opts);
-        runs[kind].push(r);
-        log(`run ${i + 1}/${opts.runs} ${kind}: first verdict ${r.firstMs.toFixed(0)} ms (${r.firstSource}), ${thousands(r.rawBytes)} B, `
-          + `${r.longCount} long tasks${r.longCount ? ` at ${r.longAt.join(', ')}` : ''}, ${r.fps} fps, ${r.frames} frames, outcome ${JSON.stringify(r.outcome)}`);
-        for (const e of r.errors) log(`  ${e}`);
-      }
+}
+
+/**
+ * Runs each target `opts.runs` times in turn (the order rotating each round, so that load
+ * on the machine hits them alike). `variants`: {key: {target, options}}.
+ */
+async function rounds(browser, variants, opts, label) {
+  const keys = Object.keys(variants);
+  const runs = Object.fromEntries(keys.map((k) => [k, []]));
+  for (let i = 0; i < opts.runs; i++) {
+    const order = keys.map((_, j) => keys[(i + j) % keys.length]);
+    for (const key of order) {
+      const { target, options } = variants[key];
+      const r = await challengeRun(browser, target, opts, options);
+      runs[key].push(r);
+      log(`${label} ${i + 1}/${opts.runs} ${key}: first verdict ${r.firstMs.toFixed(0)} ms, ${thousands(r.rawBytes)} B, `
+        + `${r.longCount} long tasks${r.longCount ? ` at ${r.longAt.join(', ')}` : ''}, ${r.fps} fps, ${r.frames} frames, outcome ${JSON.stringify(r.outcome)}`
+        + (r.cpu ? `, CPU ms/s main ${r.cpu.mainMsPerS.toFixed(0)} + worker ${r.cpu.workerMsPerS.toFixed(0)} = ${r.cpu.totalMsPerS.toFixed(0)} (renderer ${r.cpu.rendererMsPerS.toFixed(0)})` : '')
+        + (r.smile ? `, smile switch at +${r.smile.switchAfterStartMs?.toFixed(0)} ms, verdict after ${r.smile.delayMs?.toFixed(0)} ms (${r.smile.reason})` : ''));
+      for (const e of r.errors) log(`  ${e}`);
     }
-    const simd = runs.faceapi.map((r) => `${r.dataset.wasmSimd}/${r.dataset.wasmMultithread}`);
-    if (simd.some((s) => s !== 'true/false')) throw new Error(`the face-api page is not on single-threaded SIMD wasm: ${simd.join(', ')}`);
+  }
+  return runs;
+}
+
+function checkPeerSimd(list) {
+  const simd = list.map((r) => `${r.dataset.wasmSimd}/${r.dataset.wasmMultithread}`);
+  if (simd.some((s) => s !== 'true/false')) throw new Error(`the face-api page is not on single-threaded SIMD wasm: ${simd.join(', ')}`);
+}
+
+/**
+ * The page rows on the neutral camera: ours at the default rate and flat out, face-api.js,
+ * all traced for CPU; then, unless skipped, ours and face-api.js with the CPU throttled.
+ */
+async function pages(browser, siteSrv, opts) {
+  const oursSrv = await oursServer(opts, opts.fps);
+  const flatSrv = await oursServer(opts, FLAT_OUT_FPS);
+  try {
+    const ours = { kind: 'ours', url: `${oursSrv.origin}/?state=bench`, srv: oursSrv };
+    const flat = { kind: 'ours flat out', url: `${flatSrv.origin}/?state=bench`, srv: flatSrv };
+    const faceapi = { kind: 'faceapi', url: `${siteSrv.origin}/peer.html?duration=${opts.duration}`, srv: siteSrv };
+    const runs = await rounds(browser, {
+      ours: { target: ours, options: { trace: true } },
+      flat: { target: flat, options: { trace: true } },
+      faceapi: { target: faceapi, options: { trace: true } },
+    }, opts, 'page run');
+    checkPeerSimd(runs.faceapi);
+    if (!opts.skip.has('throttled')) {
+      const slow = await rounds(browser, {
+        ours: { target: ours, options: { throttle: THROTTLE } },
+        faceapi: { target: faceapi, options: { throttle: THROTTLE } },
+      }, opts, `${THROTTLE}x throttled run`);
+      runs.oursSlow = slow.ours;
+      runs.faceapiSlow = slow.faceapi;
+    }
     return runs;
   } finally {
     await oursSrv.close();
+    await flatSrv.close();
+  }
+}
+
+/**
+ * The smile-delay clip, target/bench/switch.y4m: the e2e tests' neutral scene for
+ * SWITCH_NEUTRAL_S, then their smiling scene for SWITCH_SMILE_S, 30 frames a second, with
+ * the same one-pixel sway; a 16x16 square at (8, 8) is dark on neutral frames and light on
+ * smiling ones, which the probe reads from the page's <video>.
+ */
+async function switchClip() {
+  const y4m = await import(pathToFileURL(path.join(REPO, 'tests', 'e2e', 'y4m.mjs')).href);
+  const FPS = 30;
+  const part = (crop, seconds, level) => y4m.frames(y4m.faceScene(path.join(FIXTURES, 'crops', crop)), seconds * FPS).map((f) => {
+    for (let y = 8; y < 24; y++) {
+      for (let x = 8; x < 24; x++) {
+        const o = (y * f.width + x) * 4;
+        f.data[o] = f.data[o + 1] = f.data[o + 2] = level;
+      }
+    }
+    return f;
+  });
+  const file = path.join(REPO, 'target', 'bench', 'switch.y4m');
+  return y4m.writeY4m(file, [...part('neutral_1.png', SWITCH_NEUTRAL_S, 16), ...part('smile_1.png', SWITCH_SMILE_S, 240)], FPS);
+}
+
+/**
+ * Smile delay: in a browser whose fake camera plays the switch clip, the time from the
+ * first smiling frame the page's <video> presents to the verdict (data-phase result), for
+ * ours at the default rate and flat out and face-api.js's prototype flow; then, unless
+ * skipped, ours and face-api.js throttled.
+ */
+async function smileRuns(siteSrv, opts) {
+  const clip = await switchClip();
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: 60_000,
+    args: [...BROWSER_ARGS, '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${clip}`],
+  });
+  // Long enough for a second switch when the first came too early after Start.
+  const duration = 20;
+  const o = { ...opts, duration };
+  const oursSrv = await oursServer(opts, opts.fps, duration);
+  const flatSrv = await oursServer(opts, FLAT_OUT_FPS, duration);
+  try {
+    const ours = { kind: 'ours', url: `${oursSrv.origin}/?state=bench`, srv: oursSrv };
+    const flat = { kind: 'ours flat out', url: `${flatSrv.origin}/?state=bench`, srv: flatSrv };
+    const faceapi = { kind: 'faceapi', url: `${siteSrv.origin}/peer.html?duration=${duration}`, srv: siteSrv };
+    const runs = await rounds(browser, {
+      ours: { target: ours, options: { marker: true } },
+      flat: { target: flat, options: { marker: true } },
+      faceapi: { target: faceapi, options: { marker: true } },
+    }, o, 'smile run');
+    if (!opts.skip.has('throttled')) {
+      const slow = await rounds(browser, {
+        ours: { target: ours, options: { marker: true, throttle: THROTTLE } },
+        faceapi: { target: faceapi, options: { marker: true, throttle: THROTTLE } },
+      }, o, `${THROTTLE}x throttled smile run`);
+      runs.oursSlow = slow.ours;
+      runs.faceapiSlow = slow.faceapi;
+    }
+    for (const [key, list] of Object.entries(runs)) {
+      const bad = list.filter((r) => r.smile.reason !== 'smiled' || r.smile.delayMs === null);
+      if (bad.length) throw new Error(`smile runs (${key}): no verdict after a counted switch in ${bad.length} of ${list.length}: ${JSON.stringify(bad.map((r) => r.smile))}`);
+    }
+    return runs;
+  } finally {
+    await oursSrv.close();
+    await flatSrv.close();
+    await browser.close().catch(() => {});
   }
 }
 
@@ -566,7 +786,8 @@ function fmtNumber(v, unit) {
 
 /**
  * A table row from per-run or per-call samples. `goal`: {ratioMax} (ours/face-api median
- * ratio at most this), {zero: true} (ours 0 in every sample), {min} (ours median at least).
+ * ratio at most this), {zero: true} (ours 0 in every sample), {min} / {max} (ours median at
+ * least / at most).
  */
 function tableRow(label, unit, ours, peer, goal, { spread = true } = {}) {
   const oMed = ours ? median(ours) : null;
@@ -580,6 +801,9 @@ function tableRow(label, unit, ours, peer, goal, { spread = true } = {}) {
   } else if (goal?.zero) {
     goalText = '0 (ours)';
     if (ours) met = ours.every((x) => x === 0) ? 'yes' : 'no';
+  } else if (goal?.max !== undefined) {
+    goalText = goal.text ?? `<= ${goal.max} (ours)`;
+    if (oMed !== null) met = oMed <= goal.max ? 'yes' : 'no';
   } else if (goal?.min !== undefined) {
     goalText = `>= ${goal.min} (ours)`;
     if (oMed !== null) met = oMed >= goal.min ? 'yes' : 'no';
@@ -657,7 +881,14 @@ function build(microResult, runs, ctx) {
     rows.push(tableRow('3. of which: navigation to Start enabled (ms)', 'ms', pick('ours', 'startEnabledMs'), pick('faceapi', 'startEnabledMs'), null));
     rows.push(tableRow(`4. main-thread long tasks > 50 ms in the ${ctx.opts.duration} s challenge (count)`, 'count', pick('ours', 'longCount'), pick('faceapi', 'longCount'), { zero: true }));
     rows.push(tableRow('4. longest of those long tasks (ms)', 'ms', pick('ours', 'longMax'), pick('faceapi', 'longMax'), null));
-    rows.push(tableRow('5. frames analysed per second in the challenge', 'fps', pick('ours', 'fps'), pick('faceapi', 'fps'), { min: 15 }));
+    rows.push(tableRow('5. frames analysed per second in the challenge (ours: default analysisFps)', 'fps', pick('ours', 'fps'), pick('faceapi', 'fps'), null));
+    rows.push(tableRow(`5. frames analysed per second, ours flat out (analysisFps ${FLAT_OUT_FPS})`, 'fps', pick('flat', 'fps'), pick('faceapi', 'fps'), { min: 15 }));
+    const cpu = (kind, key) => runs[kind].map((r) => r.cpu[key]);
+    rows.push(tableRow('6. CPU per challenge second, main thread + worker (ms/s), ours at the default rate', 'ms', cpu('ours', 'totalMsPerS'), cpu('faceapi', 'totalMsPerS'), { max: CPU_GOAL_MS_PER_S }));
+    rows.push(tableRow('6. of which: our worker (ms/s)', 'ms', cpu('ours', 'workerMsPerS'), cpu('faceapi', 'workerMsPerS'), null));
+    rows.push(tableRow('6. of which: the main thread (ms/s)', 'ms', cpu('ours', 'mainMsPerS'), cpu('faceapi', 'mainMsPerS'), null));
+    rows.push(tableRow(`6. CPU per challenge second, main thread + worker (ms/s), ours flat out (analysisFps ${FLAT_OUT_FPS})`, 'ms', cpu('flat', 'totalMsPerS'), cpu('faceapi', 'totalMsPerS'), null));
+    rows.push(tableRow('6. the whole renderer process, all threads (ms/s), ours at the default rate', 'ms', cpu('ours', 'rendererMsPerS'), cpu('faceapi', 'rendererMsPerS'), null));
 
     const list = (kind) => runs[kind][0].files.map((f) => `${f.path} ${thousands(f.raw)}/${thousands(f.gzip)}/${thousands(f.brotli)}${f.loads > 1 ? ` (loaded ${f.loads}x)` : ''}`).join(', ');
     const repeated = ['ours', 'faceapi'].some((k) => runs[k][0].files.some((f) => f.loads > 1));
@@ -693,6 +924,46 @@ function build(microResult, runs, ctx) {
       + `fps = data-analysis-fps written by each page at the end (frames analysed / active challenge time); frames analysed, median: ours ${median(pick('ours', 'frames'))}, `
       + `face-api ${median(pick('faceapi', 'frames'))}. Our page's verdicts on the neutral face: ${oursOutcomes.join(', ')}.`);
   }
+  if (runs) {
+    const cpu = (kind, key) => median(runs[kind].map((r) => r.cpu[key]));
+    notes.push(`CPU (rows 6): each page run above is traced (Chromium tracing, categories ${TRACE_CATEGORIES.join(', ')}); the probe marks `
+      + `'${CHALLENGE_MARKS[0]}' when data-phase turns challenge and '${CHALLENGE_MARKS[1]}' at the verdict, and the CPU is the sum of the thread CPU time (tdur) `
+      + 'of the top-level tasks between the marks (prorated at the edges), on the renderer\'s main thread (the marks\' thread) and its dedicated workers, '
+      + 'per second between the marks. Thread time, not wall time: on a busy machine a task waiting for a core is not counted. '
+      + `Medians: ours at the default rate main ${cpu('ours', 'mainMsPerS').toFixed(0)} + worker ${cpu('ours', 'workerMsPerS').toFixed(0)} ms/s, `
+      + `flat out main ${cpu('flat', 'mainMsPerS').toFixed(0)} + worker ${cpu('flat', 'workerMsPerS').toFixed(0)} ms/s at ${median(runs.flat.map((r) => r.fps)).toFixed(1)} fps, `
+      + `face-api.js main ${cpu('faceapi', 'mainMsPerS').toFixed(0)} ms/s (it has no worker). The goal is ${CPU_GOAL_MS_PER_S} ms/s, 20% of one core. `
+      + 'The whole renderer row adds the compositor, media and I/O threads of the page\'s process (the video\'s decoding and display; not the GPU process or the camera\'s capture service).');
+  }
+  if (runs?.oursSlow) {
+    const pick = (kind, key) => runs[kind].map((r) => r[key]);
+    rows.push(tableRow(`3. ${THROTTLE}x CPU throttling: navigation to first verdict, cold (ms)`, 'ms', pick('oursSlow', 'firstMs'), pick('faceapiSlow', 'firstMs'), { ratioMax: 1 }));
+    rows.push(tableRow(`4. ${THROTTLE}x CPU throttling: main-thread long tasks > 50 ms in the challenge (count)`, 'count', pick('oursSlow', 'longCount'), pick('faceapiSlow', 'longCount'), { zero: true }));
+    rows.push(tableRow(`4. ${THROTTLE}x CPU throttling: longest of those long tasks (ms)`, 'ms', pick('oursSlow', 'longMax'), pick('faceapiSlow', 'longMax'), null));
+    rows.push(tableRow(`5. ${THROTTLE}x CPU throttling: frames analysed per second (ours: default analysisFps)`, 'fps', pick('oursSlow', 'fps'), pick('faceapiSlow', 'fps'), null));
+    notes.push(`${THROTTLE}x rows: the same page runs (neutral camera, fresh context, not traced) with CDP Emulation.setCPUThrottlingRate({rate: ${THROTTLE}}) on the page. `
+      + 'Chromium throttles only the page\'s main thread: a dedicated worker\'s target refuses the command ("Operation is only supported for pages, not workers"), '
+      + 'so face-api.js, which runs on the main thread, is slowed fully, and our worker is not slowed by the emulation (it only shares the cores with the throttled main thread, '
+      + 'whose throttling spins). These rows show the main thread of a slow device; for our worker on one, scale our rows 6 and 1c by the device\'s slowdown. '
+      + `Frames analysed, median: ours ${median(pick('oursSlow', 'frames'))}, face-api ${median(pick('faceapiSlow', 'frames'))}.`);
+  }
+  if (ctx.smile) {
+    const sm = ctx.smile;
+    const delay = (kind) => sm[kind].map((r) => r.smile.delayMs);
+    // "Unchanged": the default rate's median within one camera frame (33 ms) of flat out's.
+    const flatMedian = median(delay('flat'));
+    rows.push(tableRow(`7. smile delay: smiling frame shown to verdict (ms), ${ctx.opts.runs} runs, ours at the default rate`, 'ms', delay('ours'), delay('faceapi'), { max: flatMedian + 33, text: '<= flat out + 33' }));
+    rows.push(tableRow(`7. smile delay (ms), ours flat out (analysisFps ${FLAT_OUT_FPS})`, 'ms', delay('flat'), delay('faceapi'), { ratioMax: 1 }));
+    if (sm.oursSlow) rows.push(tableRow(`7. ${THROTTLE}x CPU throttling: smile delay (ms), ours at the default rate`, 'ms', delay('oursSlow'), delay('faceapiSlow'), { ratioMax: 1 }));
+    const list = (kind) => delay(kind).map((d) => d.toFixed(0)).join(', ');
+    notes.push(`Smile delay (rows 7): a separate browser whose fake camera plays target/bench/switch.y4m: the neutral scene for ${SWITCH_NEUTRAL_S} s, then the smiling scene `
+      + `(tests/fixtures/crops/smile_1.png) for ${SWITCH_SMILE_S} s, 30 frames a second, looped; a 16x16 square in the top-left corner is dark on neutral frames and light on smiling ones. `
+      + 'The probe reads that square from every frame the page\'s <video> presents (requestVideoFrameCallback, a 1x1 drawImage), on both pages alike; the delay runs from the first light frame '
+      + `presented at least ${SWITCH_AFTER_START_MS} ms after data-phase turned challenge to data-phase result (the verdict). Both pages need the smile held 300 ms: ours its verdict `
+      + '(holdMs 300, score >= 0.5 on consecutive analysed frames), face-api.js\'s page the prototype\'s rule (the first frame with happy >= 0.5, held on every frame for 300 ms). '
+      + `So 300 ms of every delay is the hold itself. Runs (ms): ours default ${list('ours')}; flat out ${list('flat')}; face-api.js ${list('faceapi')}`
+      + (sm.oursSlow ? `; ${THROTTLE}x throttled: ours ${list('oursSlow')}, face-api.js ${list('faceapiSlow')}` : '') + '.');
+  }
   return { rows, notes };
 }
 
@@ -725,6 +996,7 @@ async function main() {
   let microResult = null;
   let runs = null;
   let selfCheckText = null;
+  let smile = null;
   try {
     const chromiumVersion = browser.version();
     log(`Chromium ${chromiumVersion}, ${host.nproc} cores, ${host.model}`);
@@ -734,17 +1006,19 @@ async function main() {
     }
     // Pages first: a page that fails stops the run before the long micro-benchmarks.
     if (!opts.skip.has('pages')) runs = await pages(browser, siteSrv, opts);
+    if (!opts.skip.has('smile')) smile = await smileRuns(siteSrv, opts);
     if (!opts.skip.has('micro')) microResult = await micro(browser, siteSrv.origin, manifest, opts);
 
     const engine = manifest.engine;
     const wasmBytes = fs.readFileSync(path.join(opts.www, engine.wasm));
     const wasm = `${engine.wasm} ${thousands(wasmBytes.length)} B (gzip -9 ${thousands(gzipSize(wasmBytes))}, brotli 11 ${thousands(brotliSize(wasmBytes))}), models ${engine.detector}, ${engine.expression}`;
-    const { rows, notes } = build(microResult, runs, { opts, manifest, selfCheck: selfCheckText });
+    const { rows, notes } = build(microResult, runs, { opts, manifest, selfCheck: selfCheckText, smile });
     const minutes = (Date.now() - t0) / 60000;
     const date = new Date().toISOString().replace('T', ' ').slice(0, 16);
     const header = [
       `- Date: ${date} UTC; runtime ${minutes.toFixed(1)} min; command: \`node bench/run.mjs${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(' ')}` : ''}\``,
-      `- Machine: ${host.model}, ${host.nproc} cores (nproc), ${host.memGiB.toFixed(0)} GiB, Linux ${host.kernel}; load average ${loadBefore[0].toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at the end`,
+      `- Machine: ${host.model}, ${host.nproc} cores (nproc), ${host.memGiB.toFixed(0)} GiB, Linux ${host.kernel}; load average ${loadBefore[0].toFixed(2)} at start, ${os.loadavg()[0].toFixed(2)} at the end`
+        + (Math.max(loadBefore[0], os.loadavg()[0]) >= 0.5 * host.nproc ? ' (a busy machine: other builds and tests ran beside the benchmark, so compare ratios within this run, not times across runs)' : ''),
       `- Browser: Chromium ${chromiumVersion} (${CHROMIUM}), headless, driven by playwright-core; Node ${process.version}`,
       `- Ours: ${path.relative(REPO, opts.www).startsWith('..') ? opts.www : path.relative(REPO, opts.www)} (checkout at ${gitCommit(opts.www)}): ${wasm}. face-api.js: @vladmandic/face-api 1.7.15 with @tensorflow/tfjs-backend-wasm 4.22.0`,
     ].join('\n');

@@ -40,6 +40,11 @@ export interface SmileFactorOptions {
   duration?: number | string;
   /** Smile score (the smile head's, not face-api's `happy`) that counts as a smile, 0..1 exclusive (default 0.49). */
   threshold?: number | string;
+  /**
+   * Frames analysed per second while no smile is near, 5..60 (default 10; 60: every frame
+   * the worker can take). A score at half the threshold analyses every frame for 500 ms.
+   */
+  analysisFps?: number | string;
   /** `'jokes'` (default) or the URL of a video to play during the countdown. */
   content?: string;
   /** Language of the texts: `en` (default) or `de`. */
@@ -61,7 +66,7 @@ export function mount(element: Element, options?: SmileFactorOptions): Promise<S
 export function startPage(root: HTMLElement): Promise<void>;
 
 /**
- * `<smile-factor state return-url duration threshold content lang config>`.
+ * `<smile-factor state return-url duration threshold analysis-fps content lang config>`.
  * Dispatches `smile-factor-result` (bubbles, composed) with a {@link SmileFactorResult}.
  * Themeable with `--smile-factor-accent`, `--smile-factor-accent-fg`, `--smile-factor-bg`,
  * `--smile-factor-fg`, `--smile-factor-muted`, `--smile-factor-focus`,

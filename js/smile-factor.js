@@ -27,6 +27,7 @@ const ATTRIBUTES = {
   'return-url': 'returnUrl',
   duration: 'duration',
   threshold: 'threshold',
+  'analysis-fps': 'analysisFps',
   content: 'content',
   lang: 'lang',
   config: 'config',

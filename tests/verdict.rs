@@ -387,18 +387,26 @@ fn smiled_at(fps: f64, smile_from: f64, smile_ms: f64, worker_ms: f64) -> Option
 
 #[test]
 fn the_analysis_budget_keeps_a_held_smile_caught_as_fast_as_flat_out() {
-    // Smiles starting at every phase of the 15 fps grid, held 400 ms.
-    for i in 0..20 {
-        let from = 1_000.0 + f64::from(i) * 3.5;
-        let flat = smiled_at(60.0, from, 400.0, 20.0).expect("flat out catches it");
-        let paced = smiled_at(15.0, from, 400.0, 20.0).expect("15 fps catches it");
-        // At most one paced interval later: the smile's first frame may wait that long,
-        // the boost then follows the hold frame by frame.
-        assert!(
-            paced - flat <= 1000.0 / 15.0 + 1.0,
-            "smile from {from}: {paced} ms paced, {flat} ms flat out"
-        );
+    use smile_factor::challenge::pacing::DEFAULT_ANALYSIS_FPS;
+    // Smiles starting at every phase of the grid of 15 fps and of the default rate, held
+    // for the 300 ms hold plus the first smiling frame's wait for its turn (one interval)
+    // plus the worker's 20 ms and a 60 Hz frame: 417 ms at 15 fps, 450 ms at 10.
+    for fps in [15.0, DEFAULT_ANALYSIS_FPS] {
+        let interval = 1000.0 / fps;
+        let held = 300.0 + interval + 50.0;
+        for i in 0..40 {
+            let from = 1_000.0 + f64::from(i) * interval / 40.0;
+            let flat = smiled_at(60.0, from, held, 20.0).expect("flat out catches it");
+            let paced = smiled_at(fps, from, held, 20.0)
+                .unwrap_or_else(|| panic!("{fps} fps misses a smile from {from}"));
+            // At most one paced interval later: the smile's first frame may wait that
+            // long, the boost then follows the hold frame by frame.
+            assert!(
+                paced - flat <= interval + 1.0,
+                "{fps} fps, smile from {from}: {paced} ms paced, {flat} ms flat out"
+            );
+        }
+        // A neutral face is never "smiled", paced or not.
+        assert_eq!(smiled_at(fps, 10_000.0, 0.0, 20.0), None);
     }
-    // A neutral face is never "smiled", paced or not.
-    assert_eq!(smiled_at(15.0, 10_000.0, 0.0, 20.0), None);
 }

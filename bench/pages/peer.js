@@ -2,7 +2,8 @@
 // thread: the server sends no COOP/COEP), wait for Start, open the camera, then run
 // detectAllFaces(video, TinyFaceDetectorOptions({inputSize: 224})).withFaceExpressions()
 // on the main thread, one call per animation frame, for `?duration=` seconds (default 15),
-// reading the largest face's happy score.
+// reading the largest face's happy score. A smile ends the challenge as on our page: the
+// first frame with happy >= 0.5, held on every analysed frame for 300 ms (the prototype's rule).
 import * as faceapi from './faceapi/face-api.esm.js';
 
 const tf = faceapi.tf;
@@ -11,6 +12,8 @@ const $ = (id) => document.getElementById(id);
 const seconds = Number(new URLSearchParams(location.search).get('duration') ?? 15);
 const DURATION_MS = (Number.isFinite(seconds) && seconds > 0 ? seconds : 15) * 1000;
 const options = new faceapi.TinyFaceDetectorOptions({ inputSize: 224, scoreThreshold: 0.5 });
+const THRESHOLD = 0.5;
+const HOLD_MS = 300;
 const nextFrame = () => new Promise((r) => requestAnimationFrame(r));
 
 function fail(error) {
@@ -49,9 +52,11 @@ async function challenge() {
   const t0 = performance.now();
   let frames = 0;
   let smiled = false;
-  while (performance.now() - t0 < DURATION_MS) {
+  let smileSince = null;
+  while (!smiled && performance.now() - t0 < DURATION_MS) {
     // No frame yet: nothing to analyse, not counted (as on our page).
     if (video.readyState >= 2) {
+      const grabbed = performance.now();
       const faces = await faceapi.detectAllFaces(video, options).withFaceExpressions();
       frames += 1;
       if (frames === 1) performance.mark('smile-factor:first-analysis');
@@ -59,7 +64,12 @@ async function challenge() {
       const largest = faces.reduce((a, f) => (!a || area(f) > area(a) ? f : a), null);
       const happy = largest ? largest.expressions.happy : 0;
       $('smile-meter').value = happy;
-      smiled ||= happy >= 0.5;
+      if (happy >= THRESHOLD) {
+        smileSince ??= grabbed;
+        smiled = grabbed - smileSince >= HOLD_MS;
+      } else {
+        smileSince = null;
+      }
     }
     $('countdown').textContent = `${Math.ceil((DURATION_MS - (performance.now() - t0)) / 1000)} s`;
     await nextFrame();
@@ -70,6 +80,7 @@ async function challenge() {
   root.dataset.framesAnalysed = String(frames);
   root.dataset.analysisFps = (frames * 1000 / elapsed).toFixed(1);
   root.dataset.notsmiling = String(!smiled);
+  if (smiled) root.dataset.reason = 'smiled';
   $('status').textContent = smiled ? 'You smiled.' : 'No smile.';
   root.dataset.phase = 'result';
 }

@@ -521,7 +521,7 @@ mod tests {
         assert_eq!(c.threshold, DEFAULT_THRESHOLD);
         assert_eq!(c.hold_ms, 300.0);
         assert_eq!(c.min_face_ratio, 0.8);
-        assert_eq!(c.analysis_fps, 15.0);
+        assert_eq!(c.analysis_fps, DEFAULT_ANALYSIS_FPS);
         assert_eq!(c.content, Content::Jokes);
         assert_eq!(c.params, ParamNames::default());
         assert_eq!(c.lang, "en");

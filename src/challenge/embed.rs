@@ -30,6 +30,8 @@ pub struct EmbedOptions {
     pub duration: Option<serde_json::Value>,
     /// Smile threshold, 0..1.
     pub threshold: Option<serde_json::Value>,
+    /// Frames analysed per second while no smile is near (the config's `analysisFps`).
+    pub analysis_fps: Option<serde_json::Value>,
     /// `"jokes"` or the URL of a video to play.
     pub content: Option<String>,
     /// Language tag for the texts.
@@ -94,7 +96,11 @@ impl EmbedOptions {
             return Err(EmbedError::VerifyUnsupported);
         }
         let mut obj = serde_json::Map::new();
-        for (key, value) in [("duration", &self.duration), ("threshold", &self.threshold)] {
+        for (key, value) in [
+            ("duration", &self.duration),
+            ("threshold", &self.threshold),
+            ("analysisFps", &self.analysis_fps),
+        ] {
             if let Some(v) = value {
                 obj.insert(key.into(), number(key, v)?.into());
             }
@@ -225,6 +231,12 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_field() {
+        let p = plan(r#"{"analysisFps": "20"}"#).expect("an attribute's string");
+        assert_eq!(p.config.analysis_fps, 20.0);
+        let p = plan(r#"{"analysisFps": 60}"#).expect("a mount() number");
+        assert_eq!(p.config.analysis_fps, 60.0);
+        let e = plan(r#"{"analysisFps": 2}"#).expect_err("below the bounds");
+        assert!(e.to_string().contains("analysisFps"), "{e}");
         let e = plan(r#"{"duration": "soon"}"#).expect_err("not a number");
         assert!(e.to_string().contains("duration"), "{e}");
         let e = plan(r#"{"threshold": 2}"#).expect_err("out of range");

@@ -62,6 +62,14 @@ pub fn set_text(el: &Element, text: &str) {
     el.set_text_content(Some(text));
 }
 
+/// Writes the text only if it changed: the challenge loop sets its texts on every
+/// animation frame, and each write costs a style, layout and paint pass on the main thread.
+pub fn update_text(el: &Element, text: &str) {
+    if el.text_content().as_deref() != Some(text) {
+        el.set_text_content(Some(text));
+    }
+}
+
 pub fn set_hidden(el: &HtmlElement, hidden: bool) {
     el.set_hidden(hidden);
 }

@@ -20,8 +20,8 @@ use crate::challenge::verdict::State;
 
 use crate::web::camera::{self, Camera, CAMERA_TIMEOUT_MS};
 use crate::web::dom::{
-    self, console_error, describe, set_hidden, set_text, AnimationLoop, DomError, Listener,
-    OwnedFrame,
+    self, console_error, describe, set_hidden, set_text, update_text, AnimationLoop, DomError,
+    Listener, OwnedFrame,
 };
 use crate::web::engine::FrameResult;
 
@@ -472,12 +472,14 @@ impl Page {
         };
         let texts = self.texts;
         let secs = session.remaining_secs();
-        set_text(&self.ui.countdown, &texts.countdown_for(secs));
+        update_text(&self.ui.countdown, &texts.countdown_for(secs));
         let smile = session.verdict().current_smile();
-        self.ui
-            .smile_meter
-            .set_value(f64::from(smile.unwrap_or(0.0)));
-        set_text(&self.ui.smile_value, &texts.smile_value(smile));
+        // Unchanged between results: writing it anyway costs a layout pass per animation frame.
+        let meter = f64::from(smile.unwrap_or(0.0));
+        if self.ui.smile_meter.value() != meter {
+            self.ui.smile_meter.set_value(meter);
+        }
+        update_text(&self.ui.smile_value, &texts.smile_value(smile));
         let elapsed = session.verdict().config().duration_ms - session.remaining_ms();
         if let Some(ch) = self.challenge.as_mut() {
             // Announce every few seconds, not every second: a live region that talks
