@@ -5,7 +5,7 @@
 mod common;
 
 use common::{rgba, DETECTOR, EXPRESSION};
-use smile_factor::vision::distance::{detect_in_canvas, RETRY_CANVASES};
+use smile_factor::vision::distance::RETRY_CANVASES;
 use smile_factor::{AnalyzerOptions, BoundingBox, FaceAnalyzer, RgbaFrame};
 
 const CROPS: [&str; 8] = [
@@ -90,7 +90,7 @@ fn boxes_from_a_canvas_come_back_in_frame_pixels() {
     let direct = a.detect_once(&frame).unwrap();
     assert!(direct.len() >= 2);
     for factor in [1.5, 2.0] {
-        let via = detect_in_canvas(&a, &frame, factor).unwrap();
+        let via = a.detect_in_canvas(&frame, factor).unwrap();
         for (b, _) in &direct {
             let best = via.iter().map(|(v, _)| v.iou(b)).fold(0.0, f64::max);
             assert!(
@@ -118,7 +118,7 @@ fn a_frame_without_a_face_stays_without_one() {
             let frame = RgbaFrame::new(buf, w, h).unwrap();
             assert!(a.detect(&frame).unwrap().is_empty());
             for factor in RETRY_CANVASES {
-                assert!(detect_in_canvas(&a, &frame, factor).unwrap().is_empty());
+                assert!(a.detect_in_canvas(&frame, factor).unwrap().is_empty());
             }
         }
     }

@@ -3,6 +3,8 @@
 //! tensors and on the fixture images, at every detector input size the product uses.
 //! A new model, a new output (such as a smile head) or a kernel change is proved here
 //! without face-api.js in the loop.
+// tract is a native dev-dependency only: wasm-pack's test build skips this file.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

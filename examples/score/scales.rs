@@ -80,7 +80,7 @@ pub fn print_table(detector: &[u8], expression: &[u8], dir: &Path) -> AnyResult<
                     let first = a.detect_once(&frame)?;
                     cell.0 += found(&first, &place) as usize;
                     // Exactly what FaceAnalyzer::detect does after its first run.
-                    let ok = found(&distance::retry_if_empty(a, &frame, first)?, &place);
+                    let ok = found(&a.retry_if_empty(&frame, first)?, &place);
                     cell.1 += ok as usize;
                     misses += !ok as usize;
                 }

@@ -8,6 +8,7 @@
 use serde::Serialize;
 
 use crate::vision::detect::{self, BoundingBox, GRID_CHANNELS};
+use crate::vision::distance::{Canvas, RETRY_CANVASES};
 use crate::vision::error::{Result, SmileError};
 use crate::vision::frame::{Region, RgbaFrame};
 use crate::vision::model::Model;
@@ -205,12 +206,39 @@ impl FaceAnalyzer {
     /// Face boxes in a frame, strongest first, in pixels; a face filling most of the
     /// frame is found too ([`crate::vision::distance`]).
     pub fn detect(&self, frame: &RgbaFrame) -> Result<Vec<(BoundingBox, f64)>> {
-        crate::vision::distance::detect(self, frame)
+        let found = self.detect_once(frame)?;
+        self.retry_if_empty(frame, found)
     }
 
-    /// The detector's raw grid for an input tensor built by the caller.
-    pub fn run_detector(&self, input: Vec<f32>) -> Result<Vec<f32>> {
-        self.detector.run(input)
+    /// The retries of [`FaceAnalyzer::detect`] after a first run that gave `found`: the
+    /// frame centred in each of [`RETRY_CANVASES`] until one finds a face.
+    pub fn retry_if_empty(
+        &self,
+        frame: &RgbaFrame,
+        found: Vec<(BoundingBox, f64)>,
+    ) -> Result<Vec<(BoundingBox, f64)>> {
+        if !found.is_empty() {
+            return Ok(found);
+        }
+        for factor in RETRY_CANVASES {
+            let found = self.detect_in_canvas(frame, factor)?;
+            if !found.is_empty() {
+                return Ok(found);
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// One detector run on `frame` centred in a square canvas `factor` times its longer
+    /// side; boxes in pixels of `frame`.
+    pub fn detect_in_canvas(
+        &self,
+        frame: &RgbaFrame,
+        factor: f64,
+    ) -> Result<Vec<(BoundingBox, f64)>> {
+        let mut canvas = Canvas::new(frame, factor, self.options.input_size);
+        let grid = self.detector.run(std::mem::take(&mut canvas.input))?;
+        Ok(canvas.boxes(&grid, self.options.score_threshold))
     }
 
     /// One detector run on the frame as it is, as face-api.js does it.

@@ -3,11 +3,10 @@
 //! at about 50-100 pixels of its input. When the frame as it is shows no face, the
 //! detector runs again on the frame centred in larger square canvases, so the same face
 //! covers less of the detector's view, until one finds a face. A frame whose face is
-//! found as it is costs nothing extra; a frame with no face at all pays every retry.
+//! found as it is costs nothing extra; a frame with no face at all pays every retry
+//! (`FaceAnalyzer::detect`); the video tracker tries one view per frame instead.
 
-use crate::vision::analyzer::FaceAnalyzer;
 use crate::vision::detect::{self, BoundingBox};
-use crate::vision::error::Result;
 use crate::vision::frame::RgbaFrame;
 use crate::vision::preprocess::DETECTOR_MEAN_RGB;
 
@@ -17,66 +16,56 @@ use crate::vision::preprocess::DETECTOR_MEAN_RGB;
 /// (`./run score --labelled` prints the table by scale).
 pub const RETRY_CANVASES: [f64; 3] = [1.5, 2.5, 4.0];
 
-/// Face boxes in pixels of `frame`, strongest first: the frame as it is, and when that
-/// finds nothing, the frame centred in each of [`RETRY_CANVASES`] until one finds a face.
-pub fn detect(analyzer: &FaceAnalyzer, frame: &RgbaFrame) -> Result<Vec<(BoundingBox, f64)>> {
-    let found = analyzer.detect_once(frame)?;
-    retry_if_empty(analyzer, frame, found)
+/// A frame placed in the middle of a larger square canvas, as the detector sees it.
+pub struct Canvas {
+    /// The detector's `[1, 3, size, size]` input.
+    pub input: Vec<f32>,
+    side: usize,
+    offset: (usize, usize),
+    size: usize,
 }
 
-/// The retries of [`detect`] after a first run that gave `found`.
-pub fn retry_if_empty(
-    analyzer: &FaceAnalyzer,
-    frame: &RgbaFrame,
-    found: Vec<(BoundingBox, f64)>,
-) -> Result<Vec<(BoundingBox, f64)>> {
-    if !found.is_empty() {
-        return Ok(found);
-    }
-    for factor in RETRY_CANVASES {
-        let found = detect_in_canvas(analyzer, frame, factor)?;
-        if !found.is_empty() {
-            return Ok(found);
+impl Canvas {
+    /// `frame` centred in a square canvas `factor` times its longer side (at least 1),
+    /// the rest filled with the detector's mean colour (zero once normalised), sampled
+    /// at the detector's input `size`.
+    pub fn new(frame: &RgbaFrame, factor: f64, size: usize) -> Self {
+        let (w, h) = (frame.width() as usize, frame.height() as usize);
+        let side = canvas_side(w, h, factor);
+        let offset = ((side - w) / 2, (side - h) / 2);
+        Self {
+            input: canvas_input(frame, side, offset, size),
+            side,
+            offset,
+            size,
         }
     }
-    Ok(Vec::new())
-}
 
-/// One detector run on `frame` centred in a square canvas `factor` times its longer
-/// side (at least 1), the rest filled with the detector's mean colour, which is zero
-/// once normalised. Boxes come back in pixels of `frame` (they may reach past its edges).
-pub fn detect_in_canvas(
-    analyzer: &FaceAnalyzer,
-    frame: &RgbaFrame,
-    factor: f64,
-) -> Result<Vec<(BoundingBox, f64)>> {
-    let options = analyzer.options();
-    let s = options.input_size;
-    let (w, h) = (frame.width() as usize, frame.height() as usize);
-    let side = canvas_side(w, h, factor);
-    let (ox, oy) = ((side - w) / 2, (side - h) / 2);
-    let input = canvas_input(frame, side, (ox, oy), s);
-    let grid = analyzer.run_detector(input)?;
-    let side_px = side as f64;
-    Ok(detect::decode(
-        &grid,
-        s / 32,
-        s,
-        side as u32,
-        side as u32,
-        options.score_threshold,
-    )
-    .into_iter()
-    .map(|d| {
-        let b = d.relative.scale(side_px, side_px);
-        let moved = BoundingBox {
-            x: b.x - ox as f64,
-            y: b.y - oy as f64,
-            ..b
-        };
-        (moved, d.score)
-    })
-    .collect())
+    /// The detector's `grid` for this canvas as boxes in pixels of the frame (they may
+    /// reach past its edges), strongest first.
+    pub fn boxes(&self, grid: &[f32], score_threshold: f64) -> Vec<(BoundingBox, f64)> {
+        let side = self.side as f64;
+        let (ox, oy) = (self.offset.0 as f64, self.offset.1 as f64);
+        detect::decode(
+            grid,
+            self.size / 32,
+            self.size,
+            self.side as u32,
+            self.side as u32,
+            score_threshold,
+        )
+        .into_iter()
+        .map(|d| {
+            let b = d.relative.scale(side, side);
+            let moved = BoundingBox {
+                x: b.x - ox,
+                y: b.y - oy,
+                ..b
+            };
+            (moved, d.score)
+        })
+        .collect()
+    }
 }
 
 /// The canvas side for a `w` x `h` frame: `factor` times the longer side, never less

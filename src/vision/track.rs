@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use crate::vision::analyzer::{FaceAnalyzer, View};
 use crate::vision::detect::BoundingBox;
-use crate::vision::distance::{detect_in_canvas, RETRY_CANVASES};
+use crate::vision::distance::RETRY_CANVASES;
 use crate::vision::error::{Result, SmileError};
 use crate::vision::frame::RgbaFrame;
 
@@ -245,7 +245,7 @@ impl Tracker {
     ) -> Result<TrackStep> {
         self.since_detect = 0;
         let found = match self.scale.checked_sub(1).and_then(|i| RETRY_CANVASES.get(i)) {
-            Some(&factor) => detect_in_canvas(analyzer, frame, factor)?,
+            Some(&factor) => analyzer.detect_in_canvas(frame, factor)?,
             None => analyzer.detect_once(frame)?,
         };
         if found.is_empty() {
