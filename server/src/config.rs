@@ -17,6 +17,8 @@ use crate::tokens::{random_id, Secret};
 pub const MIN_SECRET_BYTES: usize = 32;
 /// A request body must arrive within this unless configured.
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// A whole request may take this long (a slow client or a stuck store cannot hold a worker).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Least estimated entropy of a secret, in bits.
 const MIN_SECRET_BITS: f64 = 128.0;
 
@@ -140,6 +142,8 @@ pub struct Settings {
     pub www: PathBuf,
     /// A request body must arrive within this (slow clients cannot hold a worker).
     pub body_timeout: Duration,
+    /// A whole request must be answered within this; then 408 `timeout`.
+    pub request_timeout: Duration,
     /// Demo mode: serves its own config.json and `/continue`.
     pub demo: bool,
 }
@@ -221,6 +225,7 @@ impl Settings {
             challenges_per_minute: args.challenges_per_minute,
             www: args.www.clone(),
             body_timeout: Duration::from_millis(args.body_timeout_ms),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             demo: false,
         })
     }
@@ -248,6 +253,7 @@ impl Settings {
             challenges_per_minute,
             www,
             body_timeout: DEFAULT_BODY_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             demo: true,
         })
     }

@@ -19,6 +19,8 @@ pub enum ApiError {
     BadBody,
     #[error("the body arrived too slowly")]
     SlowBody,
+    #[error("the request took too long; try again")]
+    Timeout,
     #[error("this method is not allowed here")]
     MethodNotAllowed,
     #[error("the JSON body is invalid: {0}")]
@@ -76,6 +78,7 @@ impl ApiError {
             }
             BadBody => ("bad_body", StatusCode::BAD_REQUEST),
             SlowBody => ("slow_body", StatusCode::REQUEST_TIMEOUT),
+            Timeout => ("timeout", StatusCode::REQUEST_TIMEOUT),
             MethodNotAllowed => ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
             BadJson(_) => ("bad_json", StatusCode::BAD_REQUEST),
             BadState(_) => ("bad_state", StatusCode::BAD_REQUEST),

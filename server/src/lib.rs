@@ -28,16 +28,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::Request;
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::clock::Clock;
 use crate::config::Settings;
@@ -45,9 +45,6 @@ use crate::demo::Demo;
 use crate::judge::JudgePool;
 use crate::statics::{Statics, STRICT_CSP};
 use crate::store::{MemoryStore, Store, Ttls};
-
-/// A whole request may take this long (a slow client cannot hold a worker).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Shared state of the running server; cheap to clone.
 #[derive(Clone)]
@@ -142,6 +139,19 @@ pub fn load_judge(dir: &Path) -> Result<JudgePool, StartError> {
 
 /// The access log: method, path without query, status, latency. Nothing else, ever:
 /// no query (it carries the ctx token), no header, no body.
+/// Answers 408 `timeout` (a JSON error like every other) when the request is not done in
+/// time; dropping the handler's future releases what it held.
+async fn request_timeout(
+    axum::extract::State(limit): axum::extract::State<Duration>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => error::ApiError::Timeout.into_response(),
+    }
+}
+
 async fn access_log(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -172,6 +182,7 @@ fn page_csp(settings: &Settings) -> HeaderValue {
 pub fn router(app: App) -> Router {
     let csp = page_csp(&app.settings);
     let body_timeout = app.settings.body_timeout;
+    let request_timeout_limit = app.settings.request_timeout;
     let mut routes = Router::new()
         .route("/api/v1/challenges", post(api::create))
         .route("/api/v1/challenges/{id}/frames", post(api::frame))
@@ -201,9 +212,9 @@ pub fn router(app: App) -> Router {
             HeaderValue::from_static("no-referrer"),
         ))
         .layer(RequestBodyTimeoutLayer::new(body_timeout))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
+        .layer(axum::middleware::from_fn_with_state(
+            request_timeout_limit,
+            request_timeout,
         ))
         .layer(axum::middleware::from_fn(access_log))
 }

@@ -4,27 +4,10 @@
 mod common;
 
 use common::*;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
-use smile_factor_server::tokens::{Secret, VerdictClaims};
+use smile_factor_server::tokens::Secret;
 
-fn decode_verdict(token: &str) -> (jsonwebtoken::Header, VerdictClaims) {
-    let header = jsonwebtoken::decode_header(token).expect("header");
-    let mut v = Validation::new(Algorithm::HS256);
-    v.validate_exp = false; // the fake clock is in the future
-    v.set_audience(&[TENANT]);
-    v.set_issuer(&[ISSUER]);
-    v.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
-    let data = jsonwebtoken::decode::<VerdictClaims>(
-        token,
-        &DecodingKey::from_secret(VERDICT_SECRET.as_bytes()).expect("key"),
-        &v,
-    )
-    .expect("valid verdict token");
-    (header, data.claims)
-}
-
-/// Sends `name`'s crop `n` times, one second apart by the fake clock.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn neutral_face_passes_with_a_signed_token() {
@@ -463,6 +446,82 @@ async fn random_bytes_at_the_frame_endpoint_never_break_the_server() {
     // Still up and still correct.
     let (status, _) = srv.frame("nope", seed).await;
     assert_eq!(status, 404);
+    srv.stop().await;
+}
+
+/// A store that never answers (a stuck backend): only the whole-request timeout ends a call.
+struct StuckStore;
+
+#[async_trait::async_trait]
+impl smile_factor_server::store::Store for StuckStore {
+    async fn take_nonce(
+        &self,
+        _: &smile_factor_server::store::NonceKey,
+    ) -> Result<bool, smile_factor_server::store::StoreError> {
+        std::future::pending().await
+    }
+    async fn create(
+        &self,
+        _: &str,
+        _: &smile_factor_server::challenge::Record,
+    ) -> Result<bool, smile_factor_server::store::StoreError> {
+        std::future::pending().await
+    }
+    async fn load(
+        &self,
+        _: &str,
+    ) -> Result<Option<smile_factor_server::challenge::Snapshot>, smile_factor_server::store::StoreError>
+    {
+        std::future::pending().await
+    }
+    async fn append_frame(
+        &self,
+        _: &str,
+        _: usize,
+        _: u64,
+    ) -> Result<smile_factor_server::store::Cas, smile_factor_server::store::StoreError> {
+        std::future::pending().await
+    }
+    async fn score_frame(
+        &self,
+        _: &str,
+        _: usize,
+        _: smile_factor_server::challenge::Score,
+    ) -> Result<(), smile_factor_server::store::StoreError> {
+        std::future::pending().await
+    }
+    async fn finish(
+        &self,
+        _: &str,
+        _: usize,
+    ) -> Result<smile_factor_server::store::Cas, smile_factor_server::store::StoreError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_hangs_ends_in_a_json_408_and_the_server_stays_up() {
+    let mut settings = settings(10_000);
+    settings.request_timeout = std::time::Duration::from_millis(300);
+    let srv = TestServer::with_store(
+        settings,
+        smile_factor_server::clock::FakeClock::new(T0_MS),
+        std::sync::Arc::new(StuckStore),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let token = ctx_token(&ctx_claims(&fresh_nonce(), srv.now_secs()), CTX_SECRET);
+    let (status, body) = srv
+        .create(json!({"state": "stuck", "session_token": token}))
+        .await;
+    assert_eq!(status, 408, "{body}");
+    assert_eq!(body["error"], "timeout", "{body}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // The next request is answered the same way: nothing was left holding the server.
+    assert_eq!(srv.frame("some-id", jpeg_crop("neutral_1")).await.0, 408);
+    // The page's files do not touch the store.
+    let page = srv.client.get(srv.url("/")).send().await.expect("get /");
+    assert_eq!(page.status(), 200);
     srv.stop().await;
 }
 

@@ -6,7 +6,6 @@
 mod common;
 
 use common::*;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};
 use smile_factor_server::challenge::Timing;
 use smile_factor_server::config::Settings;
@@ -20,19 +19,6 @@ fn long_countdown() -> Settings {
     }
 }
 
-fn claims(token: &str) -> VerdictClaims {
-    let mut v = Validation::new(Algorithm::HS256);
-    v.validate_exp = false; // the fake clock is in the future
-    v.set_audience(&[TENANT]);
-    v.set_issuer(&[ISSUER]);
-    jsonwebtoken::decode::<VerdictClaims>(
-        token,
-        &DecodingKey::from_secret(VERDICT_SECRET.as_bytes()).expect("key"),
-        &v,
-    )
-    .expect("valid verdict token")
-    .claims
-}
 
 /// One challenge of 15 crops a second apart; `face(prompted)` picks the crop, where
 /// `prompted` says the previous answer revealed a prompt. Gives the answers that
@@ -66,7 +52,7 @@ async fn run(
     }
     let (status, finished) = srv.finish(&id).await;
     assert_eq!(status, 200, "{finished}");
-    let c = claims(finished["token"].as_str().expect("token"));
+    let c = verdict_claims(finished["token"].as_str().expect("token"));
     (prompts, finished, c)
 }
 

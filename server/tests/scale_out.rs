@@ -10,11 +10,9 @@ use std::time::{Duration, Instant};
 
 use common::redis_server::RedisServer;
 use common::*;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::json;
 use smile_factor_server::clock::FakeClock;
 use smile_factor_server::store::{RedisStore, Store, Ttls, CALL_TIMEOUT};
-use smile_factor_server::tokens::VerdictClaims;
 
 /// `n` instances on one Redis and one clock, each with its own connection to Redis.
 async fn instances(redis: &RedisServer, n: usize, ttls: Ttls) -> Vec<TestServer> {
@@ -31,19 +29,6 @@ fn default_ttls() -> Ttls {
     Ttls::for_timing(&settings(1).timing)
 }
 
-fn verdict(token: &str) -> VerdictClaims {
-    let mut v = Validation::new(Algorithm::HS256);
-    v.validate_exp = false; // the fake clock is in the future
-    v.set_audience(&[TENANT]);
-    v.set_issuer(&[ISSUER]);
-    jsonwebtoken::decode::<VerdictClaims>(
-        token,
-        &DecodingKey::from_secret(VERDICT_SECRET.as_bytes()).expect("key"),
-        &v,
-    )
-    .expect("a valid verdict token")
-    .claims
-}
 
 async fn stop_all(servers: Vec<TestServer>) {
     for s in servers {
@@ -73,7 +58,7 @@ async fn a_challenge_created_on_one_instance_takes_frames_on_another_and_finishe
         "{body}"
     );
     let token = c.finish_token(&id).await;
-    let claims = verdict(&token);
+    let claims = verdict_claims(&token);
     assert_eq!(claims.state, "cross");
     assert_eq!(claims.nonce, nonce);
     assert!(claims.notsmiling);
@@ -134,7 +119,7 @@ async fn a_finish_racing_on_two_instances_signs_exactly_once() {
         assert_eq!(lost["error"], "finished");
         // No frame: a signed no_face failure, still exactly one token.
         assert_eq!(
-            verdict(won["token"].as_str().expect("token"))
+            verdict_claims(won["token"].as_str().expect("token"))
                 .reason
                 .as_deref(),
             Some("no_face")
@@ -204,7 +189,7 @@ async fn redis_going_away_is_a_503_and_the_challenge_fails_closed() {
     // New challenges work again once the connection is back.
     let (id, _) = a.open("back").await;
     b.send_frames(&id, "neutral_1", 5).await;
-    let claims = verdict(&a.finish_token(&id).await);
+    let claims = verdict_claims(&a.finish_token(&id).await);
     assert!(claims.notsmiling, "{claims:?}");
     stop_all(s).await;
 }

@@ -1,5 +1,6 @@
 // TEST ONLY, never shipped: a camera made of a canvas, for engines whose fake camera
-// cannot play a file (Firefox, WebKit). tools/serve.mjs's `inject` option serves it as
+// cannot play a file (Firefox, WebKit), and for scenes that must follow the page (the
+// verifier's prompts: Chromium's y4m camera loops a file and cannot follow a schedule). tools/serve.mjs's `inject` option serves it as
 // /__e2e/canvas-camera.js and loads it first in <head> (same origin: the page's
 // script-src 'self' allows it). It replaces getUserMedia with canvas.captureStream(fps)
 // of a fixture face drawn as tests/e2e/y4m.mjs draws its scenes: the 112x112 crop scaled
@@ -7,11 +8,18 @@
 //
 //   __smileFakeCamera.show('neutral' | 'smile' | 'empty' | 'neutral_2' | ...)  what it films
 //   __smileFakeCamera.fill([r, g, b])   a flat colour (channel-order checks)
-//   __smileFakeCamera.auto({ selector, then: 'smile', otherwise: 'neutral' })
-//                                       `then` while the element is shown (prompt tests)
+//   __smileFakeCamera.auto({ selector, then: 'smile', otherwise: 'neutral', reactMs: 0 })
+//                                       `then` while the element is shown (also inside a
+//                                       <smile-factor>'s shadow root), each switch
+//                                       `reactMs` late, as a person's reaction would be
 //   __smileFakeCamera.end()             stop every track it handed out (camera_lost)
 //   __smileFakeCamera.tracks            the live tracks it handed out
-// A query parameter `e2e-camera=NAME` on the page URL picks the first scene (default neutral).
+//   __smileFakeCamera.log               [{ t, face }]: every switch, performance.now() ms
+// Query parameters on the page URL set the start, so a test needs no script of its own:
+// `fakecam=NAME` films that face (default neutral); `fakecam=auto` smiles while the prompt
+// (#prompt) shows, `auto-neutral` ignores the prompts, `auto-smile` smiles throughout,
+// `auto-straight` smiles and keeps a straight face on cue (smile mode); `react=MS` delays
+// the automatic switches.
 (() => {
   'use strict';
   const FPS = 30;
@@ -29,10 +37,11 @@
   const ctx = canvas.getContext('2d');
   const images = new Map(); // crop name -> HTMLImageElement (loaded)
   const tracks = [];
-  let scene = { face: FACES.neutral };
+  let scene = { face: FACES.neutral, name: 'neutral' };
   let autoRule = null;
   let tick = 0;
   let timer = null;
+  const log = [];
 
   function image(name) {
     if (!images.has(name)) {
@@ -85,15 +94,43 @@
     return c;
   }
 
-  function draw() {
-    let current = scene;
-    if (autoRule) {
-      const el = document.querySelector(autoRule.selector);
-      const shown = !!el && el.offsetParent !== null && getComputedStyle(el).visibility !== 'hidden';
-      current = { face: faceOf(shown ? autoRule.then : autoRule.otherwise) };
+  // The element, in the document or in an embed's shadow root, and whether it shows.
+  function shown(selector) {
+    const roots = [document, ...[...document.querySelectorAll('smile-factor')].map((e) => e.shadowRoot).filter(Boolean)];
+    return roots.some((root) => {
+      const el = root.querySelector(selector);
+      if (!el || el.hidden || el.getClientRects().length === 0) return false;
+      return getComputedStyle(el).visibility !== 'hidden';
+    });
+  }
+
+  // A scene by the name a test gave it ('smile', 'empty', a crop's name) or a colour.
+  const sceneNamed = (name) => ({ face: faceOf(name), name });
+  const label = (s) => (s.fill ? `fill:${s.fill}` : s.name);
+  function setScene(next) {
+    if (label(next) !== label(scene)) log.push({ t: performance.now(), face: label(next) });
+    scene = next;
+  }
+
+  // The automatic rule: the face it wants now, switched to `reactMs` after it changed.
+  function follow() {
+    if (!autoRule) return;
+    const want = shown(autoRule.selector) ? autoRule.then : autoRule.otherwise;
+    if (want === autoRule.wanted) return;
+    autoRule.wanted = want;
+    clearTimeout(autoRule.pending);
+    if (autoRule.reactMs > 0) {
+      const rule = autoRule;
+      rule.pending = setTimeout(() => { if (autoRule === rule) setScene(sceneNamed(want)); }, rule.reactMs);
+    } else {
+      setScene(sceneNamed(want));
     }
+  }
+
+  function draw() {
+    follow();
     const shift = SWAY[tick++ % SWAY.length];
-    ctx.drawImage(render(current), 0, shift);
+    ctx.drawImage(render(scene), 0, shift);
   }
 
   function ensureRunning() {
@@ -108,10 +145,21 @@
     return s;
   }
 
-  const initial = new URLSearchParams(location.search).get('e2e-camera');
-  if (initial) scene = { face: faceOf(initial) };
-  // Start loading the crops before Start is pressed.
-  for (const n of Object.values(FACES)) if (n) image(n);
+  function stopFollowing() {
+    if (autoRule) clearTimeout(autoRule.pending);
+    autoRule = null;
+  }
+
+  const params = new URLSearchParams(location.search);
+  const start = params.get('fakecam') || 'neutral';
+  // `fakecam=auto...`: [shown while the prompt shows, shown otherwise].
+  const PROMPT_RULES = {
+    auto: ['smile', 'neutral'],
+    'auto-neutral': ['neutral', 'neutral'],
+    'auto-smile': ['smile', 'smile'],
+    'auto-straight': ['neutral', 'smile'],
+  };
+  // The crops start loading before Start is pressed (below).
 
   async function getUserMedia(constraints) {
     if (!constraints || !constraints.video) {
@@ -127,20 +175,23 @@
     Object.defineProperty(md, 'getUserMedia', { value: getUserMedia, configurable: true, writable: true });
   }
 
-  window.__smileFakeCamera = {
+  const api = {
     tracks,
+    log,
     show(name) {
-      autoRule = null;
-      scene = { face: faceOf(name) };
+      stopFollowing();
+      setScene(sceneNamed(name));
       if (scene.face) image(scene.face);
     },
     fill(rgb) {
-      autoRule = null;
-      scene = { fill: rgb };
+      stopFollowing();
+      setScene({ fill: rgb });
     },
-    auto({ selector, then = 'smile', otherwise = 'neutral' }) {
+    auto({ selector, then = 'smile', otherwise = 'neutral', reactMs = 0 }) {
+      stopFollowing();
       for (const n of [then, otherwise]) if (faceOf(n)) image(faceOf(n));
-      autoRule = { selector, then, otherwise };
+      autoRule = { selector, then, otherwise, reactMs, wanted: null, pending: null };
+      follow();
     },
     end() {
       for (const t of tracks) t.stop();
@@ -149,4 +200,17 @@
     /** The canvas itself (tests read its pixels to compare with what the page saw). */
     canvas,
   };
+  window.__smileFakeCamera = api;
+
+  if (start in PROMPT_RULES) {
+    const [then, otherwise] = PROMPT_RULES[start];
+    const reactMs = Math.max(0, Number(params.get('react')) || 0);
+    api.auto({ selector: '#prompt', then, otherwise, reactMs });
+    // Switch as soon as the prompt shows, not at the next frame.
+    new MutationObserver(follow).observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ['hidden'] });
+  } else {
+    scene = sceneNamed(start);
+  }
+  for (const n of Object.values(FACES)) if (n) image(n);
+  if (scene.face) image(scene.face);
 })();

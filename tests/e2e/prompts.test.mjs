@@ -15,10 +15,7 @@ import { describe, test } from 'node:test';
 import { startServer } from '../../tools/serve.mjs';
 import { checkBuilt, clickStart, WWW } from './helpers.mjs';
 import { launchBrowser } from './webdriver.mjs';
-import { readFileSync } from 'node:fs';
 
-// The test camera that follows the page's prompts (served by the harness, never shipped).
-const PROMPT_CAMERA = readFileSync(new URL('./prompt-camera.js', import.meta.url), 'utf8');
 
 const DURATION_MS = 15_000;
 const FRAME_INTERVAL_MS = 1_000;
@@ -43,7 +40,7 @@ const RECORD_SWITCHES = `(() => {
 async function promptedLogin({ fakecam, mode, reactMs = 0 }) {
   const srv = await startServer({
     root: WWW,
-    initScripts: [PROMPT_CAMERA],
+    fakeCamera: true, // canvas-camera.js: follows the prompt from `fakecam` in the URL
     upstreamOptions: { durationMs: DURATION_MS, frameIntervalMs: FRAME_INTERVAL_MS },
     // The demo's own config, returning to the harness (whose POST /continue is the server's).
     config: (origin) => ({ returnUrl: origin, duration: DURATION_MS / 1000, verify: true, ...(mode ? { mode } : {}) }),

@@ -47,6 +47,28 @@ impl MemoryStore {
             .map_err(|_| StoreError::Corrupt("a challenge's lock is poisoned".into()))?;
         Ok(Some(f(&mut c)))
     }
+
+    /// The two writes the trait makes atomic: `write` runs only if the challenge is
+    /// not finished and its log still has `expected_len` entries (as Redis's scripts).
+    fn compare_and_set(
+        &self,
+        id: &str,
+        expected_len: usize,
+        write: impl FnOnce(&mut Snapshot),
+    ) -> Result<Cas, StoreError> {
+        Ok(self
+            .with(id, |c| {
+                if c.finished {
+                    Cas::Finished
+                } else if c.frames.len() != expected_len {
+                    Cas::Stale
+                } else {
+                    write(c);
+                    Cas::Done(expected_len)
+                }
+            })?
+            .unwrap_or(Cas::Gone))
+    }
 }
 
 #[async_trait]
@@ -82,21 +104,12 @@ impl Store for MemoryStore {
         expected_len: usize,
         at_ms: u64,
     ) -> Result<Cas, StoreError> {
-        Ok(self
-            .with(id, |c| {
-                if c.finished {
-                    Cas::Finished
-                } else if c.frames.len() != expected_len {
-                    Cas::Stale
-                } else {
-                    c.frames.push(FrameEntry {
-                        at_ms,
-                        score: Score::Pending,
-                    });
-                    Cas::Done(expected_len)
-                }
-            })?
-            .unwrap_or(Cas::Gone))
+        self.compare_and_set(id, expected_len, |c| {
+            c.frames.push(FrameEntry {
+                at_ms,
+                score: Score::Pending,
+            })
+        })
     }
 
     async fn score_frame(&self, id: &str, index: usize, score: Score) -> Result<(), StoreError> {
@@ -109,17 +122,6 @@ impl Store for MemoryStore {
     }
 
     async fn finish(&self, id: &str, expected_len: usize) -> Result<Cas, StoreError> {
-        Ok(self
-            .with(id, |c| {
-                if c.finished {
-                    Cas::Finished
-                } else if c.frames.len() != expected_len {
-                    Cas::Stale
-                } else {
-                    c.finished = true;
-                    Cas::Done(expected_len)
-                }
-            })?
-            .unwrap_or(Cas::Gone))
+        self.compare_and_set(id, expected_len, |c| c.finished = true)
     }
 }

@@ -9,14 +9,14 @@ use std::sync::{Arc, OnceLock};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{json, Value};
 use smile_factor_server::challenge::Timing;
 use smile_factor_server::clock::FakeClock;
 use smile_factor_server::config::Settings;
 use smile_factor_server::judge::JudgePool;
 use smile_factor_server::store::Store;
-use smile_factor_server::tokens::Secret;
+use smile_factor_server::tokens::{Secret, VerdictClaims};
 use smile_factor_server::{load_judge, serve, App};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -62,6 +62,7 @@ pub fn settings(challenges_per_minute: u32) -> Settings {
         challenges_per_minute,
         www: root().join("www"),
         body_timeout: std::time::Duration::from_millis(300),
+        request_timeout: smile_factor_server::config::DEFAULT_REQUEST_TIMEOUT,
         demo: false,
     }
 }
@@ -244,6 +245,29 @@ pub fn ctx_token(claims: &Value, secret: &str) -> String {
         &EncodingKey::from_secret(secret.as_bytes()).expect("key"),
     )
     .expect("encode")
+}
+
+/// A verdict token checked as the Action checks it (HS256, issuer, audience, the
+/// registered claims), except its expiry: the fake clock is in the future.
+pub fn decode_verdict(token: &str) -> (Header, VerdictClaims) {
+    let header = jsonwebtoken::decode_header(token).expect("header");
+    let mut v = Validation::new(Algorithm::HS256);
+    v.validate_exp = false;
+    v.set_audience(&[TENANT]);
+    v.set_issuer(&[ISSUER]);
+    v.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
+    let data = jsonwebtoken::decode::<VerdictClaims>(
+        token,
+        &DecodingKey::from_secret(VERDICT_SECRET.as_bytes()).expect("key"),
+        &v,
+    )
+    .expect("a valid verdict token");
+    (header, data.claims)
+}
+
+/// The claims of a verdict token (`decode_verdict`).
+pub fn verdict_claims(token: &str) -> VerdictClaims {
+    decode_verdict(token).1
 }
 
 /// An unsigned token with `alg: none`.
