@@ -1,12 +1,12 @@
 //! The challenge API of the signed mode: open a challenge with a ctx token, upload face crops,
 //! finish for a signed verdict. Every failure is an [`ApiError`] (JSON, defined status).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
+use axum_client_ip::{ClientIp, Rejection as ClientIpRejection};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -118,11 +118,13 @@ fn json_message(e: &serde_json::Error) -> String {
 /// `POST /api/v1/challenges`.
 pub async fn create(
     State(app): State<App>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: Result<ClientIp, ClientIpRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    if app.limiter.check_key(&peer.ip()).is_err() {
+    // Behind a proxy, a request without its header did not come through it: refused.
+    let ClientIp(ip) = client.map_err(|_| ApiError::NoClientAddress)?;
+    if app.limiter.check_key(&ip).is_err() {
         return Err(ApiError::RateLimited);
     }
     if !has_content_type(&headers, "application/json") {

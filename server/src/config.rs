@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use axum_client_ip::ClientIpSource;
 use clap::Parser;
 use thiserror::Error;
 use url::Url;
@@ -63,6 +64,12 @@ pub struct Args {
     /// Challenges one IP address may open per minute (per instance).
     #[arg(long, env = "SMILE_CHALLENGES_PER_MINUTE", default_value_t = 30)]
     pub challenges_per_minute: u32,
+    /// Where the client's address comes from: `ConnectInfo` (the socket: no proxy in
+    /// front), or the header your proxy sets: `RightmostXForwardedFor` (nginx, HAProxy,
+    /// most load balancers), `XRealIp`, `CfConnectingIp`, `TrueClientIp`, `FlyClientIp`,
+    /// `CloudFrontViewerAddress`, `XEnvoyExternalAddress`.
+    #[arg(long, env = "SMILE_CLIENT_IP_SOURCE", default_value = "ConnectInfo", value_parser = parse_client_ip_source)]
+    pub client_ip_source: ClientIpSource,
     /// Keep the challenges in this Redis (redis://host:port[/db]) so several instances
     /// can serve them; default: in this process. A password belongs in the variable, not the flag.
     #[arg(long, env = "SMILE_REDIS_URL", hide_env_values = true)]
@@ -125,6 +132,12 @@ pub enum ConfigError {
     RateLimit,
 }
 
+fn parse_client_ip_source(s: &str) -> Result<ClientIpSource, String> {
+    s.parse().map_err(|_| {
+        format!("{s:?} is not a client address source; use ConnectInfo (no proxy), RightmostXForwardedFor, XRealIp, CfConnectingIp, TrueClientIp, FlyClientIp, CloudFrontViewerAddress or XEnvoyExternalAddress")
+    })
+}
+
 /// Everything the running server needs, checked.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -139,6 +152,8 @@ pub struct Settings {
     pub return_origins: Vec<String>,
     pub timing: Timing,
     pub challenges_per_minute: u32,
+    /// Where the rate limit reads the client's address.
+    pub client_ip_source: ClientIpSource,
     pub www: PathBuf,
     /// A request body must arrive within this (slow clients cannot hold a worker).
     pub body_timeout: Duration,
@@ -164,6 +179,7 @@ impl Settings {
                 args.www.clone(),
             )?;
             demo.body_timeout = Duration::from_millis(args.body_timeout_ms);
+            demo.client_ip_source = args.client_ip_source.clone();
             return Ok(demo);
         }
         let ctx = check_secret("SMILE_CTX_SECRET", secrets.ctx)?;
@@ -223,6 +239,7 @@ impl Settings {
             return_origins,
             timing,
             challenges_per_minute: args.challenges_per_minute,
+            client_ip_source: args.client_ip_source.clone(),
             www: args.www.clone(),
             body_timeout: Duration::from_millis(args.body_timeout_ms),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
@@ -251,6 +268,7 @@ impl Settings {
             return_origins: vec![origin],
             timing,
             challenges_per_minute,
+            client_ip_source: ClientIpSource::ConnectInfo,
             www,
             body_timeout: DEFAULT_BODY_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,

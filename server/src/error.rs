@@ -37,6 +37,8 @@ pub enum ApiError {
     TooFast { interval_ms: u64 },
     #[error("too many challenges from this address; try again later")]
     RateLimited,
+    #[error("the request did not say the client's address as the proxy in front sets it")]
+    NoClientAddress,
     #[error("this challenge already has its {0} frames")]
     TooManyFrames(u32),
     #[error("the challenge window is over")]
@@ -87,6 +89,7 @@ impl ApiError {
             BadFrame(_) => ("bad_frame", StatusCode::BAD_REQUEST),
             TooFast { .. } => ("too_fast", StatusCode::TOO_MANY_REQUESTS),
             RateLimited => ("rate_limited", StatusCode::TOO_MANY_REQUESTS),
+            NoClientAddress => ("no_client_address", StatusCode::BAD_REQUEST),
             TooManyFrames(_) => ("too_many_frames", StatusCode::CONFLICT),
             WindowOver => ("window_over", StatusCode::CONFLICT),
             Finished => ("finished", StatusCode::CONFLICT),

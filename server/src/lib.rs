@@ -183,6 +183,7 @@ pub fn router(app: App) -> Router {
     let csp = page_csp(&app.settings);
     let body_timeout = app.settings.body_timeout;
     let request_timeout_limit = app.settings.request_timeout;
+    let app_client_ip_source = app.settings.client_ip_source.clone().into_extension();
     let mut routes = Router::new()
         .route("/api/v1/challenges", post(api::create))
         .route("/api/v1/challenges/{id}/frames", post(api::frame))
@@ -216,6 +217,7 @@ pub fn router(app: App) -> Router {
             request_timeout_limit,
             request_timeout,
         ))
+        .layer(app_client_ip_source)
         .layer(axum::middleware::from_fn(access_log))
 }
 

@@ -381,6 +381,69 @@ async fn frames_reject_bad_input_and_bad_timing() {
     srv.stop().await;
 }
 
+/// Opens a challenge with extra request headers; returns the status and error code.
+async fn create_with_headers(srv: &TestServer, headers: &[(&str, &str)]) -> (u16, Option<String>) {
+    let token = ctx_token(&ctx_claims(&fresh_nonce(), srv.now_secs()), CTX_SECRET);
+    let mut req = srv
+        .client
+        .post(srv.url("/api/v1/challenges"))
+        .json(&json!({"state": "s", "session_token": token}));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let res = req.send().await.expect("send");
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    (status, body["error"].as_str().map(str::to_owned))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_proxy_a_forged_forwarded_for_does_not_escape_the_rate_limit() {
+    let srv = TestServer::with_settings(settings(2)).await;
+    for i in 0..2 {
+        let fake = format!("203.0.113.{i}");
+        assert_eq!(create_with_headers(&srv, &[("x-forwarded-for", &fake)]).await.0, 201);
+    }
+    assert_eq!(
+        create_with_headers(&srv, &[("x-forwarded-for", "198.51.100.9")]).await,
+        (429, Some("rate_limited".to_owned()))
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_proxy_the_limit_is_per_client_from_the_rightmost_forwarded_for() {
+    let mut s = settings(2);
+    s.client_ip_source = axum_client_ip::ClientIpSource::RightmostXForwardedFor;
+    let srv = TestServer::with_settings(s).await;
+    // Two users behind one proxy (all requests come from 127.0.0.1): each has its own budget.
+    for user in ["192.0.2.10", "192.0.2.20"] {
+        for _ in 0..2 {
+            assert_eq!(create_with_headers(&srv, &[("x-forwarded-for", user)]).await.0, 201);
+        }
+        assert_eq!(
+            create_with_headers(&srv, &[("x-forwarded-for", user)]).await,
+            (429, Some("rate_limited".to_owned())),
+            "{user}"
+        );
+    }
+    // A client's own entry goes leftmost; the proxy appends the real address on the right.
+    assert_eq!(
+        create_with_headers(&srv, &[("x-forwarded-for", "198.51.100.1, 192.0.2.10")]).await,
+        (429, Some("rate_limited".to_owned()))
+    );
+    // A request that did not come through the proxy is refused, not let through.
+    assert_eq!(
+        create_with_headers(&srv, &[]).await,
+        (400, Some("no_client_address".to_owned()))
+    );
+    assert_eq!(
+        create_with_headers(&srv, &[("x-forwarded-for", "not an address")]).await,
+        (400, Some("no_client_address".to_owned()))
+    );
+    srv.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn challenge_creation_is_rate_limited_per_ip() {
     let srv = TestServer::with_settings(settings(2)).await;

@@ -84,6 +84,13 @@ fn bad_secrets_stop_the_server_with_a_message() {
 }
 
 #[test]
+fn an_unknown_client_address_source_stops_the_server_with_the_choices() {
+    let err = start_error(&[("SMILE_CLIENT_IP_SOURCE", "LeftmostXForwardedFor")]);
+    assert!(err.contains("not a client address source"), "{err}");
+    assert!(err.contains("RightmostXForwardedFor"), "{err}");
+}
+
+#[test]
 fn an_unreachable_redis_stops_the_server_without_showing_its_password() {
     // A port nobody listens on: bound, then released.
     let port = std::net::TcpListener::bind("127.0.0.1:0")

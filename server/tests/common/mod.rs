@@ -60,6 +60,7 @@ pub fn settings(challenges_per_minute: u32) -> Settings {
         return_origins: vec![format!("https://{TENANT}")],
         timing: Timing::new(DURATION_MS, 1_000),
         challenges_per_minute,
+        client_ip_source: axum_client_ip::ClientIpSource::ConnectInfo,
         www: root().join("www"),
         body_timeout: std::time::Duration::from_millis(300),
         request_timeout: smile_factor_server::config::DEFAULT_REQUEST_TIMEOUT,
