@@ -116,6 +116,12 @@ impl RedisStore {
     /// A store on `url` (`redis://[:password@]host:port[/db]`). It connects on first use
     /// and reconnects by itself, so an instance may start before Redis is up.
     pub fn new(url: &str, ttls: Ttls) -> Result<Self, StoreError> {
+        if url.starts_with("rediss:") {
+            return Err(StoreError::Unavailable(format!(
+                "rediss:// (TLS) is not built in ({}); reach Redis over a private network or a TLS tunnel and use redis://",
+                redis_host(url)
+            )));
+        }
         let client = redis::Client::open(url).map_err(|_| {
             StoreError::Unavailable(format!("the Redis URL is not valid ({})", redis_host(url)))
         })?;
