@@ -1,18 +1,31 @@
-//! The smile head's training data: the expression net's 256 pooled features (the
-//! `flatten` value, after global average pooling) of every crop of a labelled set and of
-//! its mirror image, computed by our own engine with the same preprocessing as
-//! `FaceAnalyzer::classify_face`. `models/smile_head/train.py` reads what this writes.
+//! The smile head's training data: features of the expression net, computed by our own
+//! engine with the same preprocessing as `FaceAnalyzer::classify_face`, for every crop of
+//! a labelled set and its mirror image, and (with `--augment K`) for K augmented copies
+//! of every crop and their mirrors. `models/smile_head/train.py` reads `features.f32`
+//! and `index.tsv`; `models/smile_head/experiments.py` reads all of it.
 //!
-//! `cargo run --profile tool --example head_features -- --labelled DIR --out DIR [--models DIR]`
-//! writes `OUT/features.f32` (little-endian f32, per crop: 256 features as is, then 256
-//! mirrored) and `OUT/index.tsv` (file, label 1 = smile, face-api's `happy` as is and
-//! mirrored). `./run train-head DIR` runs it into `target/smile_head/`.
+//! `cargo run --profile tool --example head_features -- --labelled DIR --out DIR
+//!  [--models DIR] [--augment K] [--seed S]`
+//!
+//! All files are little-endian f32, per crop: the crop, then its mirror.
+//! - `OUT/features.f32`: the 256 pooled features (`flatten`, after global average
+//!   pooling), what the shipped head reads.
+//! - `OUT/rows.f32`: the row means of two feature maps, the last block's `dense3/out`
+//!   (256 channels, 7 rows) and the block before's `dense2/out` (128 channels, 14 rows),
+//!   channel-major: any band of rows the experiments pool is an exact mean of these.
+//! - `OUT/augmented.f32`: the same row means, per crop, per augmented copy.
+//! - `OUT/index.tsv`: file, label (1 = smile), face-api's `happy` as is and mirrored.
+//!
+//! Augmentation is seeded and deterministic: a random similarity transform (scale,
+//! rotation, shift; edges repeated), then sometimes a Gaussian blur, then brightness and
+//! contrast. `./run train-head DIR` runs this into `target/smile_head/`.
 
 use std::error::Error;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use image::RgbaImage;
 use smile_factor::vision::frame::{Region, RgbaFrame};
 use smile_factor::vision::nn::Net;
 use smile_factor::vision::preprocess::{
@@ -21,9 +34,13 @@ use smile_factor::vision::preprocess::{
 
 type AnyResult<T> = Result<T, Box<dyn Error>>;
 
-/// The graph values read: the pooled features and face-api's 7 probabilities.
-const OUTPUTS: [&str; 2] = ["flatten", "probabilities"];
+/// The graph values read: two feature maps, the pooled features, face-api's 7 probabilities.
+const OUTPUTS: [&str; 4] = ["dense3/out", "dense2/out", "flatten", "probabilities"];
 const FEATURES: usize = 256;
+const USAGE: &str =
+    "usage: head_features --labelled DIR --out DIR [--models DIR] [--augment K] [--seed S]";
+/// (channels, rows, columns) of the two maps at the net's 112x112 input.
+const MAPS: [(usize, usize, usize); 2] = [(256, 7, 7), (128, 14, 14)];
 
 fn images_in(dir: &Path) -> AnyResult<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -40,9 +57,132 @@ fn images_in(dir: &Path) -> AnyResult<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// splitmix64: a tiny seeded generator, so the augmented set is the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64, crop: u64, copy: u64) -> Self {
+        let mut r = Rng(seed ^ crop.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ copy << 48);
+        r.next();
+        r
+    }
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [lo, hi).
+    fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        lo + (hi - lo) * ((self.next() >> 40) as f32 / (1u64 << 24) as f32)
+    }
+}
+
+/// One augmented copy: small changes a face detector's box and a webcam make anyway.
+fn augment(img: &RgbaImage, rng: &mut Rng) -> RgbaImage {
+    let scale = rng.uniform(0.9, 1.1);
+    let angle = rng.uniform(-10.0, 10.0).to_radians();
+    let (w, h) = img.dimensions();
+    let (dx, dy) = (
+        rng.uniform(-0.06, 0.06) * w as f32,
+        rng.uniform(-0.06, 0.06) * h as f32,
+    );
+    let blur = if rng.uniform(0.0, 1.0) < 0.5 {
+        0.0
+    } else {
+        rng.uniform(0.3, 1.2)
+    };
+    let brightness = rng.uniform(-20.0, 20.0);
+    let contrast = rng.uniform(0.8, 1.2);
+    // Output pixel -> source pixel: the inverse of scale-rotate about the centre, then shift.
+    let (cx, cy) = (w as f32 / 2.0, h as f32 / 2.0);
+    let (sin, cos) = angle.sin_cos();
+    let mut out = RgbaImage::new(w, h);
+    for (x, y, px) in out.enumerate_pixels_mut() {
+        let (ux, uy) = (x as f32 + 0.5 - cx - dx, y as f32 + 0.5 - cy - dy);
+        let sx = (cos * ux + sin * uy) / scale + cx - 0.5;
+        let sy = (-sin * ux + cos * uy) / scale + cy - 0.5;
+        *px = bilinear(img, sx, sy);
+    }
+    if blur > 0.0 {
+        out = image::imageops::blur(&out, blur);
+    }
+    for px in out.pixels_mut() {
+        for c in &mut px.0[..3] {
+            *c = ((*c as f32 - 128.0) * contrast + 128.0 + brightness)
+                .round()
+                .clamp(0.0, 255.0) as u8;
+        }
+    }
+    out
+}
+
+/// Bilinear sample at (x, y) in pixel-centre coordinates, edges repeated.
+fn bilinear(img: &RgbaImage, x: f32, y: f32) -> image::Rgba<u8> {
+    let (w, h) = img.dimensions();
+    let clamp = |v: f32, n: u32| v.clamp(0.0, (n - 1) as f32);
+    let (x, y) = (clamp(x, w), clamp(y, h));
+    let (x0, y0) = (x.floor() as u32, y.floor() as u32);
+    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+    let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+    let p = |xx, yy| img.get_pixel(xx, yy).0;
+    let (a, b, c, d) = (p(x0, y0), p(x1, y0), p(x0, y1), p(x1, y1));
+    let mut o = [0u8, 0, 0, 255];
+    for i in 0..3 {
+        let top = a[i] as f32 + (b[i] as f32 - a[i] as f32) * fx;
+        let bottom = c[i] as f32 + (d[i] as f32 - c[i] as f32) * fx;
+        o[i] = (top + (bottom - top) * fy).round().clamp(0.0, 255.0) as u8;
+    }
+    image::Rgba(o)
+}
+
+/// Writes the row means of the two maps for one net input, and the pooled features if
+/// `pooled` is given; returns face-api's `happy`.
+fn features(
+    net: &Net,
+    input: Vec<f32>,
+    rows_out: &mut impl std::io::Write,
+    pooled: Option<&mut dyn std::io::Write>,
+) -> AnyResult<f32> {
+    let outs = net.run_all(input)?;
+    for (map, &(c, rows, cols)) in outs.iter().zip(MAPS.iter()) {
+        for ch in 0..c {
+            for r in 0..rows {
+                let row = &map[(ch * rows + r) * cols..][..cols];
+                let mean = row.iter().sum::<f32>() / cols as f32;
+                rows_out.write_all(&mean.to_le_bytes())?;
+            }
+        }
+    }
+    if let Some(out) = pooled {
+        for v in &outs[2] {
+            out.write_all(&v.to_le_bytes())?;
+        }
+    }
+    Ok(outs[3][1])
+}
+
+fn net_input(img: &RgbaImage) -> AnyResult<[Vec<f32>; 2]> {
+    let (w, h) = img.dimensions();
+    let frame = RgbaFrame::new(img.as_raw(), w, h)?;
+    let e = EXPRESSION_INPUT_SIZE;
+    let input = square_input(
+        &frame,
+        Region::whole(&frame),
+        Padding::Centered,
+        e,
+        EXPRESSION_MEAN_RGB,
+    );
+    let mut mirrored = input.clone();
+    mirror(&mut mirrored, e);
+    Ok([input, mirrored])
+}
+
 fn main() -> AnyResult<()> {
     let (mut labelled, mut out) = (None, None);
     let mut models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
+    let (mut copies, mut seed) = (0u64, 20261201u64);
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{a} needs a value"));
@@ -50,53 +190,63 @@ fn main() -> AnyResult<()> {
             "--labelled" => labelled = Some(PathBuf::from(value()?)),
             "--out" => out = Some(PathBuf::from(value()?)),
             "--models" => models = value()?.into(),
-            _ => return Err(format!("unknown argument {a}; usage: --labelled DIR --out DIR").into()),
+            "--augment" => copies = value()?.parse()?,
+            "--seed" => seed = value()?.parse()?,
+            _ => return Err(format!("unknown argument {a}; {USAGE}").into()),
         }
     }
     let (Some(labelled), Some(out)) = (labelled, out) else {
-        return Err("usage: head_features --labelled DIR --out DIR [--models DIR]".into());
+        return Err(USAGE.into());
     };
     let bytes = std::fs::read(models.join("face_expression.onnx"))?;
     let e = EXPRESSION_INPUT_SIZE;
     let net = Net::load_outputs(&bytes, &[1, 3, e, e], Some(&OUTPUTS))?;
-    if net.output_shapes() != [&[1, FEATURES][..], &[1, 7]] {
+    let want: Vec<Vec<usize>> = MAPS
+        .iter()
+        .map(|&(c, r, w)| vec![1, c, r, w])
+        .chain([vec![1, FEATURES], vec![1, 7]])
+        .collect();
+    if net.output_shapes() != want.iter().map(|v| &v[..]).collect::<Vec<_>>() {
         return Err(format!("unexpected outputs {:?}", net.output_shapes()).into());
     }
     std::fs::create_dir_all(&out)?;
-    let mut features = std::io::BufWriter::new(std::fs::File::create(out.join("features.f32"))?);
+    let file = |name: &str| -> AnyResult<_> {
+        Ok(std::io::BufWriter::new(std::fs::File::create(
+            out.join(name),
+        )?))
+    };
+    let mut plain = file("features.f32")?;
+    let mut rows = file("rows.f32")?;
+    let mut augmented = file("augmented.f32")?;
     let mut index = String::from("file\tlabel\thappy\thappy_mirror\n");
-    let mut n = 0;
+    let mut n = 0u64;
     for (label, sub) in ["non_smile", "smile"].iter().enumerate() {
         for path in images_in(&labelled.join(sub))? {
             let img = image::open(&path)
                 .map_err(|e| format!("{}: {e}", path.display()))?
                 .to_rgba8();
-            let (w, h) = img.dimensions();
-            let frame = RgbaFrame::new(img.as_raw(), w, h)?;
-            let input = square_input(
-                &frame,
-                Region::whole(&frame),
-                Padding::Centered,
-                e,
-                EXPRESSION_MEAN_RGB,
-            );
-            let mut mirrored = input.clone();
-            mirror(&mut mirrored, e);
             let mut happy = [0f32; 2];
-            for (slot, x) in happy.iter_mut().zip([input, mirrored]) {
-                let outs = net.run_all(x)?;
-                for v in &outs[0] {
-                    features.write_all(&v.to_le_bytes())?;
+            for (slot, x) in happy.iter_mut().zip(net_input(&img)?) {
+                *slot = features(&net, x, &mut rows, Some(&mut plain))?;
+            }
+            for k in 0..copies {
+                let copy = augment(&img, &mut Rng::new(seed, n, k));
+                for x in net_input(&copy)? {
+                    features(&net, x, &mut augmented, None)?;
                 }
-                *slot = outs[1][1];
             }
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
             writeln!(index, "{sub}/{name}\t{label}\t{}\t{}", happy[0], happy[1])?;
             n += 1;
         }
     }
-    features.flush()?;
+    plain.flush()?;
+    rows.flush()?;
+    augmented.flush()?;
     std::fs::write(out.join("index.tsv"), index)?;
-    eprintln!("{n} crops (and their mirrors) -> {}", out.display());
+    eprintln!(
+        "{n} crops, their mirrors and {copies} augmented copies of each -> {}",
+        out.display()
+    );
     Ok(())
 }
