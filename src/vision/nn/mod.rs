@@ -370,7 +370,11 @@ impl Net {
             );
             vals[step.output] = Some(out);
             for &v in free {
-                if !self.outputs.contains(&v) {
+                if v == self.input {
+                    // The caller's buffer, new every run: pooling it would grow the pool
+                    // by one input per run, for ever (wasm memory never shrinks).
+                    vals[v] = None;
+                } else if !self.outputs.contains(&v) {
                     spare.extend(vals[v].take());
                 }
             }
@@ -384,6 +388,8 @@ impl Net {
                 .ok_or(NetError::Invalid("no output".into()))?;
             outs.push(out[..self.lens[o]].to_vec());
         }
+        // Only buffers the pool handed out go back: it holds at most the run's peak.
+        vals[self.input] = None;
         spare.extend(vals.into_iter().flatten());
         *self.spare.borrow_mut() = spare;
         *self.scratch.borrow_mut() = scratch;
@@ -535,6 +541,30 @@ fn pad(x: &[f32], shape: &[usize], pads: &[usize], value: f32, out: &mut [f32]) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The buffers the pool keeps between runs (count, floats).
+    fn pool(net: &Net) -> (usize, usize) {
+        let spare = net.spare.borrow();
+        (spare.len(), spare.iter().map(Vec::len).sum())
+    }
+
+    #[test]
+    fn repeated_runs_do_not_grow_the_buffer_pool() {
+        for (file, shape) in [
+            ("models/tiny_face_detector.onnx", [1, 3, 224, 224]),
+            ("models/face_expression.onnx", [1, 3, 112, 112]),
+        ] {
+            let net = Net::load(&std::fs::read(file).unwrap(), &shape).unwrap();
+            let n: usize = shape.iter().product();
+            let input = |seed: usize| (0..n).map(|i| ((i * 7 + seed) % 255) as f32).collect();
+            net.run_all(input(0)).unwrap();
+            let after_first = pool(&net);
+            for run in 1..20 {
+                net.run_all(input(run)).unwrap();
+            }
+            assert_eq!(pool(&net), after_first, "{file}: the pool grew over 19 more runs");
+        }
+    }
 
     #[test]
     fn loads_both_models_and_fuses_their_patterns() {
