@@ -302,7 +302,8 @@ if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.ar
     await writePackage(new Map([...files, ...siblings]), opts.out);
     if (opts.site) {
       await rm(opts.site, { recursive: true, force: true });
-      await cp(opts.out, opts.site, { recursive: true });
+      // Times kept: the server ignores a .br/.gz older than its file (server/src/statics.rs).
+      await cp(opts.out, opts.site, { recursive: true, preserveTimestamps: true });
     }
     const where = [opts.out, opts.site].filter(Boolean).map((d) => path.relative(process.cwd(), d) || '.').join(' and ');
     console.log(`${packageJson.name}@${packageJson.version}: ${files.size} files in ${where}, `

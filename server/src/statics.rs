@@ -7,7 +7,8 @@
 //!
 //! Encodings: `tools/package.mjs` writes `x.br` (brotli 11) and `x.gz` (gzip -9) next to
 //! every package asset `x`, `tools/precompress.mjs` next to the page's own files (`./run
-//! build`; not config.json); a sibling older than `x` is ignored (stale after an edit).
+//! build`; not config.json); a sibling older than `x` is ignored (stale after an edit; so
+//! a deploy copy must keep file times, `cp -p`/`rsync -t`, or `x` is compressed on the fly).
 //! tower-http's `ServeFile` (`precompressed_br`/`_gzip`) sends the
 //! sibling the client accepts, brotli first at equal q, with `Content-Encoding` and
 //! `Vary: Accept-Encoding`; a file without one is compressed on the fly by tower-http's

@@ -89,7 +89,8 @@ describe('tools/package.mjs', { concurrency: false }, () => {
     "import init from './engine/smile_factor.js';",
     "// usage: import { mount } from './somewhere/smile-factor.js';",
     "export const assets = [new URL('./worker.js', import.meta.url), new URL('./smile-factor.css', import.meta.url),",
-    "  new URL('./engine/smile_factor_bg.wasm', import.meta.url), new URL('./models/tiny_face_detector.onnx', import.meta.url),",
+    "  new URL('./engine/smile_factor_bg.wasm', import.meta.url), new URL('./engine/smile_factor_bg_relaxed.wasm', import.meta.url),",
+    "  new URL('./models/tiny_face_detector.onnx', import.meta.url),",
     '  new URL("./models/face_expression.onnx", import.meta.url)];',
     'export function mount() { return init; }',
   ].join('\n');
