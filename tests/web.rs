@@ -97,10 +97,10 @@ fn classify_face_without_the_mirror() {
         (0.0..=1.0).contains(&s_one) && (s_one - s_avg).abs() > 1e-4,
         "{s_one} vs {s_avg}"
     );
-    let bad = js_sys::JSON::parse(r#"{"mirrored": false}"#).unwrap();
+    let bad = js_sys::JSON::parse(r#"{"mirror": "no"}"#).unwrap();
     assert!(
         a.classify_face(&buf, w, h, bad).is_err(),
-        "an unknown option throws"
+        "a mirror that is not a boolean throws"
     );
 }
 
