@@ -12,7 +12,8 @@
 // --runs N (fresh-context challenge runs per page, default 5), --duration S (challenge
 // length, 15), --fps N (our "default rate" rows use analysisFps N instead of the page's
 // default: to measure a candidate default), --skip micro|pages|smile|throttled (development
-// only: leaves those rows out).
+// only: leaves those rows out; repeatable), --only micro|pages|smile (skips every other
+// part: `--only micro` is rows 1a-1c in a minute or two).
 //
 // Micro-benchmarks (rows 1a-1c) run on a bench page's main thread (bench/pages/micro.*),
 // one page per engine, both alive at once, the calls of each row interleaved in chunks so
@@ -104,16 +105,20 @@ function parseArgs(argv) {
     if (!m) throw new Error(`unknown argument ${argv[i]} (see the header of bench/run.mjs)`);
     const [, key, inline] = m;
     if (key === 'help') {
-      console.log('usage: node bench/run.mjs [--out FILE] [--www DIR] [--calls 100] [--warmup 10] [--runs 5] [--duration 15] [--fps N] [--skip micro|pages|smile|throttled]');
+      console.log('usage: node bench/run.mjs [--out FILE] [--www DIR] [--calls 100] [--warmup 10] [--runs 5] [--duration 15] [--fps N] [--skip micro|pages|smile|throttled] [--only micro|pages|smile]');
       process.exit(0);
     }
-    if (!['www', 'out', 'skip', 'calls', 'warmup', 'runs', 'duration', 'fps'].includes(key)) throw new Error(`unknown option --${key} (try --help)`);
+    if (!['www', 'out', 'skip', 'only', 'calls', 'warmup', 'runs', 'duration', 'fps'].includes(key)) throw new Error(`unknown option --${key} (try --help)`);
     const value = inline ?? argv[++i];
     if (value === undefined) throw new Error(`--${key} needs a value`);
     if (key === 'www' || key === 'out') opts[key] = path.resolve(value);
     else if (key === 'skip') {
       if (!['micro', 'pages', 'smile', 'throttled'].includes(value)) throw new Error('--skip takes micro, pages, smile or throttled');
       opts.skip.add(value);
+    } else if (key === 'only') {
+      if (!['micro', 'pages', 'smile'].includes(value)) throw new Error('--only takes micro, pages or smile');
+      for (const part of ['micro', 'pages', 'smile']) if (part !== value) opts.skip.add(part);
+      if (value === 'micro') opts.skip.add('throttled');
     } else if (key === 'fps') {
       const n = Number(value);
       if (!(n >= 5 && n <= 60)) throw new Error('--fps must be 5 to 60 (the page\'s analysisFps bounds)');
@@ -195,7 +200,9 @@ function findEngine(www) {
     const models = path.join(dir, 'models');
     const detector = inDir(models, hashed('tiny_face_detector', 'onnx'));
     const expression = inDir(models, hashed('face_expression', 'onnx'));
-    if (detector.length === 1 && expression.length === 1) return { glue, wasm, detector: detector[0], expression: expression[0] };
+    // The relaxed-SIMD build next to the plain one (tools/package.mjs), if any.
+    const relaxed = inDir(path.dirname(wasm), /^smile_factor_bg_relaxed(\.[0-9a-f]{6,})?\.wasm$/)[0] ?? null;
+    if (detector.length === 1 && expression.length === 1) return { glue, wasm, wasmRelaxed: relaxed, detector: detector[0], expression: expression[0] };
     if (dir === '.') break;
   }
   throw new Error(`no models/tiny_face_detector.onnx + face_expression.onnx at or above ${glue} in ${www}`);
@@ -236,7 +243,7 @@ function buildSite(opts) {
   const url = (rel) => `./ours/${rel.split(path.sep).join('/')}`;
 
   fs.mkdirSync(path.join(SITE, 'inputs'));
-  const manifest = { crops: [], frames: [], ours: { glue: url(engine.glue), detector: url(engine.detector), expression: url(engine.expression) }, engine };
+  const manifest = { crops: [], frames: [], ours: { glue: url(engine.glue), wasm: url(engine.wasm), wasmRelaxed: engine.wasmRelaxed && url(engine.wasmRelaxed), detector: url(engine.detector), expression: url(engine.expression) }, engine };
   const add = (list, dir, file) => {
     const img = readRgba(path.join(FIXTURES, dir, file));
     const name = file.replace(/\.png$/, '');
@@ -463,7 +470,11 @@ async function micro(browser, origin, manifest, opts) {
   }
 
   const results = {};
-  results.crop = await row('(a) expression net', ({ n, warmup, offset }) => window.bench.crop(n, warmup, offset));
+  // The crop rows alternate the engines every 5 calls (not in 4 chunks): calls this short
+  // are easily all hit by one burst of background load, which would then skew the ratio.
+  const cropChunks = Math.max(MICRO_CHUNKS, Math.ceil(opts.calls / 5));
+  results.crop = await row('(a) expression net', ({ n, warmup, offset }) => window.bench.crop(n, warmup, offset), cropChunks);
+  results.cropMirrored = await row("(a') classifyFace, mirror averaged", ({ n, warmup, offset }) => window.bench.cropMirrored(n, warmup, offset), cropChunks);
   for (const size of DETECTOR_SIZES) {
     results[`det${size}`] = await row(`(b) detector ${size}`, ({ n, warmup, offset, size }) => window.bench.detector(size, n, warmup, offset), MICRO_CHUNKS, { size });
   }
@@ -832,7 +843,10 @@ function build(microResult, runs, ctx) {
   if (microResult) {
     const { results: r, info } = microResult;
     const n = r.crop.oursMs.length;
-    rows.push(tableRow('1a. expression net, one 112x112 crop (ms)', 'ms', r.crop.oursMs, r.crop.faceapiMs, { ratioMax: 0.7 }));
+    rows.push(tableRow('1a. expression net, one 112x112 crop, one run (ms)', 'ms', r.crop.oursMs, r.crop.faceapiMs, { ratioMax: 0.5 }));
+    if (r.cropMirrored) {
+      rows.push(tableRow("1a'. classifyFace on a crop, ours mirror-averaged: two runs (ms)", 'ms', r.cropMirrored.oursMs, r.cropMirrored.faceapiMs, null));
+    }
     for (const size of DETECTOR_SIZES) {
       const what = info.ours.hasDetect ? '' : ' [ours: analyze() placeholder]';
       rows.push(tableRow(`1b. detector at ${size}, 640x480 frame (ms)${what}`, 'ms', r[`det${size}`].oursMs, r[`det${size}`].faceapiMs, { ratioMax: 0.7 }));
@@ -849,9 +863,12 @@ function build(microResult, runs, ctx) {
     const trackedMs = pipeMs.filter((_, i) => !flags[i]);
     notes.push(`Micro-benchmarks (1a-1c): ${n} timed calls per engine and row after ${ctx.opts.warmup} warm-up calls, on the main thread of a bench page, `
       + `each call timed with performance.now() around the awaited call including reading its result; the two engines run in separate pages `
-      + `and their calls alternate in chunks. Same pixels for both: the fixture PNGs decoded once in Node to raw RGBA; ours gets the bytes `
+      + `and their calls alternate in chunks (of 5 calls in 1a and 1a', a quarter of the calls in the other rows). Same pixels for both: the fixture PNGs decoded once in Node to raw RGBA; ours gets the bytes `
       + `(the copy into wasm memory is inside the timing), face-api an int32 tensor of the same RGB values made once outside the timing `
-      + `(its tensor path: padToSquare + resizeBilinear, no canvas). 1a cycles through the ${ctx.manifest.crops.length} crops in tests/fixtures/crops; `
+      + `(its tensor path: padToSquare + resizeBilinear, no canvas). 1a cycles through the ${ctx.manifest.crops.length} crops in tests/fixtures/crops, `
+      + 'ours classifyFace(rgba, w, h, {mirror: false}) (one run of the expression net, the smile of the crop as it is, as on video frames), '
+      + "face-api predictExpressions(tensor); 1a' is the same with our classifyFace's default, which also scores the crop's mirror image and "
+      + 'averages the two smile scores (two runs; face-api has no such option, so its column repeats its one-run call and the ratio has no goal); '
       + `1b alternates the 640x480 frames in tests/fixtures/frames (${microResult.faceCounts} faces at 224); face-api's detector call is `
       + `detectAllFaces(tensor, TinyFaceDetectorOptions({inputSize, scoreThreshold: 0.5})).`);
     if (!info.ours.hasDetect) notes.push('1b ours: this build has no FaceAnalyzer.detect(), so analyze() (detector + expressions of every face) stands in: a placeholder that overstates our detector time.');
@@ -1011,7 +1028,8 @@ async function main() {
 
     const engine = manifest.engine;
     const wasmBytes = fs.readFileSync(path.join(opts.www, engine.wasm));
-    const wasm = `${engine.wasm} ${thousands(wasmBytes.length)} B (gzip -9 ${thousands(gzipSize(wasmBytes))}, brotli 11 ${thousands(brotliSize(wasmBytes))}), models ${engine.detector}, ${engine.expression}`;
+    const wasm = `${engine.wasm} ${thousands(wasmBytes.length)} B (gzip -9 ${thousands(gzipSize(wasmBytes))}, brotli 11 ${thousands(brotliSize(wasmBytes))}), models ${engine.detector}, ${engine.expression}`
+      + (engine.wasmRelaxed ? `; the relaxed-SIMD engine ${engine.wasmRelaxed} ${thousands(fs.statSync(path.join(opts.www, engine.wasmRelaxed)).size)} B, which the page and the micro page load instead where WebAssembly.validate accepts relaxed SIMD${microResult ? ` (micro page: ${microResult.info.ours.relaxedSimd ? 'relaxed' : 'plain'})` : ''}` : '');
     const { rows, notes } = build(microResult, runs, { opts, manifest, selfCheck: selfCheckText, smile });
     const minutes = (Date.now() - t0) / 60000;
     const date = new Date().toISOString().replace('T', ' ').slice(0, 16);

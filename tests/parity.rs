@@ -157,4 +157,7 @@ fn classify_face_averages_the_crop_and_its_mirror() {
     assert!((averaged.smile - 0.5 * (as_is.smile + mirrored.smile)).abs() < 1e-6);
     assert_eq!(averaged.expressions, as_is.expressions);
     assert_eq!(score(View::Averaged), averaged);
+    // classifyFace's `mirror: false`: the crop as it is, one run.
+    let one = a.classify_face_view(&buf, w, h, View::AsIs).expect("classify");
+    assert_eq!(one, as_is);
 }

@@ -62,12 +62,46 @@ fn expression_parity_in_the_browser() {
     let a = analyzer(224);
     check_crops(|buf, w, h| {
         let v = a
-            .classify_face(buf, w, h)
+            .classify_face(buf, w, h, JsValue::UNDEFINED)
             .unwrap_or_else(|_| panic!("classifyFace"));
         serde_wasm_bindgen::from_value::<JsExpressions>(v)
             .unwrap()
             .to_array()
     });
+}
+
+/// `classifyFace(..., { mirror: false })` runs the net once on the crop as it is: the same
+/// seven expressions, and the smile score of the crop alone, which differs from the
+/// mirror-averaged default (the net is not mirror-symmetric).
+#[wasm_bindgen_test]
+fn classify_face_without_the_mirror() {
+    let a = analyzer(224);
+    let (buf, w, h) = rgba("crops/mixed_1.png");
+    let classify = |options: JsValue| {
+        let v = a
+            .classify_face(&buf, w, h, options)
+            .unwrap_or_else(|_| panic!("classifyFace"));
+        let smile = js_sys::Reflect::get(&v, &"smile".into())
+            .ok()
+            .and_then(|s| s.as_f64())
+            .unwrap_or(f64::NAN);
+        let e = serde_wasm_bindgen::from_value::<JsExpressions>(v)
+            .unwrap()
+            .to_array();
+        (e, smile)
+    };
+    let (e_avg, s_avg) = classify(JsValue::UNDEFINED);
+    let (e_one, s_one) = classify(js_sys::JSON::parse(r#"{"mirror": false}"#).unwrap());
+    assert_eq!(e_avg, e_one);
+    assert!(
+        (0.0..=1.0).contains(&s_one) && (s_one - s_avg).abs() > 1e-4,
+        "{s_one} vs {s_avg}"
+    );
+    let bad = js_sys::JSON::parse(r#"{"mirror": "no"}"#).unwrap();
+    assert!(
+        a.classify_face(&buf, w, h, bad).is_err(),
+        "a mirror that is not a boolean throws"
+    );
 }
 
 #[wasm_bindgen_test]

@@ -35,6 +35,8 @@ export const HASHED_NAME = /\.[0-9a-f]{10}\.[^./]+$/;
 const ENTRY = 'smile-factor.js';
 const GLUE = 'smile_factor.js';
 const WASM = 'smile_factor_bg.wasm';
+/** The engine built with relaxed SIMD (fused multiply-add): same exports, same glue. */
+const WASM_RELAXED = 'smile_factor_bg_relaxed.wasm';
 const MODELS = ['tiny_face_detector.onnx', 'face_expression.onnx'];
 
 export const contentHash = (buf) => createHash('sha256').update(buf).digest('hex').slice(0, HASH_LENGTH);
@@ -104,7 +106,7 @@ export function cargoPackage(toml) {
  * Builds the package in memory: returns { files: Map<path, Buffer>, packageJson, names }.
  * Pure apart from reading the inputs.
  */
-export async function assemble({ engine, src, models, repo = REPO }) {
+export async function assemble({ engine, engineRelaxed, src, models, repo = REPO }) {
   if (existsSync(path.join(engine, 'snippets'))) {
     // wasm-bindgen inline JS would be imported by the glue from paths this script does not map.
     throw new Error(`${engine}/snippets exists: the glue imports JS snippets, which tools/package.mjs does not package yet`);
@@ -120,6 +122,17 @@ export async function assemble({ engine, src, models, repo = REPO }) {
 
   // Leaves first: the wasm, the models, the stylesheet.
   const wasmName = add(`engine/${WASM}`, await readInput(path.join(engine, WASM), 'the wasm module (wasm-pack output)'));
+  // The relaxed-SIMD engine, when built: it must come with the very same glue (same
+  // exports and imports), so the entry can hand either module to it. Without one, the
+  // entry's relaxed name points at the plain engine.
+  if (engineRelaxed) {
+    const same = (await readInput(path.join(engineRelaxed, GLUE), 'the relaxed engine\'s glue'))
+      .equals(await readInput(path.join(engine, GLUE), 'the wasm-bindgen glue'));
+    if (!same) throw new Error(`${engineRelaxed}/${GLUE} differs from ${engine}/${GLUE}: the two engines must share one glue`);
+    add(`engine/${WASM_RELAXED}`, await readInput(path.join(engineRelaxed, WASM), 'the relaxed-SIMD wasm module'));
+  } else {
+    names[`engine/${WASM_RELAXED}`] = wasmName;
+  }
   for (const m of MODELS) add(`models/${m}`, await readInput(path.join(models, m), `the model ${m}`));
   add('smile-factor.css', await readInput(path.join(src, 'smile-factor.css'), 'the stylesheet'));
 
@@ -131,6 +144,7 @@ export async function assemble({ engine, src, models, repo = REPO }) {
   const assets = {
     './engine/smile_factor.js': `./${names[`engine/${GLUE}`]}`,
     './engine/smile_factor_bg.wasm': `./${names[`engine/${WASM}`]}`,
+    './engine/smile_factor_bg_relaxed.wasm': `./${names[`engine/${WASM_RELAXED}`]}`,
     './models/tiny_face_detector.onnx': `./${names['models/tiny_face_detector.onnx']}`,
     './models/face_expression.onnx': `./${names['models/face_expression.onnx']}`,
     './smile-factor.css': `./${names['smile-factor.css']}`,
@@ -239,13 +253,14 @@ export function report(files, siblings = precompressed(files)) {
   const rows = [...files.keys()].sort((a, b) => (a === ENTRY ? -1 : b === ENTRY ? 1 : a.localeCompare(b)))
     .map((f) => [f, files.get(f).length, size(f, 'gz', gzip9), size(f, 'br', (b) => brotli11(b, { text: isText(f) }))]);
   const sum = (rs, i) => rs.reduce((s, r) => s + r[i], 0);
-  const runtime = rows.filter((r) => RUNTIME(r[0]));
+  // A page loads one of the two engine files: the plain one is counted.
+  const runtime = rows.filter((r) => RUNTIME(r[0]) && !/smile_factor_bg_relaxed\./.test(r[0]));
   const n = (v) => v.toLocaleString('en-US');
   const width = Math.max(...rows.map((r) => r[0].length), 24);
   const line = (a, ...cols) => `| ${a.padEnd(width)} |${cols.map((c) => ` ${c.padStart(11)} |`).join('')}`;
   const out = [line('file', 'bytes', 'gzip -9', 'brotli 11'), `|${'-'.repeat(width + 2)}|${`${'-'.repeat(13)}|`.repeat(3)}`];
   for (const [f, raw, gz, br] of rows) out.push(line(f, n(raw), n(gz), n(br)));
-  out.push(line('total, what a page loads', n(sum(runtime, 1)), n(sum(runtime, 2)), n(sum(runtime, 3))));
+  out.push(line('total, what a page loads (one engine)', n(sum(runtime, 1)), n(sum(runtime, 2)), n(sum(runtime, 3))));
   out.push(line('total, the package', n(sum(rows, 1)), n(sum(rows, 2)), n(sum(rows, 3))));
   const integrity = sri(files.get(ENTRY));
   out.push('', `${ENTRY} integrity: ${integrity}`,
@@ -255,24 +270,24 @@ export function report(files, siblings = precompressed(files)) {
 
 function parseArgs(argv) {
   const opts = { src: path.join(REPO, 'js'), models: path.join(REPO, 'models') };
-  const usage = 'usage: node tools/package.mjs --engine DIR --out DIR [--site DIR] [--src js] [--models models]';
+  const usage = 'usage: node tools/package.mjs --engine DIR [--engine-relaxed DIR] --out DIR [--site DIR] [--src js] [--models models]';
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--help' || a === '-h') {
       console.log(usage);
       process.exit(0);
     }
-    const m = /^--(engine|out|site|src|models)(?:=(.*))?$/.exec(a);
+    const m = /^--(engine|engine-relaxed|out|site|src|models)(?:=(.*))?$/.exec(a);
     if (!m) throw new Error(`unknown argument ${a}\n${usage}`);
     const v = m[2] ?? argv[++i];
     if (!v) throw new Error(`${a} needs a value`);
-    opts[m[1]] = path.resolve(v);
+    opts[m[1] === 'engine-relaxed' ? 'engineRelaxed' : m[1]] = path.resolve(v);
   }
   if (!opts.engine || !opts.out) throw new Error(usage);
   // `out` is deleted and recreated: refuse anything that could be a source directory.
   for (const k of ['out', 'site']) {
     const d = opts[k];
-    if (d && (d === REPO || REPO.startsWith(d + path.sep) || [opts.src, opts.models, opts.engine].includes(d))) {
+    if (d && (d === REPO || REPO.startsWith(d + path.sep) || [opts.src, opts.models, opts.engine, opts.engineRelaxed].includes(d))) {
       throw new Error(`--${k} ${d} would delete sources; pick an output directory of its own`);
     }
   }
@@ -287,7 +302,8 @@ if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.ar
     await writePackage(new Map([...files, ...siblings]), opts.out);
     if (opts.site) {
       await rm(opts.site, { recursive: true, force: true });
-      await cp(opts.out, opts.site, { recursive: true });
+      // Times kept: the server ignores a .br/.gz older than its file (server/src/statics.rs).
+      await cp(opts.out, opts.site, { recursive: true, preserveTimestamps: true });
     }
     const where = [opts.out, opts.site].filter(Boolean).map((d) => path.relative(process.cwd(), d) || '.').join(' and ');
     console.log(`${packageJson.name}@${packageJson.version}: ${files.size} files in ${where}, `

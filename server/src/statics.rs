@@ -6,7 +6,10 @@
 //! security headers are layers in [`crate::router`].
 //!
 //! Encodings: `tools/package.mjs` writes `x.br` (brotli 11) and `x.gz` (gzip -9) next to
-//! every package asset `x`. tower-http's `ServeFile` (`precompressed_br`/`_gzip`) sends the
+//! every package asset `x`, `tools/precompress.mjs` next to the page's own files (`./run
+//! build`; not config.json); a sibling older than `x` is ignored (stale after an edit; so
+//! a deploy copy must keep file times, `cp -p`/`rsync -t`, or `x` is compressed on the fly).
+//! tower-http's `ServeFile` (`precompressed_br`/`_gzip`) sends the
 //! sibling the client accepts, brotli first at equal q, with `Content-Encoding` and
 //! `Vary: Accept-Encoding`; a file without one is compressed on the fly by tower-http's
 //! compression (not images, not under 32 bytes). Each representation has its own entity
@@ -136,6 +139,24 @@ async fn is_sibling(file: &Path) -> bool {
         && tokio::fs::metadata(file.with_extension(""))
             .await
             .is_ok_and(|m| m.is_file())
+}
+
+/// True when `file.ext` is a file written no earlier than `file`: a page file edited after
+/// the build (its siblings then stale) is compressed on the fly instead.
+async fn fresh_sibling(file: &Path, ext: &str) -> bool {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".");
+    name.push(ext);
+    let (Ok(id), Ok(sib)) = (
+        tokio::fs::metadata(file).await,
+        tokio::fs::metadata(Path::new(&name)).await,
+    ) else {
+        return false;
+    };
+    match (id.modified(), sib.modified()) {
+        (Ok(a), Ok(b)) => sib.is_file() && b >= a,
+        _ => false,
+    }
 }
 
 /// The served directory and the ETags of its files, recomputed when a file changes.
@@ -376,9 +397,13 @@ pub async fn serve(State(app): State<App>, req: Request) -> Response {
     } else {
         CACHE_REVALIDATE
     };
-    let files = ServeFile::new(&file)
-        .precompressed_br()
-        .precompressed_gzip();
+    let mut files = ServeFile::new(&file);
+    if fresh_sibling(&file, "br").await {
+        files = files.precompressed_br();
+    }
+    if fresh_sibling(&file, "gz").await {
+        files = files.precompressed_gzip();
+    }
     let inner = ServiceExt::<Request>::map_response(files, |res| res.map(Body::new));
     represent(inner, req, &etag, cache, mime_type(&file)).await
 }

@@ -345,6 +345,69 @@ async fn precompressed_siblings_one_etag_per_encoding() {
     let _ = std::fs::remove_dir_all(www);
 }
 
+/// The page's own files (index.html, app.js...) get siblings from `./run build` too
+/// (tools/precompress.mjs): served as the package's are, with Content-Encoding and Vary,
+/// but revalidated (no content hash). A sibling older than its file (the file edited after
+/// the build) is ignored: the file is compressed on the fly, never served stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_files_precompressed_and_never_stale() {
+    let www = std::env::temp_dir().join(format!("smile-www-page-br-{}", std::process::id()));
+    std::fs::create_dir_all(&www).expect("dir");
+    let page = "<!doctype html><title>smile</title>".repeat(40);
+    std::fs::write(www.join("index.html"), &page).expect("write");
+    std::fs::write(www.join("index.html.br"), b"brotli stand-in").expect("write");
+    std::fs::write(www.join("index.html.gz"), b"gzip stand-in").expect("write");
+    let mut s = settings(100);
+    s.www = www.clone();
+    let srv = TestServer::with_settings(s).await;
+    let get = |path: &str, accept: &str| {
+        srv.client
+            .get(srv.url(path))
+            .header("accept-encoding", accept)
+            .send()
+    };
+    for path in ["/", "/index.html"] {
+        for (accept, coding, body) in [
+            ("br", "br", "brotli stand-in"),
+            ("gzip", "gzip", "gzip stand-in"),
+        ] {
+            let res = get(path, accept).await.expect("send");
+            assert_eq!(res.status(), 200, "{path} {accept}");
+            let h = res.headers().clone();
+            assert_eq!(h["content-encoding"], coding, "{path} {accept}");
+            assert_eq!(h["vary"], "accept-encoding", "{path} {accept}");
+            assert_eq!(h["content-type"], "text/html; charset=utf-8");
+            assert_eq!(h["cache-control"], "no-cache");
+            assert!(h["etag"].to_str().expect("etag").starts_with('"'), "strong");
+            assert_eq!(res.text().await.expect("body"), body, "{path} {accept}");
+        }
+    }
+
+    // Edited after the build: the siblings are older than the file, so not sent.
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for sib in ["index.html.br", "index.html.gz"] {
+        std::fs::File::options()
+            .write(true)
+            .open(www.join(sib))
+            .and_then(|f| f.set_modified(hour_ago))
+            .expect("set mtime");
+    }
+    for accept in ["br", "gzip"] {
+        let res = get("/index.html", accept).await.expect("send");
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["content-encoding"], accept);
+        assert_eq!(res.headers()["vary"], "accept-encoding");
+        let etag = res.headers()["etag"].to_str().expect("etag").to_owned();
+        assert!(etag.starts_with("W/"), "compressed on the fly: {etag}");
+        let body = res.bytes().await.expect("body");
+        assert!(!body.starts_with(b"brotli stand-in") && !body.starts_with(b"gzip stand-in"));
+    }
+    let res = get("/index.html", "identity").await.expect("send");
+    assert_eq!(res.text().await.expect("body"), page);
+    srv.stop().await;
+    let _ = std::fs::remove_dir_all(www);
+}
+
 /// Sends `GET path` byte for byte and returns the status code.
 async fn raw_status(srv: &TestServer, path: &str) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

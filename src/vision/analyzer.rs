@@ -334,8 +334,20 @@ impl FaceAnalyzer {
     /// Scores of an image that is already a face crop (no detection): its expressions,
     /// and the smile score averaged over the crop and its mirror image.
     pub fn classify_face(&self, rgba: &[u8], width: u32, height: u32) -> Result<FaceScores> {
+        self.classify_face_view(rgba, width, height, View::Averaged)
+    }
+
+    /// [`FaceAnalyzer::classify_face`] with the smile score from `view`: `AsIs` runs the
+    /// expression net once (a video loop's choice), `Averaged` twice.
+    pub fn classify_face_view(
+        &self,
+        rgba: &[u8],
+        width: u32,
+        height: u32,
+        view: View,
+    ) -> Result<FaceScores> {
         let frame = RgbaFrame::new(rgba, width, height)?;
-        self.classify_region(&frame, Region::whole(&frame), View::Averaged)
+        self.classify_region(&frame, Region::whole(&frame), view)
     }
 
     /// Runs both nets once on a grey image and drops the results. In the browser the

@@ -7,6 +7,7 @@
 //! const analyzer = new FaceAnalyzer(detectorBytes, expressionBytes, { inputSize: 320 });
 //! const faces = analyzer.analyze(imageData.data, imageData.width, imageData.height);
 //! // [{ box: {x, y, width, height}, score, expressions: {neutral, happy, ...}, smile }]
+//! const one = analyzer.classifyFace(cropRgba, 112, 112, { mirror: false }); // one net run
 //! const boxes = analyzer.detect(imageData.data, imageData.width, imageData.height);
 //! // [{ box: {x, y, width, height}, score }]   (detector only)
 //!
@@ -18,7 +19,7 @@
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
-use crate::vision::analyzer::{AnalyzerOptions, Expressions, FaceAnalyzer as CoreAnalyzer};
+use crate::vision::analyzer::{AnalyzerOptions, Expressions, FaceAnalyzer as CoreAnalyzer, View};
 use crate::vision::detect::BoundingBox;
 use crate::vision::frame::RgbaFrame;
 use crate::vision::track::{Tracker, TrackerOptions};
@@ -75,6 +76,14 @@ impl JsClassification {
             smile,
         }
     }
+}
+
+/// `classifyFace`'s options: whether the smile score averages the crop with its mirror
+/// image (default true).
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct JsClassifyOptions {
+    mirror: Option<bool>,
 }
 
 /// `FaceTracker`'s options: the analyser's and the tracker's, every field optional.
@@ -152,13 +161,27 @@ impl WebFaceAnalyzer {
         to_js(&found)
     }
 
-    /// `classifyFace(rgba, width, height)`: the scores of an image that is already a
-    /// face crop, as `{neutral, happy, sad, angry, fearful, disgusted, surprised, smile}`:
-    /// face-api's seven probabilities of the crop, and the smile score averaged over the
-    /// crop and its mirror image.
+    /// `classifyFace(rgba, width, height, options?)`: the scores of an image that is
+    /// already a face crop, as `{neutral, happy, sad, angry, fearful, disgusted,
+    /// surprised, smile}`: face-api's seven probabilities of the crop, and the smile score
+    /// averaged over the crop and its mirror image (two runs of the expression net).
+    /// `options` is `{ mirror?: boolean }`: `mirror: false` scores the crop as it is, one
+    /// run (as `analyze` and `FaceTracker` do on video frames).
     #[wasm_bindgen(js_name = classifyFace)]
-    pub fn classify_face(&self, rgba: &[u8], width: u32, height: u32) -> Result<JsValue, JsError> {
-        let s = self.inner.classify_face(rgba, width, height)?;
+    pub fn classify_face(
+        &self,
+        rgba: &[u8],
+        width: u32,
+        height: u32,
+        options: JsValue,
+    ) -> Result<JsValue, JsError> {
+        let js: JsClassifyOptions = parse_options(options)?;
+        let view = if js.mirror.unwrap_or(true) {
+            View::Averaged
+        } else {
+            View::AsIs
+        };
+        let s = self.inner.classify_face_view(rgba, width, height, view)?;
         to_js(&JsClassification::new(s.expressions, s.smile))
     }
 }

@@ -28,6 +28,9 @@ const EXPECTED = [
   new RegExp(`^models/tiny_face_detector\\.${H}\\.onnx$`), new RegExp(`^models/face_expression\\.${H}\\.onnx$`),
 ];
 
+/** The relaxed-SIMD engine, in a package built with it (`./run build`; tools/package.mjs --engine-relaxed). */
+const RELAXED = new RegExp(`^engine/smile_factor_bg_relaxed\\.${H}\\.wasm$`);
+
 /** The precompressed copies tools/package.mjs writes next to each asset; not in the tarball. */
 const SIBLING = /\.(br|gz)$/;
 /** The package's documents, which get no precompressed copies. */
@@ -86,7 +89,8 @@ describe('tools/package.mjs', { concurrency: false }, () => {
     "import init from './engine/smile_factor.js';",
     "// usage: import { mount } from './somewhere/smile-factor.js';",
     "export const assets = [new URL('./worker.js', import.meta.url), new URL('./smile-factor.css', import.meta.url),",
-    "  new URL('./engine/smile_factor_bg.wasm', import.meta.url), new URL('./models/tiny_face_detector.onnx', import.meta.url),",
+    "  new URL('./engine/smile_factor_bg.wasm', import.meta.url), new URL('./engine/smile_factor_bg_relaxed.wasm', import.meta.url),",
+    "  new URL('./models/tiny_face_detector.onnx', import.meta.url),",
     '  new URL("./models/face_expression.onnx", import.meta.url)];',
     'export function mount() { return init; }',
   ].join('\n');
@@ -174,10 +178,10 @@ describe('the npm package', { concurrency: false }, () => {
     assert.ok(existsSync(tarball), tarball);
 
     const files = info.files.map((f) => f.path).sort();
-    for (const re of EXPECTED) {
+    for (const re of [...EXPECTED, RELAXED]) {
       assert.equal(files.filter((f) => re.test(f)).length, 1, `exactly one file matches ${re}: ${files.join(', ')}`);
     }
-    assert.equal(files.length, EXPECTED.length, `no stray files (no .br/.gz): ${files.join(', ')}`);
+    assert.equal(files.length, EXPECTED.length + 1, `no stray files (no .br/.gz): ${files.join(', ')}`);
     const inPkg = (await listFiles(PKG)).filter((f) => !SIBLING.test(f));
     assert.deepEqual(files, inPkg, 'the tarball holds what pkg/ holds but its precompressed copies');
 
@@ -283,7 +287,11 @@ describe('the npm package', { concurrency: false }, () => {
 
       // The page used the installed package's assets, all found.
       const fetched = srv.requests.map((r) => `${r.status} ${r.url}`);
-      for (const re of [/engine\/smile_factor_bg\.[0-9a-f]{10}\.wasm$/, /models\/tiny_face_detector\.[0-9a-f]{10}\.onnx$/,
+      // One engine file of the two: the relaxed-SIMD one, which Chromium validates.
+      const engines = srv.requests.filter((r) => /engine\/smile_factor_bg(_relaxed)?\.[0-9a-f]{10}\.wasm$/.test(r.url));
+      assert.equal(engines.length, 1, `one engine file fetched:\n${fetched.join('\n')}`);
+      assert.match(engines[0].url, /smile_factor_bg_relaxed\./, 'Chromium gets the relaxed-SIMD engine');
+      for (const re of [/engine\/smile_factor_bg_relaxed\.[0-9a-f]{10}\.wasm$/, /models\/tiny_face_detector\.[0-9a-f]{10}\.onnx$/,
         /models\/face_expression\.[0-9a-f]{10}\.onnx$/]) {
         assert.ok(srv.requests.some((r) => r.status === 200 && r.url.startsWith('/node_modules/smile-factor/') && re.test(r.url)),
           `fetched from node_modules: ${re}\n${fetched.join('\n')}`);

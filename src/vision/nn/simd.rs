@@ -61,6 +61,12 @@ mod imp {
             let neg = f32x4_lt(self.0, f32x4_splat(0.0));
             F4(v128_bitselect(f32x4_mul(self.0, a.0), self.0, neg))
         }
+        /// `self + a * b` as `f32x4.relaxed_madd` (one rounding on FMA hardware).
+        #[cfg(target_feature = "relaxed-simd")]
+        #[inline(always)]
+        pub fn relaxed_madd(self, a: Self, b: Self) -> Self {
+            F4(f32x4_relaxed_madd(a.0, b.0, self.0))
+        }
         /// Eight values split into the even- and odd-indexed four.
         #[inline(always)]
         pub fn deinterleave(s: &[f32; 8]) -> (Self, Self) {
@@ -207,9 +213,17 @@ pub use imp::F4;
 
 impl F4 {
     /// `self + a * b`, rounded twice.
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
     #[inline(always)]
     pub fn mul_add(self, a: Self, b: Self) -> Self {
         self.add(a.mul(b))
+    }
+
+    /// `self + a * b`: relaxed SIMD's madd, fused (rounded once) where the CPU has FMA.
+    #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
+    #[inline(always)]
+    pub fn mul_add(self, a: Self, b: Self) -> Self {
+        self.relaxed_madd(a, b)
     }
 }
 
