@@ -235,8 +235,9 @@ impl Tracker {
 
     /// A detect frame: exactly what detect-every-frame does, plus a new template.
     /// One detector run per frame, as before faces at any distance: the frame as it is,
-    /// or one larger canvas (`vision::distance`) while a close face is followed or
-    /// searched for, so a video frame never pays every retry at once.
+    /// or one larger canvas (`vision::distance`, at an input no larger than the first
+    /// run's) while a close face is followed or searched for, so a video frame never
+    /// costs more than one run as it is.
     fn detect(
         &mut self,
         analyzer: &FaceAnalyzer,
