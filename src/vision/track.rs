@@ -497,8 +497,12 @@ mod tests {
 
     #[test]
     fn misses_alternate_the_frame_as_it_is_with_each_canvas_in_turn() {
-        let views: Vec<usize> = (1..=8).map(Tracker::next_scale).collect();
-        assert_eq!(views, [1, 0, 2, 0, 3, 0, 1, 0]);
+        // After a miss: canvas 1, as is, canvas 2, as is, ..., then canvas 1 again.
+        let n = RETRY_CANVASES.len();
+        let views: Vec<usize> = (1..=2 * n + 2).map(Tracker::next_scale).collect();
+        let mut expected: Vec<usize> = (1..=n).flat_map(|c| [c, 0]).collect();
+        expected.extend([1, 0]);
+        assert_eq!(views, expected);
     }
 
     /// A smooth but non-repeating texture: a few incommensurate sine waves in grey.
