@@ -1,6 +1,6 @@
 //! Faces at any distance. TinyFaceDetector misses a face that fills much of its input
 //! (a user close to a laptop camera, or the server's tight crops): it finds faces best
-//! at about 50-150 pixels of its input. When the frame as it is shows no face, the
+//! at about 50-100 pixels of its input. When the frame as it is shows no face, the
 //! detector runs again on the frame centred in larger square canvases, so the same face
 //! covers less of the detector's view, until one finds a face. A frame whose face is
 //! found as it is costs nothing extra; a frame with no face at all pays every retry
