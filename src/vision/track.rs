@@ -278,7 +278,7 @@ impl Tracker {
     /// (a face at a normal distance is found at once), the retry canvases in turn between
     /// (a face filling the frame within `2 * RETRY_CANVASES.len()` frames).
     fn next_scale(misses: usize) -> usize {
-        if misses % 2 == 0 {
+        if misses.is_multiple_of(2) {
             0
         } else {
             1 + (misses / 2) % RETRY_CANVASES.len()
