@@ -17,6 +17,10 @@
 //!     stands still, or moves PX pixels right and down per frame with `--motion`. Scores
 //!     are the smile head's; the tracker reads odd frames mirrored unless `--no-mirror`.
 //!     Each sequence's verdict is a smile held over `--hold N` consecutive frames (5).
+//! `... --labelled DIR [--scales-only] [--every N] [--scales-tracker]` ends with the table
+//!     of detection rates by scale (score/scales.rs); `--scales-only` prints only that
+//!     table, `--every N` builds it from every Nth crop of each class (a quicker look while
+//!     iterating), `--scales-tracker` adds the video tracker's column (twice the work).
 
 use std::collections::HashMap;
 use std::error::Error;
@@ -42,6 +46,9 @@ struct Args {
     faceapi: Option<PathBuf>,
     track: Option<TrackArgs>,
     paths: Vec<PathBuf>,
+    scales_only: bool,
+    every: usize,
+    scales_tracker: bool,
 }
 
 /// How the labelled crops go through the tracker.
@@ -64,6 +71,9 @@ fn parse_args() -> AnyResult<Args> {
         faceapi: None,
         track: None,
         paths: Vec::new(),
+        scales_only: false,
+        every: 1,
+        scales_tracker: false,
     };
     let mut track = TrackArgs {
         frames: 6,
@@ -87,8 +97,11 @@ fn parse_args() -> AnyResult<Args> {
             "--margin" => track.options.margin = value()?.parse()?,
             "--hold" => track.hold = value()?.parse()?,
             "--no-mirror" => track.options.mirror_odd_frames = false,
+            "--scales-only" => args.scales_only = true,
+            "--scales-tracker" => args.scales_tracker = true,
+            "--every" => args.every = value()?.parse::<usize>()?.max(1),
             "-h" | "--help" => {
-                println!("usage: score [--models DIR] [--input-size N] (<image|dir>... | --labelled DIR [--faceapi FILE] [--track [--frames N] [--motion PX] [--redetect-every N] [--margin M]])");
+                println!("usage: score [--models DIR] [--input-size N] (<image|dir>... | --labelled DIR [--scales-only] [--every N] [--scales-tracker] [--faceapi FILE] [--track [--frames N] [--motion PX] [--redetect-every N] [--margin M]])");
                 std::process::exit(0);
             }
             _ => args.paths.push(a.into()),
@@ -520,12 +533,14 @@ fn main() -> AnyResult<()> {
         options,
     )?;
     if let Some(dir) = &args.labelled {
-        score_labelled(&analyzer, dir, args.faceapi.as_deref(), args.track)?;
+        if !args.scales_only {
+            score_labelled(&analyzer, dir, args.faceapi.as_deref(), args.track)?;
+        }
         let (detector, expression) = (
             read("tiny_face_detector.onnx")?,
             read("face_expression.onnx")?,
         );
-        return scales::print_table(&detector, &expression, dir);
+        return scales::print_table(&detector, &expression, dir, args.every, args.scales_tracker);
     }
     let mut results = Vec::new();
     for p in &args.paths {

@@ -1,23 +1,13 @@
 //! Faces at any distance (`vision::distance`), with the real models: a face that fills
-//! the frame is found where one detector run misses it, its box lands on the face, and
-//! a frame without a face stays without one after every retry.
+//! the frame is found where one detector run misses it, its box lands on the face, the
+//! tracker finds it within a few frames, and a frame without a face stays without one
+//! after every retry (at the retries' lower score threshold).
 
 mod common;
 
-use common::{rgba, DETECTOR, EXPRESSION};
-use smile_factor::vision::distance::RETRY_CANVASES;
+use common::{rgba, CROPS, DETECTOR, EXPRESSION};
+use smile_factor::vision::distance::{retry_input_size, RETRY_CANVASES};
 use smile_factor::{AnalyzerOptions, BoundingBox, FaceAnalyzer, RgbaFrame};
-
-const CROPS: [&str; 8] = [
-    "smile_1",
-    "smile_2",
-    "smile_3",
-    "neutral_1",
-    "neutral_2",
-    "neutral_3",
-    "sad_1",
-    "mixed_1",
-];
 
 fn analyzer(input_size: usize) -> FaceAnalyzer {
     let options = AnalyzerOptions {
@@ -69,9 +59,7 @@ fn a_face_filling_the_frame_is_found_on_its_face() {
             );
         }
         println!("close faces @{size}: one run finds {as_is}/8, the pipeline {pipeline}/8");
-        // The bar is 95% of faces; on 8 faces that allows one miss (at 320 one
-        // crop cut inside the face outline is found by no canvas).
-        assert!(pipeline >= CROPS.len() - 1, "@{size}: close faces missed");
+        assert_eq!(pipeline, CROPS.len(), "@{size}: close faces missed");
         assert!(
             as_is < pipeline,
             "@{size}: one run already finds every close face, so this tests nothing"
@@ -81,29 +69,49 @@ fn a_face_filling_the_frame_is_found_on_its_face() {
 
 #[test]
 fn boxes_from_a_canvas_come_back_in_frame_pixels() {
-    // A face found as it is must be found at the same place through a canvas. The boxes
-    // differ a little with the scale (IoU 0.58 at the worst); a wrong offset or scale
-    // would put them apart.
-    let (buf, w, h) = rgba("frames/sample3_416x416.png");
-    let frame = RgbaFrame::new(&buf, w, h).unwrap();
-    let a = analyzer(416);
-    let direct = a.detect_once(&frame).unwrap();
-    assert!(direct.len() >= 2);
-    for factor in [1.5, 2.0] {
+    // A face found as it is must be found at the same place through a canvas, which
+    // a first run at 320 retries at input 224 and which, for a frame wider than tall,
+    // sits at an offset. Compared with one run at 224 as it is (the detector's boxes
+    // change with its input size); they differ a little with the canvas's scale, and a
+    // wrong offset or scale would put them apart.
+    let a = analyzer(320);
+    let first = analyzer(224);
+    // (frame, canvas): 1.0 centres the 640x480 frame at a vertical offset of 80 px.
+    for (name, factor) in [
+        ("sample1_640x480", 1.0),
+        ("sample3_416x416", 1.0),
+        ("sample3_416x416", RETRY_CANVASES[0]),
+    ] {
+        let (buf, w, h) = rgba(&format!("frames/{name}.png"));
+        let frame = RgbaFrame::new(&buf, w, h).unwrap();
+        let direct = first.detect_once(&frame).unwrap();
+        assert!(direct.len() >= 2, "{name}");
         let via = a.detect_in_canvas(&frame, factor).unwrap();
         for (b, _) in &direct {
             let best = via.iter().map(|(v, _)| v.iou(b)).fold(0.0, f64::max);
+            println!("{name}, canvas {factor}: best IoU {best:.2}");
             assert!(
                 best > 0.5,
-                "canvas {factor}: {b:?} moved (best IoU {best:.2})"
+                "{name}, canvas {factor}: {b:?} moved (best IoU {best:.2})"
             );
         }
     }
 }
 
+/// A `side`-pixel square of a fixture photo at (`x`, `y`).
+fn patch(name: &str, x: u32, y: u32, side: u32) -> Vec<u8> {
+    let (buf, w, h) = rgba(&format!("frames/{name}.png"));
+    let img = image::RgbaImage::from_raw(w, h, buf).unwrap();
+    image::imageops::crop_imm(&img, x, y, side, side)
+        .to_image()
+        .into_raw()
+}
+
 #[test]
 fn a_frame_without_a_face_stays_without_one() {
-    // Flat grey and a smooth colour ramp: every retry runs, none may invent a face.
+    // Flat grey, a smooth colour ramp, and photo patches with no face in them (gloves,
+    // fishnet, a dark top: patches where some other canvas or input size scores a box
+    // between 0.3 and 0.36). Every retry runs, none may invent a face.
     let (w, h) = (320u32, 240u32);
     let grey = vec![128u8; (w * h * 4) as usize];
     let ramp: Vec<u8> = (0..w * h)
@@ -112,43 +120,81 @@ fn a_frame_without_a_face_stays_without_one() {
             [(x * 255 / w) as u8, (y * 255 / h) as u8, 90, 255]
         })
         .collect();
+    let mut frames = vec![(grey, w, h), (ramp, w, h)];
+    for (name, x, y) in [
+        ("sample1_640x480", 288, 384),
+        ("sample1_640x480", 432, 384),
+        ("sample3_416x416", 0, 288),
+    ] {
+        frames.push((patch(name, x, y, 96), 96, 96));
+    }
     for size in [224, 320] {
         let a = analyzer(size);
-        for buf in [&grey, &ramp] {
-            let frame = RgbaFrame::new(buf, w, h).unwrap();
-            assert!(a.detect(&frame).unwrap().is_empty());
+        for (i, (buf, w, h)) in frames.iter().enumerate() {
+            let frame = RgbaFrame::new(buf, *w, *h).unwrap();
+            assert!(a.detect(&frame).unwrap().is_empty(), "frame {i} @{size}");
             for factor in RETRY_CANVASES {
-                assert!(a.detect_in_canvas(&frame, factor).unwrap().is_empty());
+                let found = a.detect_in_canvas(&frame, factor).unwrap();
+                assert!(
+                    found.is_empty(),
+                    "frame {i} @{size}, canvas {factor}: {found:?}"
+                );
             }
         }
     }
 }
 
 #[test]
+fn a_retry_never_runs_the_detector_larger_than_the_first_run() {
+    // The tracker's rule, one detector run a frame at most the cost of one as it is,
+    // holds only if a retry's input is no larger than the first run's.
+    for size in [64, 160, 224, 320, 416, 1024] {
+        assert!(retry_input_size(size) <= size, "{size}");
+    }
+}
+
+#[test]
 fn the_tracker_finds_a_close_face_within_a_few_frames_at_one_run_each() {
     use smile_factor::{Tracker, TrackerOptions};
-    let a = analyzer(224);
     let side = 240;
-    let mut found_at = Vec::new();
-    for name in CROPS {
-        let buf = close_face(name, side);
-        let frame = RgbaFrame::new(&buf, side, side).unwrap();
-        if !a.detect_once(&frame).unwrap().is_empty() {
-            continue; // found as it is: nothing to show here
-        }
-        let mut tracker = Tracker::new(TrackerOptions::default()).unwrap();
-        let first = (1..=2 * RETRY_CANVASES.len() + 1)
-            .find(|_| tracker.step(&a, &frame).unwrap().judged.is_some());
-        found_at.push((name, first));
-        // Once found, the face is kept on the following frames.
-        if first.is_some() {
-            for _ in 0..6 {
-                assert!(tracker.step(&a, &frame).unwrap().judged.is_some(), "{name} lost");
+    for size in [224, 320] {
+        let a = analyzer(size);
+        let mut found_at = Vec::new();
+        for name in CROPS {
+            let buf = close_face(name, side);
+            let frame = RgbaFrame::new(&buf, side, side).unwrap();
+            if !a.detect_once(&frame).unwrap().is_empty() {
+                continue; // found as it is: nothing to show here
+            }
+            let mut tracker = Tracker::new(TrackerOptions::default()).unwrap();
+            // The frame as it is, then each canvas once, between runs as it is.
+            let first = (1..=2 * RETRY_CANVASES.len()).find(|_| {
+                let step = tracker.step(&a, &frame).unwrap();
+                step.judged
+                    .and_then(|i| step.boxes.get(i))
+                    .is_some_and(|b| {
+                        let (cx, cy) = (b.x + b.width / 2.0, b.y + b.height / 2.0);
+                        let s = side as f64;
+                        (cx - s / 2.0).abs() < s / 4.0 && (cy - s / 2.0).abs() < s / 4.0
+                    })
+            });
+            found_at.push((name, first));
+            // Once found, the face is kept on the following frames.
+            if first.is_some() {
+                for _ in 0..6 {
+                    let step = tracker.step(&a, &frame).unwrap();
+                    assert!(step.judged.is_some(), "{name} @{size} lost");
+                }
             }
         }
+        println!("@{size}: close faces the first run misses, frame found: {found_at:?}");
+        assert!(
+            !found_at.is_empty(),
+            "@{size}: every close face found as it is: tests nothing"
+        );
+        assert!(
+            found_at.iter().all(|(_, f)| f.is_some()),
+            "@{size}: close faces not found by the tracker: {found_at:?}"
+        );
     }
-    println!("close faces the first run misses, frame found: {found_at:?}");
-    assert!(!found_at.is_empty(), "every close face found as it is: tests nothing");
-    let found = found_at.iter().filter(|(_, f)| f.is_some()).count();
-    assert!(found + 1 >= found_at.len(), "close faces not found by the tracker: {found_at:?}");
 }

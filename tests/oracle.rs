@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{rgba, DETECTOR, EXPRESSION};
+use common::{rgba, CROPS, DETECTOR, EXPRESSION};
 use smile_factor::vision::frame::{Region, RgbaFrame};
 use smile_factor::vision::nn::{proto, Net};
 use smile_factor::vision::preprocess::{
@@ -21,16 +21,6 @@ use tract_onnx::prelude::*;
 /// Largest absolute difference allowed between the two runtimes on any output value.
 const TOLERANCE: f32 = 1e-4;
 const DETECTOR_SIZES: [usize; 4] = [160, 224, 320, 416];
-const CROPS: [&str; 8] = [
-    "smile_1",
-    "smile_2",
-    "smile_3",
-    "neutral_1",
-    "neutral_2",
-    "neutral_3",
-    "sad_1",
-    "mixed_1",
-];
 const FRAMES: [&str; 3] = ["sample1_640x480", "sample3_416x416", "sample6_640x480"];
 
 /// tract's plan for the whole graph, every declared output, for one input shape.

@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use crate::vision::detect::{self, BoundingBox, GRID_CHANNELS};
-use crate::vision::distance::{Canvas, RETRY_CANVASES};
+use crate::vision::distance::{self, Canvas, RETRY_CANVASES};
 use crate::vision::error::{Result, SmileError};
 use crate::vision::frame::{Region, RgbaFrame};
 use crate::vision::model::Model;
@@ -156,6 +156,9 @@ impl AnalyzerOptions {
 /// Both models, loaded and optimised once, reused for every frame.
 pub struct FaceAnalyzer {
     detector: Model,
+    /// The detector at the retries' input ([`distance::retry_input_size`]) when that
+    /// differs from `detector`'s.
+    retry_detector: Option<Model>,
     expression: Model,
     options: AnalyzerOptions,
 }
@@ -164,14 +167,20 @@ impl FaceAnalyzer {
     /// Loads `tiny_face_detector.onnx` and `face_expression.onnx` from their bytes.
     pub fn new(detector: &[u8], expression: &[u8], options: AnalyzerOptions) -> Result<Self> {
         options.validate()?;
-        let s = options.input_size;
-        let cells = s / 32;
-        let detector = Model::load(
-            "face detector",
-            detector,
-            &[1, 3, s, s],
-            &[&[1, GRID_CHANNELS, cells, cells]],
-        )?;
+        let load_detector = |s: usize| {
+            let cells = s / 32;
+            Model::load(
+                "face detector",
+                detector,
+                &[1, 3, s, s],
+                &[&[1, GRID_CHANNELS, cells, cells]],
+            )
+        };
+        let retry_size = distance::retry_input_size(options.input_size);
+        let retry_detector = (retry_size != options.input_size)
+            .then(|| load_detector(retry_size))
+            .transpose()?;
+        let detector = load_detector(options.input_size)?;
         let e = EXPRESSION_INPUT_SIZE;
         let expression = Model::load(
             "expression",
@@ -181,6 +190,7 @@ impl FaceAnalyzer {
         )?;
         Ok(Self {
             detector,
+            retry_detector,
             expression,
             options,
         })
@@ -207,38 +217,43 @@ impl FaceAnalyzer {
     /// frame is found too ([`crate::vision::distance`]).
     pub fn detect(&self, frame: &RgbaFrame) -> Result<Vec<(BoundingBox, f64)>> {
         let found = self.detect_once(frame)?;
-        self.retry_if_empty(frame, found)
+        Ok(self.retry_if_empty(frame, found)?.0)
     }
 
     /// The retries of [`FaceAnalyzer::detect`] after a first run that gave `found`: the
-    /// frame centred in each of [`RETRY_CANVASES`] until one finds a face.
+    /// frame centred in each of [`RETRY_CANVASES`] until one finds a face. Also returns
+    /// how many retries ran (for the scorer's cost column).
     pub fn retry_if_empty(
         &self,
         frame: &RgbaFrame,
         found: Vec<(BoundingBox, f64)>,
-    ) -> Result<Vec<(BoundingBox, f64)>> {
+    ) -> Result<(Vec<(BoundingBox, f64)>, usize)> {
         if !found.is_empty() {
-            return Ok(found);
+            return Ok((found, 0));
         }
-        for factor in RETRY_CANVASES {
+        for (i, factor) in RETRY_CANVASES.into_iter().enumerate() {
             let found = self.detect_in_canvas(frame, factor)?;
             if !found.is_empty() {
-                return Ok(found);
+                return Ok((found, i + 1));
             }
         }
-        Ok(Vec::new())
+        Ok((Vec::new(), RETRY_CANVASES.len()))
     }
 
-    /// One detector run on `frame` centred in a square canvas `factor` times its longer
-    /// side; boxes in pixels of `frame`.
+    /// One retry: the detector on `frame` centred in a square canvas `factor` times its
+    /// longer side, at the retries' input size and score threshold
+    /// ([`crate::vision::distance`]); boxes in pixels of `frame`.
     pub fn detect_in_canvas(
         &self,
         frame: &RgbaFrame,
         factor: f64,
     ) -> Result<Vec<(BoundingBox, f64)>> {
-        let mut canvas = Canvas::new(frame, factor, self.options.input_size);
-        let grid = self.detector.run(std::mem::take(&mut canvas.input))?;
-        Ok(canvas.boxes(&grid, self.options.score_threshold))
+        let size = distance::retry_input_size(self.options.input_size);
+        let mut canvas = Canvas::new(frame, factor, size);
+        let detector = self.retry_detector.as_ref().unwrap_or(&self.detector);
+        let grid = detector.run(std::mem::take(&mut canvas.input))?;
+        let threshold = self.options.score_threshold * distance::RETRY_SCORE_FACTOR;
+        Ok(canvas.boxes(&grid, threshold))
     }
 
     /// One detector run on the frame as it is, as face-api.js does it.

@@ -235,8 +235,9 @@ impl Tracker {
 
     /// A detect frame: exactly what detect-every-frame does, plus a new template.
     /// One detector run per frame, as before faces at any distance: the frame as it is,
-    /// or one larger canvas (`vision::distance`) while a close face is followed or
-    /// searched for, so a video frame never pays every retry at once.
+    /// or one larger canvas (`vision::distance`, at an input no larger than the first
+    /// run's) while a close face is followed or searched for, so a video frame never
+    /// costs more than one run as it is.
     fn detect(
         &mut self,
         analyzer: &FaceAnalyzer,
@@ -277,7 +278,7 @@ impl Tracker {
     /// (a face at a normal distance is found at once), the retry canvases in turn between
     /// (a face filling the frame within `2 * RETRY_CANVASES.len()` frames).
     fn next_scale(misses: usize) -> usize {
-        if misses % 2 == 0 {
+        if misses.is_multiple_of(2) {
             0
         } else {
             1 + (misses / 2) % RETRY_CANVASES.len()
@@ -496,8 +497,12 @@ mod tests {
 
     #[test]
     fn misses_alternate_the_frame_as_it_is_with_each_canvas_in_turn() {
-        let views: Vec<usize> = (1..=8).map(Tracker::next_scale).collect();
-        assert_eq!(views, [1, 0, 2, 0, 3, 0, 1, 0]);
+        // After a miss: canvas 1, as is, canvas 2, as is, ..., then canvas 1 again.
+        let n = RETRY_CANVASES.len();
+        let views: Vec<usize> = (1..=2 * n + 2).map(Tracker::next_scale).collect();
+        let mut expected: Vec<usize> = (1..=n).flat_map(|c| [c, 0]).collect();
+        expected.extend([1, 0]);
+        assert_eq!(views, expected);
     }
 
     /// A smooth but non-repeating texture: a few incommensurate sine waves in grey.

@@ -28,6 +28,18 @@ macro_rules! fixtures {
     };
 }
 
+/// The fixture face crops (tests/fixtures/crops/NAME.png), every one a tight face.
+pub const CROPS: [&str; 8] = [
+    "smile_1",
+    "smile_2",
+    "smile_3",
+    "neutral_1",
+    "neutral_2",
+    "neutral_3",
+    "sad_1",
+    "mixed_1",
+];
+
 fixtures!(
     "crops/smile_1.png",
     "crops/smile_2.png",
