@@ -98,20 +98,16 @@ pub fn print_table(
     every: usize,
     tracker: bool,
 ) -> AnyResult<()> {
-    let load = || {
-        INPUT_SIZES
-            .iter()
-            .map(|&input_size| {
-                let options = AnalyzerOptions {
-                    input_size,
-                    ..Default::default()
-                };
-                FaceAnalyzer::new(detector, expression, options)
-            })
-            .collect::<Result<Vec<_>, _>>()
-    };
-    let mut analyzers = load()?;
-    let mut crops = 0usize;
+    let analyzers = INPUT_SIZES
+        .iter()
+        .map(|&input_size| {
+            let options = AnalyzerOptions {
+                input_size,
+                ..Default::default()
+            };
+            FaceAnalyzer::new(detector, expression, options)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let no_face = no_face_list();
     let cells = SCALES.len() * INPUT_SIZES.len();
     // [with a face, listed as no face][cell]
@@ -128,12 +124,6 @@ pub fn print_table(
             let listed = no_face.contains_key(name.as_str()) as usize;
             let (rgba, w, h) = load_rgba(&path)?;
             totals[listed] += 1;
-            // The engine's buffer pool keeps one input buffer per run (src/vision/nn,
-            // `run_observed`): fresh analysers every 20 crops bound the memory it holds.
-            crops += 1;
-            if crops.is_multiple_of(20) {
-                analyzers = load()?;
-            }
             let mut misses = 0;
             for (si, &scale) in SCALES.iter().enumerate() {
                 let (frame, fw, fh, place) = framed(&rgba, w, h, scale);
