@@ -79,9 +79,7 @@ async fn hashed_names_are_immutable_and_wasm_has_its_type() {
     std::fs::create_dir_all(&dir).expect("dir");
     std::fs::write(dir.join("engine.0123456789.wasm"), b"\0asm\x01\0\0\0").expect("write");
     std::fs::write(dir.join("index.html"), b"<!doctype html>").expect("write");
-    let mut s = settings(100);
-    s.www = dir.clone();
-    let srv = TestServer::with_settings(s).await;
+    let srv = TestServer::serving(dir.clone()).await;
     let res = srv
         .client
         .get(srv.url("/engine.0123456789.wasm"))
@@ -122,9 +120,7 @@ async fn directories_symlinks_errors_304s_ranges_and_brotli() {
     std::fs::write(www.join("big.js"), "smile ".repeat(2_000)).expect("write");
     std::fs::write(dir.join("secret.txt"), b"secret").expect("write");
     std::os::unix::fs::symlink(dir.join("secret.txt"), www.join("link.txt")).expect("symlink");
-    let mut s = settings(100);
-    s.www = www;
-    let srv = TestServer::with_settings(s).await;
+    let srv = TestServer::serving(www).await;
     let get = |path: &str| srv.client.get(srv.url(path));
 
     let res = get("/sub/").send().await.expect("send");
@@ -193,9 +189,7 @@ async fn precompressed_siblings_one_etag_per_encoding() {
     std::fs::write(www.join("engine.0123456789.wasm.gz"), b"gzip stand-in").expect("write");
     std::fs::write(www.join("big.js"), "smile ".repeat(2_000)).expect("write");
     std::fs::write(www.join("logs.tar.gz"), b"an archive, no identity file").expect("write");
-    let mut s = settings(100);
-    s.www = www.clone();
-    let srv = TestServer::with_settings(s).await;
+    let srv = TestServer::serving(www.clone()).await;
     let get = |path: &str, accept: &str| {
         srv.client
             .get(srv.url(path))
@@ -357,9 +351,7 @@ async fn page_files_precompressed_and_never_stale() {
     std::fs::write(www.join("index.html"), &page).expect("write");
     std::fs::write(www.join("index.html.br"), b"brotli stand-in").expect("write");
     std::fs::write(www.join("index.html.gz"), b"gzip stand-in").expect("write");
-    let mut s = settings(100);
-    s.www = www.clone();
-    let srv = TestServer::with_settings(s).await;
+    let srv = TestServer::serving(www.clone()).await;
     let get = |path: &str, accept: &str| {
         srv.client
             .get(srv.url(path))

@@ -73,6 +73,15 @@ impl TestServer {
         Self::with_settings(settings(10_000)).await
     }
 
+    /// A server whose static root is `www` (the default settings otherwise).
+    pub async fn serving(www: PathBuf) -> Self {
+        Self::with_settings(Settings {
+            www,
+            ..settings(100)
+        })
+        .await
+    }
+
     pub async fn with_settings(settings: Settings) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
