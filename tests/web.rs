@@ -144,6 +144,29 @@ fn bad_input_throws_a_js_error_with_the_reason() {
         .unwrap_or_default();
     assert!(msg.contains("multiple of 32"), "{msg}");
 
+    // A misspelt option throws, naming it, instead of being ignored.
+    let typo = js_sys::JSON::parse(r#"{"inputsize": 320}"#).unwrap();
+    let err = WebFaceAnalyzer::new(DETECTOR, EXPRESSION, typo)
+        .err()
+        .map(JsValue::from)
+        .expect("an unknown option throws");
+    let msg = js_sys::Error::from(err)
+        .message()
+        .as_string()
+        .unwrap_or_default();
+    assert!(msg.contains("unknown field `inputsize`"), "{msg}");
+    let typo = js_sys::JSON::parse(r#"{"redetectEvry": 3}"#).unwrap();
+    assert!(
+        WebFaceTracker::new(DETECTOR, EXPRESSION, typo).is_err(),
+        "an unknown tracker option throws"
+    );
+    let typo = js_sys::JSON::parse(r#"{"mirorr": false}"#).unwrap();
+    let (buf, w, h) = rgba("crops/mixed_1.png");
+    assert!(
+        analyzer(224).classify_face(&buf, w, h, typo).is_err(),
+        "an unknown classifyFace option throws"
+    );
+
     let a = analyzer(224);
     let err = a
         .analyze(&[0; 10], 64, 64)

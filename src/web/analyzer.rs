@@ -102,8 +102,15 @@ fn parse_options<T: Default + for<'de> Deserialize<'de>>(options: JsValue) -> Re
     if options.is_undefined() || options.is_null() {
         return Ok(T::default());
     }
-    serde_wasm_bindgen::from_value(options)
-        .map_err(|e| JsError::new(&format!("invalid options: {e}")))
+    // Through a JSON value: serde-wasm-bindgen reads only the fields it knows, so a
+    // misspelt option would be ignored without a word; serde_json honours
+    // `deny_unknown_fields`.
+    let value: serde_json::Value = serde_wasm_bindgen::from_value(options)
+        .map_err(|e| JsError::new(&format!("invalid options: {e}")))?;
+    if !value.is_object() {
+        return Err(JsError::new("invalid options: expected an object"));
+    }
+    serde_json::from_value(value).map_err(|e| JsError::new(&format!("invalid options: {e}")))
 }
 
 fn to_js<T: serde::Serialize>(value: &T) -> Result<JsValue, JsError> {
