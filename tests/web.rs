@@ -7,7 +7,7 @@ mod common;
 use common::{check_crops, check_frames, rgba, OurFace, RefBox, DETECTOR, EXPRESSION};
 use serde::Deserialize;
 use smile_factor::web::{WebFaceAnalyzer, WebFaceTracker};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsError, JsValue};
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -121,39 +121,36 @@ fn pipeline_parity_in_the_browser() {
     });
 }
 
-#[wasm_bindgen_test]
-fn bad_input_throws_a_js_error_with_the_reason() {
-    let err = WebFaceAnalyzer::new(&DETECTOR[..1000], EXPRESSION, JsValue::UNDEFINED)
-        .err()
-        .map(JsValue::from)
-        .expect("a truncated model must throw");
-    let msg = js_sys::Error::from(err)
+/// The message of the JS error a call threw; fails the test (with `what`) if it did not.
+fn thrown_message<T>(result: Result<T, JsError>, what: &str) -> String {
+    let err = result.err().map(JsValue::from).expect(what);
+    js_sys::Error::from(err)
         .message()
         .as_string()
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+#[wasm_bindgen_test]
+fn bad_input_throws_a_js_error_with_the_reason() {
+    let msg = thrown_message(
+        WebFaceAnalyzer::new(&DETECTOR[..1000], EXPRESSION, JsValue::UNDEFINED),
+        "a truncated model must throw",
+    );
     assert!(msg.contains("face detector"), "{msg}");
 
     let bad_opts = js_sys::JSON::parse(r#"{"inputSize": 300}"#).unwrap();
-    let err = WebFaceAnalyzer::new(DETECTOR, EXPRESSION, bad_opts)
-        .err()
-        .map(JsValue::from)
-        .expect("bad options throw");
-    let msg = js_sys::Error::from(err)
-        .message()
-        .as_string()
-        .unwrap_or_default();
+    let msg = thrown_message(
+        WebFaceAnalyzer::new(DETECTOR, EXPRESSION, bad_opts),
+        "bad options throw",
+    );
     assert!(msg.contains("multiple of 32"), "{msg}");
 
     // A misspelt option throws, naming it, instead of being ignored.
     let typo = js_sys::JSON::parse(r#"{"inputsize": 320}"#).unwrap();
-    let err = WebFaceAnalyzer::new(DETECTOR, EXPRESSION, typo)
-        .err()
-        .map(JsValue::from)
-        .expect("an unknown option throws");
-    let msg = js_sys::Error::from(err)
-        .message()
-        .as_string()
-        .unwrap_or_default();
+    let msg = thrown_message(
+        WebFaceAnalyzer::new(DETECTOR, EXPRESSION, typo),
+        "an unknown option throws",
+    );
     assert!(msg.contains("unknown field `inputsize`"), "{msg}");
     let typo = js_sys::JSON::parse(r#"{"redetectEvry": 3}"#).unwrap();
     assert!(
@@ -168,15 +165,7 @@ fn bad_input_throws_a_js_error_with_the_reason() {
     );
 
     let a = analyzer(224);
-    let err = a
-        .analyze(&[0; 10], 64, 64)
-        .err()
-        .map(JsValue::from)
-        .expect("short buffer throws");
-    let msg = js_sys::Error::from(err)
-        .message()
-        .as_string()
-        .unwrap_or_default();
+    let msg = thrown_message(a.analyze(&[0; 10], 64, 64), "short buffer throws");
     assert!(msg.contains("16384 bytes"), "{msg}");
 }
 

@@ -38,9 +38,7 @@ async fn static_files_follow_the_header_rules() {
     assert_eq!(res.text().await.expect("body"), "");
 
     let res = srv
-        .client
-        .get(srv.url("/app.js"))
-        .header("accept-encoding", "gzip")
+        .get_accepting("/app.js", "gzip")
         .send()
         .await
         .expect("send");
@@ -162,8 +160,8 @@ async fn directories_symlinks_errors_304s_ranges_and_brotli() {
         .await
         .expect("send");
     assert_eq!(res.status(), 416);
-    let res = get("/big.js")
-        .header("accept-encoding", "br")
+    let res = srv
+        .get_accepting("/big.js", "br")
         .send()
         .await
         .expect("send");
@@ -190,11 +188,7 @@ async fn precompressed_siblings_one_etag_per_encoding() {
     std::fs::write(www.join("big.js"), "smile ".repeat(2_000)).expect("write");
     std::fs::write(www.join("logs.tar.gz"), b"an archive, no identity file").expect("write");
     let srv = TestServer::serving(www.clone()).await;
-    let get = |path: &str, accept: &str| {
-        srv.client
-            .get(srv.url(path))
-            .header("accept-encoding", accept)
-    };
+    let get = |path: &str, accept: &str| srv.get_accepting(path, accept);
     let text = |res: &reqwest::Response, h: &str| {
         res.headers()
             .get(h)
@@ -352,12 +346,7 @@ async fn page_files_precompressed_and_never_stale() {
     std::fs::write(www.join("index.html.br"), b"brotli stand-in").expect("write");
     std::fs::write(www.join("index.html.gz"), b"gzip stand-in").expect("write");
     let srv = TestServer::serving(www.clone()).await;
-    let get = |path: &str, accept: &str| {
-        srv.client
-            .get(srv.url(path))
-            .header("accept-encoding", accept)
-            .send()
-    };
+    let get = |path: &str, accept: &str| srv.get_accepting(path, accept).send();
     for path in ["/", "/index.html"] {
         for (accept, coding, body) in [
             ("br", "br", "brotli stand-in"),

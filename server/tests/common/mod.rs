@@ -139,6 +139,13 @@ impl TestServer {
         format!("{}{}", self.base, path)
     }
 
+    /// A GET of a static path with the given `Accept-Encoding`.
+    pub fn get_accepting(&self, path: &str, accept: &str) -> reqwest::RequestBuilder {
+        self.client
+            .get(self.url(path))
+            .header("accept-encoding", accept)
+    }
+
     /// POSTs a challenge request; returns status and JSON.
     pub async fn create(&self, body: Value) -> (u16, Value) {
         let res = self
