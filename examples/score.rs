@@ -372,7 +372,10 @@ impl TrackTally {
             pct(self.same_call)
         );
         let thr = DEFAULT_THRESHOLD as f64;
-        for (name, h) in [("tracker", &self.held[0]), ("every frame, as is", &self.held[1])] {
+        for (name, h) in [
+            ("tracker", &self.held[0]),
+            ("every frame, as is", &self.held[1]),
+        ] {
             let acc = h[1].iter().filter(|&&s| s >= thr).count()
                 + h[0].iter().filter(|&&s| s < thr).count();
             println!(
@@ -487,7 +490,10 @@ fn print_smile_accuracy(happy: &[Vec<f64>; 2], smile: &[Vec<f64>; 2]) -> AnyResu
     // `accuracy` counts `> t`; the verdict counts `>= t`: the same unless a score is exactly t.
     println!();
     println!("face-api.js rule, happy > 0.5 (whole crop):");
-    println!("accuracy {:.2}%", 100.0 * accuracy(&happy[1], &happy[0], 0.5));
+    println!(
+        "accuracy {:.2}%",
+        100.0 * accuracy(&happy[1], &happy[0], 0.5)
+    );
     println!("AUC {:.4}", roc_auc(&happy[1], &happy[0]));
     println!("smile head, mirror-averaged, smile >= {t:.2} (default threshold; whole crop):");
     println!("accuracy {:.2}%", 100.0 * accuracy(&smile[1], &smile[0], t));
@@ -511,7 +517,8 @@ fn print_smile_accuracy(happy: &[Vec<f64>; 2], smile: &[Vec<f64>; 2]) -> AnyResu
     }
     println!(
         "  thresholds chosen in the folds' training parts: {} (mean {:.3} ± {:.3})",
-        cv["thresholds"], cv["threshold_mean"].as_f64().unwrap_or(f64::NAN),
+        cv["thresholds"],
+        cv["threshold_mean"].as_f64().unwrap_or(f64::NAN),
         cv["threshold_sd"].as_f64().unwrap_or(f64::NAN)
     );
     Ok(())

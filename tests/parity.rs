@@ -17,7 +17,12 @@ fn analyzer(input_size: usize) -> FaceAnalyzer {
 #[test]
 fn expression_probabilities_match_face_api_on_crops() {
     let a = analyzer(224);
-    let log = check_crops(|buf, w, h| a.classify_face(buf, w, h).expect("classify").expressions.to_array());
+    let log = check_crops(|buf, w, h| {
+        a.classify_face(buf, w, h)
+            .expect("classify")
+            .expressions
+            .to_array()
+    });
     println!("{}", log.join("\n"));
 }
 
@@ -100,7 +105,12 @@ fn huge_frames_are_scaled_down_not_rejected() {
 fn warm_up_changes_no_result() {
     let a = analyzer(224);
     a.warm_up().expect("warm-up");
-    check_crops(|buf, w, h| a.classify_face(buf, w, h).expect("classify").expressions.to_array());
+    check_crops(|buf, w, h| {
+        a.classify_face(buf, w, h)
+            .expect("classify")
+            .expressions
+            .to_array()
+    });
     check_grid(
         224,
         |buf, w, h| {
@@ -150,7 +160,11 @@ fn classify_face_averages_the_crop_and_its_mirror() {
         width: w as f64,
         height: h as f64,
     };
-    let score = |v| a.classify_box(&f, &whole, v).expect("classify").expect("a crop");
+    let score = |v| {
+        a.classify_box(&f, &whole, v)
+            .expect("classify")
+            .expect("a crop")
+    };
     let (as_is, mirrored) = (score(View::AsIs), score(View::Mirrored));
     let averaged = a.classify_face(&buf, w, h).expect("classify");
     assert!((as_is.smile - mirrored.smile).abs() > 1e-3);
@@ -158,6 +172,8 @@ fn classify_face_averages_the_crop_and_its_mirror() {
     assert_eq!(averaged.expressions, as_is.expressions);
     assert_eq!(score(View::Averaged), averaged);
     // classifyFace's `mirror: false`: the crop as it is, one run.
-    let one = a.classify_face_view(&buf, w, h, View::AsIs).expect("classify");
+    let one = a
+        .classify_face_view(&buf, w, h, View::AsIs)
+        .expect("classify");
     assert_eq!(one, as_is);
 }

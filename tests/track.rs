@@ -151,8 +151,15 @@ fn a_still_face_is_detected_once_then_tracked_with_the_same_verdict() {
                 s.boxes
             );
             let h = s.smile.expect("a tracked face has a score");
-            let want = if view_of(i - 1) == View::Mirrored { m0 } else { h0 };
-            assert!((h - want).abs() < 0.05, "{crop}: frame {i} smile {h} vs {want}");
+            let want = if view_of(i - 1) == View::Mirrored {
+                m0
+            } else {
+                h0
+            };
+            assert!(
+                (h - want).abs() < 0.05,
+                "{crop}: frame {i} smile {h} vs {want}"
+            );
         }
     }
 }
@@ -296,15 +303,23 @@ fn odd_frames_read_the_mirror_image_when_switched_on() {
         ..Default::default()
     };
     let mut t = tracker(every);
-    let got: Vec<f32> = (0..4).map(|_| step(&mut t, &a, &buf).smile.expect("face")).collect();
+    let got: Vec<f32> = (0..4)
+        .map(|_| step(&mut t, &a, &buf).smile.expect("face"))
+        .collect();
     assert_eq!(got, [as_is, mirrored, as_is, mirrored]);
     t.reset();
-    assert_eq!(step(&mut t, &a, &buf).smile, Some(as_is), "reset starts on an even frame");
+    assert_eq!(
+        step(&mut t, &a, &buf).smile,
+        Some(as_is),
+        "reset starts on an even frame"
+    );
     let mut t = tracker(TrackerOptions {
         mirror_odd_frames: false,
         ..every
     });
-    let got: Vec<f32> = (0..3).map(|_| step(&mut t, &a, &buf).smile.expect("face")).collect();
+    let got: Vec<f32> = (0..3)
+        .map(|_| step(&mut t, &a, &buf).smile.expect("face"))
+        .collect();
     assert_eq!(got, [as_is; 3]);
 }
 

@@ -319,13 +319,16 @@ mod tests {
     #[test]
     fn prompts_are_revealed_by_the_first_crop_due_and_checked_at_finish() {
         // Smiles on the crop after each reveal (1 s later), neutral otherwise.
-        let (revealed, o) = run_prompted(Mode::Straight, |since| {
-            if since == 1_000 {
-                0.9
-            } else {
-                0.05
-            }
-        });
+        let (revealed, o) = run_prompted(
+            Mode::Straight,
+            |since| {
+                if since == 1_000 {
+                    0.9
+                } else {
+                    0.05
+                }
+            },
+        );
         assert_eq!(revealed, vec![4_050, 9_050]);
         assert!(o.notsmiling, "{o:?}");
         // Ignoring them.

@@ -8,7 +8,6 @@ use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
 use smile_factor_server::tokens::Secret;
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn neutral_face_passes_with_a_signed_token() {
     let srv = TestServer::start().await;
@@ -402,7 +401,12 @@ async fn without_a_proxy_a_forged_forwarded_for_does_not_escape_the_rate_limit()
     let srv = TestServer::with_settings(settings(2)).await;
     for i in 0..2 {
         let fake = format!("203.0.113.{i}");
-        assert_eq!(create_with_headers(&srv, &[("x-forwarded-for", &fake)]).await.0, 201);
+        assert_eq!(
+            create_with_headers(&srv, &[("x-forwarded-for", &fake)])
+                .await
+                .0,
+            201
+        );
     }
     assert_eq!(
         create_with_headers(&srv, &[("x-forwarded-for", "198.51.100.9")]).await,
@@ -419,7 +423,12 @@ async fn behind_a_proxy_the_limit_is_per_client_from_the_rightmost_forwarded_for
     // Two users behind one proxy (all requests come from 127.0.0.1): each has its own budget.
     for user in ["192.0.2.10", "192.0.2.20"] {
         for _ in 0..2 {
-            assert_eq!(create_with_headers(&srv, &[("x-forwarded-for", user)]).await.0, 201);
+            assert_eq!(
+                create_with_headers(&srv, &[("x-forwarded-for", user)])
+                    .await
+                    .0,
+                201
+            );
         }
         assert_eq!(
             create_with_headers(&srv, &[("x-forwarded-for", user)]).await,
@@ -533,8 +542,10 @@ impl smile_factor_server::store::Store for StuckStore {
     async fn load(
         &self,
         _: &str,
-    ) -> Result<Option<smile_factor_server::challenge::Snapshot>, smile_factor_server::store::StoreError>
-    {
+    ) -> Result<
+        Option<smile_factor_server::challenge::Snapshot>,
+        smile_factor_server::store::StoreError,
+    > {
         std::future::pending().await
     }
     async fn append_frame(

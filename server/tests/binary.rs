@@ -120,7 +120,10 @@ fn an_unreachable_redis_stops_the_server_without_showing_its_password() {
 
 #[test]
 fn a_tls_redis_url_is_refused_with_a_clear_message() {
-    let err = start_error(&[("SMILE_REDIS_URL", "rediss://:hunter2-redis-password@cache.example:6380/0")]);
+    let err = start_error(&[(
+        "SMILE_REDIS_URL",
+        "rediss://:hunter2-redis-password@cache.example:6380/0",
+    )]);
     assert!(err.contains("rediss:// (TLS) is not built in"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
 }

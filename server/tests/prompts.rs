@@ -19,7 +19,6 @@ fn long_countdown() -> Settings {
     }
 }
 
-
 /// One challenge of 15 crops a second apart; `face(prompted)` picks the crop, where
 /// `prompted` says the previous answer revealed a prompt. Gives the answers that
 /// revealed one, the finish body and the token's claims.

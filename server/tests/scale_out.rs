@@ -29,7 +29,6 @@ fn default_ttls() -> Ttls {
     Ttls::for_timing(&settings(1).timing)
 }
 
-
 async fn stop_all(servers: Vec<TestServer>) {
     for s in servers {
         s.stop().await;

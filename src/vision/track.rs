@@ -245,7 +245,11 @@ impl Tracker {
         view: View,
     ) -> Result<TrackStep> {
         self.since_detect = 0;
-        let found = match self.scale.checked_sub(1).and_then(|i| RETRY_CANVASES.get(i)) {
+        let found = match self
+            .scale
+            .checked_sub(1)
+            .and_then(|i| RETRY_CANVASES.get(i))
+        {
             Some(&factor) => analyzer.detect_in_canvas(frame, factor)?,
             None => analyzer.detect_once(frame)?,
         };
