@@ -396,21 +396,26 @@ async fn create_with_headers(srv: &TestServer, headers: &[(&str, &str)]) -> (u16
     (status, body["error"].as_str().map(str::to_owned))
 }
 
+/// Opens a challenge as if a proxy had sent `X-Forwarded-For: forwarded`.
+async fn create_forwarded(srv: &TestServer, forwarded: &str) -> (u16, Option<String>) {
+    create_with_headers(srv, &[("x-forwarded-for", forwarded)]).await
+}
+
+/// An error answer as `create_with_headers` returns it.
+fn refused(status: u16, code: &str) -> (u16, Option<String>) {
+    (status, Some(code.to_owned()))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_proxy_a_forged_forwarded_for_does_not_escape_the_rate_limit() {
     let srv = TestServer::with_settings(settings(2)).await;
     for i in 0..2 {
         let fake = format!("203.0.113.{i}");
-        assert_eq!(
-            create_with_headers(&srv, &[("x-forwarded-for", &fake)])
-                .await
-                .0,
-            201
-        );
+        assert_eq!(create_forwarded(&srv, &fake).await.0, 201);
     }
     assert_eq!(
-        create_with_headers(&srv, &[("x-forwarded-for", "198.51.100.9")]).await,
-        (429, Some("rate_limited".to_owned()))
+        create_forwarded(&srv, "198.51.100.9").await,
+        refused(429, "rate_limited")
     );
     srv.stop().await;
 }
@@ -423,32 +428,27 @@ async fn behind_a_proxy_the_limit_is_per_client_from_the_rightmost_forwarded_for
     // Two users behind one proxy (all requests come from 127.0.0.1): each has its own budget.
     for user in ["192.0.2.10", "192.0.2.20"] {
         for _ in 0..2 {
-            assert_eq!(
-                create_with_headers(&srv, &[("x-forwarded-for", user)])
-                    .await
-                    .0,
-                201
-            );
+            assert_eq!(create_forwarded(&srv, user).await.0, 201);
         }
         assert_eq!(
-            create_with_headers(&srv, &[("x-forwarded-for", user)]).await,
-            (429, Some("rate_limited".to_owned())),
+            create_forwarded(&srv, user).await,
+            refused(429, "rate_limited"),
             "{user}"
         );
     }
     // A client's own entry goes leftmost; the proxy appends the real address on the right.
     assert_eq!(
-        create_with_headers(&srv, &[("x-forwarded-for", "198.51.100.1, 192.0.2.10")]).await,
-        (429, Some("rate_limited".to_owned()))
+        create_forwarded(&srv, "198.51.100.1, 192.0.2.10").await,
+        refused(429, "rate_limited")
     );
     // A request that did not come through the proxy is refused, not let through.
     assert_eq!(
         create_with_headers(&srv, &[]).await,
-        (400, Some("no_client_address".to_owned()))
+        refused(400, "no_client_address")
     );
     assert_eq!(
-        create_with_headers(&srv, &[("x-forwarded-for", "not an address")]).await,
-        (400, Some("no_client_address".to_owned()))
+        create_forwarded(&srv, "not an address").await,
+        refused(400, "no_client_address")
     );
     srv.stop().await;
 }
