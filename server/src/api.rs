@@ -16,7 +16,7 @@ use crate::challenge::{Record, Score, Snapshot};
 use crate::error::ApiError;
 use crate::frames::{decode_crop, MAX_FRAME_BYTES};
 use crate::prompts;
-use crate::store::{Cas, NonceKey};
+use crate::store::{Cas, ClientKey, NonceKey};
 use crate::tokens::{
     random_id, sign_verdict, validate_ctx, VerdictClaims, PROTOCOL_VERSION, VERDICT_TTL_SECS,
 };
@@ -124,8 +124,16 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     // Behind a proxy, a request without its header did not come through it: refused.
     let ClientIp(ip) = client.map_err(|_| ApiError::NoClientAddress)?;
-    if app.limiter.check_key(&ip).is_err() {
+    let client = ClientKey::new(ip);
+    // This process's limiter first: a flood from one client never reaches the store.
+    if app.limiter.check_key(&client).is_err() {
         return Err(ApiError::RateLimited);
+    }
+    let budget = u64::from(app.settings.challenges_per_minute);
+    if let Some(n) = app.store.count_creation(&client).await? {
+        if n > budget {
+            return Err(ApiError::RateLimited);
+        }
     }
     if !has_content_type(&headers, "application/json") {
         return Err(ApiError::UnsupportedMediaType {

@@ -21,7 +21,7 @@ pub mod statics;
 pub mod store;
 pub mod tokens;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::sync::Arc;
@@ -44,7 +44,7 @@ use crate::config::Settings;
 use crate::demo::Demo;
 use crate::judge::JudgePool;
 use crate::statics::{Statics, STRICT_CSP};
-use crate::store::{MemoryStore, Store, Ttls};
+use crate::store::{ClientKey, MemoryStore, Store, Ttls};
 
 /// Shared state of the running server; cheap to clone.
 #[derive(Clone)]
@@ -55,7 +55,9 @@ pub struct App {
     pub statics: Arc<Statics>,
     /// Challenges and used ctx nonces: in this process, or shared by instances (Redis).
     pub store: Arc<dyn Store>,
-    pub limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Challenge creations per client, in this process; a shared store counts across
+    /// instances as well ([`Store::count_creation`]).
+    pub limiter: Arc<DefaultKeyedRateLimiter<ClientKey>>,
     /// Demo mode's logins; `None` in production.
     pub demo: Option<Arc<Demo>>,
 }

@@ -454,6 +454,24 @@ async fn behind_a_proxy_the_limit_is_per_client_from_the_rightmost_forwarded_for
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ipv6_client_is_limited_by_its_64_not_by_each_address() {
+    let mut s = settings(2);
+    s.client_ip_source = axum_client_ip::ClientIpSource::RightmostXForwardedFor;
+    let srv = TestServer::with_settings(s).await;
+    // Any address of one /64 spends the same budget.
+    for ip in ["2001:db8:5:6::1", "2001:db8:5:6:aaaa::2"] {
+        assert_eq!(create_forwarded(&srv, ip).await.0, 201, "{ip}");
+    }
+    assert_eq!(
+        create_forwarded(&srv, "2001:db8:5:6:ffff:ffff:ffff:ffff").await,
+        refused(429, "rate_limited")
+    );
+    // The neighbouring /64 is another client.
+    assert_eq!(create_forwarded(&srv, "2001:db8:5:7::1").await.0, 201);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn challenge_creation_is_rate_limited_per_ip() {
     let srv = TestServer::with_settings(settings(2)).await;
     srv.open("a").await;

@@ -1,7 +1,7 @@
 //! Several server instances sharing one real redis-server (started by the test on a free
 //! loopback port): a challenge moves between instances, a nonce is taken once across
-//! them, a racing finish signs once, Redis going away fails closed with a 503, and TTLs
-//! clean up.
+//! them, a client's creation limit holds across them, a racing finish signs once, Redis
+//! going away fails closed with a 503, and TTLs clean up.
 
 mod common;
 
@@ -16,11 +16,21 @@ use smile_factor_server::store::{RedisStore, Store, Ttls, CALL_TIMEOUT};
 
 /// `n` instances on one Redis and one clock, each with its own connection to Redis.
 async fn instances(redis: &RedisServer, n: usize, ttls: Ttls) -> Vec<TestServer> {
+    limited_instances(redis, n, ttls, 10_000).await
+}
+
+/// The same, allowing each client `per_minute` challenge creations.
+async fn limited_instances(
+    redis: &RedisServer,
+    n: usize,
+    ttls: Ttls,
+    per_minute: u32,
+) -> Vec<TestServer> {
     let clock = FakeClock::new(T0_MS);
     let mut out = Vec::new();
     for _ in 0..n {
         let store: Arc<dyn Store> = Arc::new(RedisStore::new(&redis.url(), ttls).expect("store"));
-        out.push(TestServer::with_store(settings(10_000), clock.clone(), store).await);
+        out.push(TestServer::with_store(settings(per_minute), clock.clone(), store).await);
     }
     out
 }
@@ -194,11 +204,47 @@ async fn redis_going_away_is_a_503_and_the_challenge_fails_closed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ttl_expiry_removes_every_key_of_a_challenge_and_its_nonce() {
+async fn the_creation_limit_holds_across_instances() {
+    let redis = RedisServer::start();
+    let ttls = Ttls {
+        rate: Duration::from_millis(1_000),
+        ..default_ttls()
+    };
+    let s = limited_instances(&redis, 3, ttls, 2).await;
+    // One client, two creations on two instances: its budget of 2 is spent everywhere.
+    s[0].open("one").await;
+    s[1].open("two").await;
+    let token = ctx_token(&ctx_claims(&fresh_nonce(), s[2].now_secs()), CTX_SECRET);
+    let (status, body) = s[2]
+        .create(json!({"state": "three", "session_token": token}))
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (429, Some("rate_limited")),
+        "{body}"
+    );
+    // The counter lives in Redis under a hash, never the address, and expires with its
+    // window; then the client may create again.
+    let mut c = redis.client().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("sf:rate:*")
+        .query_async(&mut c)
+        .await
+        .expect("keys");
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(!keys[0].contains("127.0.0.1"), "{keys:?}");
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    s[2].open("again").await;
+    stop_all(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_expiry_removes_every_key_of_a_challenge_its_nonce_and_its_creation_count() {
     let redis = RedisServer::start();
     let ttls = Ttls {
         challenge: Duration::from_millis(1_000),
         nonce: Duration::from_millis(1_000),
+        rate: Duration::from_millis(1_000),
     };
     let s = instances(&redis, 2, ttls).await;
     let (id, _) = s[0].open("ttl").await;
@@ -215,7 +261,7 @@ async fn ttl_expiry_removes_every_key_of_a_challenge_and_its_nonce() {
         .iter()
         .map(|k| k.rsplit(':').next().unwrap_or(""))
         .collect();
-    assert_eq!(keys.len(), 4, "{keys:?}");
+    assert_eq!(keys.len(), 5, "{keys:?}");
     assert!(
         keys.iter().filter(|k| k.contains(&tag)).count() == 3,
         "{keys:?}"
@@ -225,6 +271,7 @@ async fn ttl_expiry_removes_every_key_of_a_challenge_and_its_nonce() {
         "{keys:?}"
     );
     assert!(keys.iter().any(|k| k.starts_with("sf:nonce:")), "{keys:?}");
+    assert!(keys.iter().any(|k| k.starts_with("sf:rate:")), "{keys:?}");
     for k in &keys {
         let ttl: i64 = redis::cmd("PTTL")
             .arg(k)

@@ -10,7 +10,7 @@ use common::redis_server::RedisServer;
 use smile_factor::challenge::prompt::Mode;
 use smile_factor_server::challenge::{Record, Score, Timing};
 use smile_factor_server::prompts::draw_os;
-use smile_factor_server::store::{Cas, MemoryStore, NonceKey, RedisStore, Store, Ttls};
+use smile_factor_server::store::{Cas, ClientKey, MemoryStore, NonceKey, RedisStore, Store, Ttls};
 use smile_factor_server::tokens::CtxClaims;
 
 fn ttls() -> Ttls {
@@ -210,10 +210,33 @@ async fn expiry(store: Arc<dyn Store>) {
     );
 }
 
+fn client(ip: &str) -> ClientKey {
+    ClientKey::new(ip.parse().expect("an address"))
+}
+
+/// A shared store counts creations per client and window: an IPv6 client by its /64, an
+/// IPv4-mapped address as the IPv4 one; the count starts again when the window ends.
+async fn creation_counts(store: Arc<dyn Store>) {
+    let count = |ip: &'static str| {
+        let store = store.clone();
+        async move { store.count_creation(&client(ip)).await.expect("count") }
+    };
+    assert_eq!(count("192.0.2.1").await, Some(1));
+    assert_eq!(count("192.0.2.1").await, Some(2));
+    assert_eq!(count("::ffff:192.0.2.1").await, Some(3));
+    assert_eq!(count("192.0.2.2").await, Some(1));
+    assert_eq!(count("2001:db8:1:2::1").await, Some(1));
+    assert_eq!(count("2001:db8:1:2:ffff::9").await, Some(2));
+    assert_eq!(count("2001:db8:1:3::1").await, Some(1));
+    tokio::time::sleep(short().rate + Duration::from_millis(300)).await;
+    assert_eq!(count("192.0.2.1").await, Some(1), "a new window");
+}
+
 fn short() -> Ttls {
     Ttls {
         challenge: Duration::from_millis(800),
         nonce: Duration::from_millis(800),
+        rate: Duration::from_millis(800),
     }
 }
 
@@ -223,6 +246,15 @@ async fn memory_store_contract() {
     one_finish_wins(Arc::new(MemoryStore::new(ttls()))).await;
     one_append_per_length(Arc::new(MemoryStore::new(ttls()))).await;
     expiry(Arc::new(MemoryStore::new(short()))).await;
+    // One process's store leaves the count to the in-process limiter.
+    let store = MemoryStore::new(short());
+    assert_eq!(
+        store
+            .count_creation(&client("192.0.2.1"))
+            .await
+            .expect("count"),
+        None
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,6 +266,7 @@ async fn redis_store_contract() {
     one_finish_wins(store(ttls())).await;
     one_append_per_length(store(ttls())).await;
     expiry(store(short())).await;
+    creation_counts(store(short())).await;
     // Every key the store wrote has a TTL; the expired ones are gone.
     let mut c = redis.client().await;
     let keys: Vec<String> = redis::cmd("KEYS")

@@ -13,6 +13,7 @@
 mod memory;
 mod redis;
 
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -35,6 +36,9 @@ pub struct Ttls {
     pub challenge: Duration,
     /// A used ctx nonce: at least as long as a ctx token can be valid.
     pub nonce: Duration,
+    /// A client's count of challenge creations in a shared store: the window
+    /// `challenges_per_minute` is counted in.
+    pub rate: Duration,
 }
 
 impl Ttls {
@@ -43,6 +47,7 @@ impl Ttls {
         Self {
             challenge: Duration::from_millis(timing.window_ms()) + CHALLENGE_AFTERLIFE,
             nonce: Duration::from_secs(MAX_CTX_LIFETIME_SECS + 2 * LEEWAY_SECS),
+            rate: Duration::from_secs(60),
         }
     }
 }
@@ -91,6 +96,35 @@ impl NonceKey {
     }
 }
 
+/// The client a creation budget belongs to: its IPv4 address, or the /64 of its IPv6
+/// address (one user's network: a client can pick any of its 2^64 addresses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientKey(IpAddr);
+
+impl ClientKey {
+    pub fn new(ip: IpAddr) -> Self {
+        Self(match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => {
+                    let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                    IpAddr::V6(Ipv6Addr::from(prefix))
+                }
+            },
+            v4 => v4,
+        })
+    }
+
+    /// A fixed-size name for the store: a hash, so no address is written there as is.
+    pub fn hashed(&self) -> String {
+        let digest = Sha256::new()
+            .chain_update(b"smile-factor rate limit\0")
+            .chain_update(self.0.to_string().as_bytes())
+            .finalize();
+        URL_SAFE_NO_PAD.encode(&digest[..18])
+    }
+}
+
 /// The challenges' state. Implementations make each method atomic on its own; the
 /// compare-and-set methods are the only writes that can race.
 #[async_trait]
@@ -119,4 +153,11 @@ pub trait Store: Send + Sync + 'static {
     /// Sets the finished flag, if not set yet and the log still has `expected_len`
     /// entries. Exactly one caller gets [`Cas::Done`] for a challenge.
     async fn finish(&self, id: &str, expected_len: usize) -> Result<Cas, StoreError>;
+
+    /// Counts one challenge creation by `client` in the current window ([`Ttls::rate`])
+    /// across every instance sharing this store, and returns the count so far; `None`
+    /// when the store is this process's own, whose in-process limiter sees every creation.
+    async fn count_creation(&self, _client: &ClientKey) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
 }

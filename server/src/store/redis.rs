@@ -8,7 +8,9 @@
 //! - `sf:{id}:log`: a list of admission times (ms), appended by a Lua compare-and-set;
 //! - `sf:{id}:scores`: a hash from a log index to its [`Score`] as JSON;
 //! - `sf:{id}:done`: the finished flag, set once by a Lua compare-and-set;
-//! - `sf:nonce:<hash>`: a used ctx nonce, `SET NX PX`.
+//! - `sf:nonce:<hash>`: a used ctx nonce, `SET NX PX`;
+//! - `sf:rate:<hash>`: one client's challenge creations in the current window (a counter
+//!   that expires with its window), so the creation limit holds across instances.
 //!
 //! The log, scores and flag take the record's remaining TTL, so a challenge's keys all
 //! vanish together. Every call is bounded by [`CALL_TIMEOUT`]: an unreachable Redis is a
@@ -21,7 +23,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script};
 
-use super::{Cas, NonceKey, Store, StoreError, Ttls};
+use super::{Cas, ClientKey, NonceKey, Store, StoreError, Ttls};
 use crate::challenge::{FrameEntry, Record, Score, Snapshot};
 
 /// Longest wait for one store call, reconnection included.
@@ -62,6 +64,14 @@ redis.call('PEXPIRE', KEYS[2], ttl)
 return 1
 ";
 
+/// Counts a creation in a fixed window: the first in a window starts its expiry.
+/// KEYS: the client's counter. ARGV: the window in ms.
+const COUNT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+";
+
 /// Challenges and nonces in one Redis (or a primary that replicas follow).
 pub struct RedisStore {
     conn: ConnectionManager,
@@ -69,6 +79,7 @@ pub struct RedisStore {
     append: Script,
     finish: Script,
     score: Script,
+    count: Script,
 }
 
 /// `host:port` of a Redis URL, for messages: never its password.
@@ -139,6 +150,7 @@ impl RedisStore {
             append: Script::new(APPEND),
             finish: Script::new(FINISH),
             score: Script::new(SCORE),
+            count: Script::new(COUNT),
         })
     }
 
@@ -321,5 +333,17 @@ impl Store for RedisStore {
                 other => cas_result(other),
             },
         )
+    }
+
+    async fn count_creation(&self, client: &ClientKey) -> Result<Option<u64>, StoreError> {
+        // A retry after a lost reply may count one creation twice: stricter, never looser.
+        let key = format!("sf:rate:{}", client.hashed());
+        let mut inv = self.count.key(key);
+        inv.arg(ms(self.ttls.rate));
+        let inv = &inv;
+        let n: u64 = self
+            .call(|mut c| async move { inv.invoke_async(&mut c).await })
+            .await?;
+        Ok(Some(n))
     }
 }
