@@ -66,6 +66,58 @@ impl Act {
     }
 }
 
+/// `dst = act(x0 + (x1 + (... + xn)))` over `xs[i][at..at + dst.len()]`, added from the
+/// last input back as the graphs nest their Adds, so a Sum folded into another step
+/// rounds exactly as the Sum step did.
+pub fn sum_into(dst: &mut [f32], xs: &[&[f32]], at: usize, act: Act) {
+    let n = dst.len();
+    // One pass with every input in registers for the counts the models have (a residual
+    // block sums 2 to 4); a loop of passes for any other count.
+    match xs {
+        [a, b] => sum_n(dst, [&a[at..][..n], &b[at..][..n]], act),
+        [a, b, c] => sum_n(dst, [&a[at..][..n], &b[at..][..n], &c[at..][..n]], act),
+        [a, b, c, d] => sum_n(
+            dst,
+            [&a[at..][..n], &b[at..][..n], &c[at..][..n], &d[at..][..n]],
+            act,
+        ),
+        _ => {
+            let Some((last, rest)) = xs.split_last() else {
+                return;
+            };
+            dst.copy_from_slice(&last[at..][..n]);
+            for y in rest.iter().rev() {
+                vadd(dst, &y[at..][..n]);
+            }
+            if act != Act::None {
+                act.apply_with_bias(dst, 0.0);
+            }
+        }
+    }
+}
+
+/// [`sum_into`] for `N` inputs of `dst`'s length, in one pass.
+#[inline(always)]
+fn sum_n<const N: usize>(dst: &mut [f32], xs: [&[f32]; N], act: Act) {
+    let (dc, dt) = dst.as_chunks_mut::<4>();
+    let xc: [&[[f32; 4]]; N] = xs.map(|x| x.as_chunks::<4>().0);
+    for (j, d) in dc.iter_mut().enumerate() {
+        let mut acc = F4::load(&xc[N - 1][j]);
+        for x in xc[..N - 1].iter().rev() {
+            acc = acc.add(F4::load(&x[j]));
+        }
+        act.apply4(acc).store(d);
+    }
+    let t0 = 4 * dc.len();
+    for (j, d) in dt.iter_mut().enumerate() {
+        let mut acc = xs[N - 1][t0 + j];
+        for x in xs[..N - 1].iter().rev() {
+            acc += x[t0 + j];
+        }
+        *d = act.apply(acc);
+    }
+}
+
 /// Weights `[cout][k]` repacked as `[cout/MR][k][MR]` (zero rows pad the last block), so
 /// one tile reads them contiguously.
 pub fn pack_weights(w: &[f32], cout: usize, k: usize) -> Vec<f32> {
@@ -214,6 +266,8 @@ impl Window {
 #[derive(Debug, Default)]
 struct Planes {
     buf: Vec<f32>,
+    /// One summed input row, when the planes are filled from a sum.
+    row: Vec<f32>,
     /// Padded rows per channel, and values per phase row.
     rows: usize,
     len: usize,
@@ -221,7 +275,18 @@ struct Planes {
 }
 
 impl Planes {
-    fn fill(&mut self, x: &[f32], c: usize, (h, w): (usize, usize), win: Window, value: f32) {
+    /// Lays out channels `chans` of `act(xs[0] + (xs[1] + ...))` (one input: a plain
+    /// copy), each input NCHW of `h x w`. The sum is made row by row here, so a Sum step
+    /// folded into the next windowed op costs no pass of its own and no buffer.
+    fn fill(
+        &mut self,
+        xs: &[&[f32]],
+        act: Act,
+        chans: std::ops::Range<usize>,
+        (h, w): (usize, usize),
+        win: Window,
+        value: f32,
+    ) {
         let s = win.stride.max(1);
         let [pt, pl, pb, pr] = win.pads;
         self.rows = h + pt + pb;
@@ -229,10 +294,19 @@ impl Planes {
         self.len = (w + pl + pr).div_ceil(s) + 3;
         self.stride = s;
         self.buf.clear();
-        self.buf.resize(c * self.rows * s * self.len, value);
-        for ch in 0..c {
+        self.buf
+            .resize(chans.len() * self.rows * s * self.len, value);
+        let plain = xs.len() == 1 && act == Act::None;
+        let summed = first(&mut self.row, if plain { 0 } else { w });
+        for (ch, x_ch) in chans.enumerate() {
             for iy in 0..h {
-                let src = &x[(ch * h + iy) * w..][..w];
+                let at = (x_ch * h + iy) * w;
+                let src: &[f32] = if plain {
+                    &xs[0][at..][..w]
+                } else {
+                    sum_into(summed, xs, at, act);
+                    summed
+                };
                 let row =
                     &mut self.buf[(ch * self.rows + iy + pt) * s * self.len..][..s * self.len];
                 if s == 1 {
@@ -301,7 +375,7 @@ pub fn conv_dense(
     let Some((oh, ow)) = win.out_dims(h, w) else {
         return;
     };
-    s.planes.fill(x, cin, (h, w), win, 0.0);
+    s.planes.fill(&[x], Act::None, 0..cin, (h, w), win, 0.0);
     let k = cin * win.kh * win.kw;
     let rows = 256usize.div_ceil(ow).max(1);
     // Taken out for the loop, as gemm needs the rest of the scratch; put back after.
@@ -339,10 +413,13 @@ pub fn conv_dense(
     s.col = col_buf;
 }
 
-/// A depthwise convolution (group = channels, one filter each), with bias and activation.
+/// A depthwise convolution (group = channels, one filter each), with bias and activation,
+/// of `pre(xs[0] + (xs[1] + ...))`: a residual sum feeding the convolution is added while
+/// each channel is laid out (one input and `Act::None`: the input as it is).
 #[allow(clippy::too_many_arguments)]
 pub fn conv_depthwise(
-    x: &[f32],
+    xs: &[&[f32]],
+    pre: Act,
     c: usize,
     (h, w): (usize, usize),
     win: Window,
@@ -358,7 +435,7 @@ pub fn conv_depthwise(
     let taps = win.kh * win.kw;
     let planes = &mut s.planes;
     for ch in 0..c {
-        planes.fill(&x[ch * h * w..][..h * w], 1, (h, w), win, 0.0);
+        planes.fill(xs, pre, ch..ch + 1, (h, w), win, 0.0);
         let f = &filters[ch * taps..][..taps];
         let o = &mut out[ch * oh * ow..][..oh * ow];
         if let Ok(f9) = <&[f32; 9]>::try_from(f) {
@@ -438,8 +515,9 @@ pub fn pool(
     let planes = &mut s.planes;
     for ch in 0..c {
         planes.fill(
-            &x[ch * h * w..][..h * w],
-            1,
+            &[x],
+            Act::None,
+            ch..ch + 1,
             (h, w),
             win,
             if max { f32::NEG_INFINITY } else { 0.0 },
@@ -684,7 +762,8 @@ mod tests {
             let (oh, ow) = win.out_dims(h, w).unwrap();
             let mut out = vec![f32::NAN; c * oh * ow];
             conv_depthwise(
-                &x,
+                &[&x],
+                Act::None,
                 c,
                 (h, w),
                 win,
@@ -695,6 +774,55 @@ mod tests {
                 &mut s,
             );
             close(&out, &conv_ref(&x, c, (h, w), win, &f, c, c));
+        }
+    }
+
+    /// A sum folded into the depthwise conv's plane fill gives the bits of the Sum step
+    /// followed by the conv, and matches the definition, for 2 to 5 inputs (5: the
+    /// generic path) and strides 1 and 2.
+    #[test]
+    fn depthwise_conv_of_a_sum_equals_the_sum_then_the_conv() {
+        let mut s = Scratch::default();
+        for (inputs, stride, pads) in [
+            (2, 1, [1; 4]),
+            (3, 2, [0, 0, 1, 1]),
+            (4, 1, [1; 4]),
+            (5, 2, [1; 4]),
+        ] {
+            let (c, h, w) = (3, 9, 13);
+            let win = Window {
+                kh: 3,
+                kw: 3,
+                stride,
+                pads,
+            };
+            let xs: Vec<Vec<f32>> = (0..inputs)
+                .map(|i| data(c * h * w, 10 + i as u32))
+                .collect();
+            let refs: Vec<&[f32]> = xs.iter().map(Vec::as_slice).collect();
+            let f = data(c * 9, 5);
+            let bias = data(c, 6);
+            let (oh, ow) = win.out_dims(h, w).unwrap();
+            let mut fused = vec![f32::NAN; c * oh * ow];
+            let dw = |xs: &[&[f32]], pre, out: &mut [f32], s: &mut Scratch| {
+                conv_depthwise(xs, pre, c, (h, w), win, &f, &bias, out, Act::Leaky(0.1), s)
+            };
+            dw(&refs, Act::Relu, &mut fused, &mut s);
+            let mut summed = vec![f32::NAN; c * h * w];
+            sum_into(&mut summed, &refs, 0, Act::Relu);
+            let mut unfused = vec![f32::NAN; c * oh * ow];
+            dw(&[&summed], Act::None, &mut unfused, &mut s);
+            assert_eq!(fused, unfused, "{inputs} inputs, stride {stride}");
+            // The definition: relu(x0 + (x1 + ...)), then the textbook conv.
+            let def: Vec<f32> = (0..c * h * w)
+                .map(|i| xs.iter().rev().fold(0.0, |acc, x| x[i] + acc).max(0.0))
+                .collect();
+            let want: Vec<f32> = conv_ref(&def, c, (h, w), win, &f, c, c)
+                .iter()
+                .enumerate()
+                .map(|(i, v)| Act::Leaky(0.1).apply(v + bias[i / (oh * ow)]))
+                .collect();
+            close(&fused, &want);
         }
     }
 
