@@ -660,9 +660,30 @@ impl Builder {
             }
         }
 
+        // An average pool whose window is the whole input (the expression net's last
+        // step before its heads) needs no planes: plain per-channel sums.
+        for s in &mut self.steps {
+            if let Op::Pool {
+                max: false,
+                c,
+                hw,
+                win,
+            } = s.op
+            {
+                if (win.kh, win.kw, win.pads) == (hw.0, hw.1, [0; 4]) {
+                    s.op = Op::GlobalAvg {
+                        c,
+                        hw,
+                        pre: Act::None,
+                    };
+                }
+            }
+        }
+
         // A Sum read only by a depthwise conv is added while that conv lays out its
-        // input planes (a copy it makes anyway): one pass and one buffer fewer. A Sum
-        // that is also a graph output (or asked for by name) keeps its step.
+        // input planes (a copy it makes anyway), or by a global average pool while it
+        // adds: one pass and one buffer fewer. A Sum that is also a graph output (or
+        // asked for by name) keeps its step.
         let readers = self.readers(output);
         let mut dead = vec![false; self.steps.len()];
         for i in 0..self.steps.len() {
@@ -678,6 +699,10 @@ impl Builder {
             };
             if let Op::Conv {
                 kind: ConvKind::Depthwise,
+                pre: pre @ Act::None,
+                ..
+            }
+            | Op::GlobalAvg {
                 pre: pre @ Act::None,
                 ..
             } = &mut self.steps[j].op

@@ -548,6 +548,46 @@ pub fn pool(
     }
 }
 
+/// The mean of each channel of `pre(xs[0] + (xs[1] + ...))` (a residual sum folded in,
+/// as in [`conv_depthwise`]): an average pool whose window is the whole `h x w` input.
+/// Each mean adds its values in the order [`pool`] does (row-major, then one division),
+/// four channels at a time for four independent chains instead of pool's plane layout.
+pub fn global_avg(
+    xs: &[&[f32]],
+    pre: Act,
+    c: usize,
+    (h, w): (usize, usize),
+    out: &mut [f32],
+    s: &mut Scratch,
+) {
+    let hw = h * w;
+    let plain = xs.len() == 1 && pre == Act::None;
+    let buf = first(&mut s.col, if plain { 0 } else { 4 * hw });
+    let n = (h as f32) * (w as f32);
+    for c0 in (0..c).step_by(4) {
+        let cs = 4.min(c - c0);
+        let block: &[f32] = if plain {
+            &xs[0][c0 * hw..][..cs * hw]
+        } else {
+            let b = &mut buf[..cs * hw];
+            sum_into(b, xs, c0 * hw, pre);
+            b
+        };
+        let mut acc = [0f32; 4];
+        for (a, ch) in acc.iter_mut().zip(block.chunks_exact(hw)) {
+            *a = ch[0];
+        }
+        for p in 1..hw {
+            for (j, a) in acc[..cs].iter_mut().enumerate() {
+                *a += block[j * hw + p];
+            }
+        }
+        for (o, a) in out[c0..c0 + cs].iter_mut().zip(acc) {
+            *o = a / n;
+        }
+    }
+}
+
 /// In-place softmax of one row, max-subtracted for range.
 pub fn softmax(v: &mut [f32]) {
     let m = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -823,6 +863,33 @@ mod tests {
                 .map(|(i, v)| Act::Leaky(0.1).apply(v + bias[i / (oh * ow)]))
                 .collect();
             close(&fused, &want);
+        }
+    }
+
+    /// The global average pool gives pool's bits with a whole-input window, and with a
+    /// sum folded in, the bits of the sum then the pool.
+    #[test]
+    fn global_average_equals_the_pool() {
+        let mut s = Scratch::default();
+        for (c, h, w) in [(9, 7, 7), (4, 3, 5), (2, 1, 1)] {
+            let win = Window {
+                kh: h,
+                kw: w,
+                stride: 1,
+                pads: [0; 4],
+            };
+            let xs: Vec<Vec<f32>> = (0..3).map(|i| data(c * h * w, 20 + i)).collect();
+            let refs: Vec<&[f32]> = xs.iter().map(Vec::as_slice).collect();
+            let mut want = vec![f32::NAN; c];
+            pool(&xs[0], c, (h, w), win, false, &mut want, &mut s);
+            let mut got = vec![f32::NAN; c];
+            global_avg(&refs[..1], Act::None, c, (h, w), &mut got, &mut s);
+            assert_eq!(got, want, "{c}x{h}x{w}");
+            let mut summed = vec![f32::NAN; c * h * w];
+            sum_into(&mut summed, &refs, 0, Act::Relu);
+            pool(&summed, c, (h, w), win, false, &mut want, &mut s);
+            global_avg(&refs, Act::Relu, c, (h, w), &mut got, &mut s);
+            assert_eq!(got, want, "{c}x{h}x{w}, a sum folded in");
         }
     }
 

@@ -112,6 +112,13 @@ enum Op {
         hw: (usize, usize),
         win: Window,
     },
+    /// An average pool over the whole input, of `pre(x0 + (x1 + ...))` of the step's
+    /// inputs (a Sum folded in, or one input and `Act::None`).
+    GlobalAvg {
+        c: usize,
+        hw: (usize, usize),
+        pre: Act,
+    },
     /// Reshape or Flatten: the data is unchanged.
     Copy,
     Gemm {
@@ -483,6 +490,7 @@ fn eval(
         }
         Op::Pad { pads, value } => pad(x, shape, pads, *value, out),
         Op::Pool { max, c, hw, win } => kernels::pool(x, *c, *hw, *win, *max, out, scratch),
+        Op::GlobalAvg { c, hw, pre } => kernels::global_avg(args, *pre, *c, *hw, out, scratch),
         Op::Copy => out.copy_from_slice(x),
         Op::Gemm { packed, bias, k, n } => {
             kernels::gemm(packed, bias, *n, *k, x, 1, 1, out, 1, 0, Act::None, scratch)
@@ -585,13 +593,17 @@ mod tests {
         assert_eq!(net.output_shapes(), [&[1, 7][..], &[1, 1]]);
         // Every activation is fused into its conv or sum, every Add chain is one sum (12
         // residual sums), and nothing element-wise is left on its own. The 11 sums that
-        // feed a depthwise conv are made in its plane fill; the last feeds the pool.
+        // feed a depthwise conv are made in its plane fill, the last in the global pool.
         assert!(!net.steps.iter().any(|s| matches!(
             s.op,
             Op::Act(_) | Op::Max | Op::PairMax { .. } | Op::Slice { .. } | Op::Pad { .. }
         )));
         let count = |f: fn(&Step) -> bool| net.steps.iter().filter(|s| f(s)).count();
-        assert_eq!(count(|s| matches!(s.op, Op::Sum(Act::Relu))), 1);
+        assert_eq!(count(|s| matches!(s.op, Op::Sum(_))), 0);
+        assert_eq!(
+            count(|s| matches!(s.op, Op::GlobalAvg { pre: Act::Relu, .. }) && s.inputs.len() == 4),
+            1
+        );
         let folded = |s: &Step| {
             matches!(s.op, Op::Conv { pre: Act::Relu, .. }) && (2..=4).contains(&s.inputs.len())
         };
