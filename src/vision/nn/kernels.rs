@@ -172,6 +172,28 @@ pub fn gemm(
     let panel = first(&mut s.panel, k * NR);
     for p0 in (0..n).step_by(NR) {
         let width = NR.min(n - p0);
+        if width <= 4 {
+            // A last panel of at most four pixels (n = 49 at 7x7, 196 at 14x14): one F4
+            // per row, half the work of a zero-padded full tile.
+            let p4 = &mut panel[..k * 4];
+            for (ki, dst) in p4.as_chunks_mut::<4>().0.iter_mut().enumerate() {
+                *dst = [0.0; 4];
+                dst[..width].copy_from_slice(&x[ki * x_stride + p0..][..width]);
+            }
+            for (blk, w) in packed.chunks_exact(k * MR).enumerate() {
+                let acc = tile4(w, p4);
+                for (r, row) in acc.iter().enumerate() {
+                    let co = blk * MR + r;
+                    if co >= cout {
+                        break;
+                    }
+                    let mut v = [0f32; 4];
+                    act.apply4(row.add(F4::splat(bias[co]))).store(&mut v);
+                    out[co * o_stride + o_off + p0..][..width].copy_from_slice(&v[..width]);
+                }
+            }
+            continue;
+        }
         for (ki, dst) in panel.as_chunks_mut::<NR>().0.iter_mut().enumerate() {
             let src = &x[ki * x_stride + p0..][..width];
             // Fixed-size copies: a variable-length one is a memcpy call in wasm.
@@ -230,6 +252,21 @@ fn tile(w: &[f32], panel: &[f32]) -> [[F4; 2]; MR] {
             let wr = F4::load_splat(wr);
             a[0] = a[0].mul_add(wr, x0);
             a[1] = a[1].mul_add(wr, x1);
+        }
+    }
+    acc
+}
+
+/// [`tile`] for a panel `[k][4]`: four accumulators, the same order of additions.
+#[inline(always)]
+fn tile4(w: &[f32], panel: &[f32]) -> [F4; MR] {
+    let mut acc = [F4::splat(0.0); MR];
+    let (wc, _) = w.as_chunks::<MR>();
+    let (xc, _) = panel.as_chunks::<4>();
+    for (wk, xk) in wc.iter().zip(xc) {
+        let x = F4::load(xk);
+        for (a, wr) in acc.iter_mut().zip(wk) {
+            *a = a.mul_add(F4::load_splat(wr), x);
         }
     }
     acc
