@@ -303,8 +303,8 @@ impl Window {
 #[derive(Debug, Default)]
 struct Planes {
     buf: Vec<f32>,
-    /// One summed input row, when the planes are filled from a sum.
-    row: Vec<f32>,
+    /// One summed input channel, when the planes are filled from a sum.
+    sum: Vec<f32>,
     /// Padded rows per channel, and values per phase row.
     rows: usize,
     len: usize,
@@ -334,16 +334,18 @@ impl Planes {
         self.buf
             .resize(chans.len() * self.rows * s * self.len, value);
         let plain = xs.len() == 1 && act == Act::None;
-        let summed = first(&mut self.row, if plain { 0 } else { w });
+        let summed = first(&mut self.sum, if plain { 0 } else { h * w });
         for (ch, x_ch) in chans.enumerate() {
+            // A sum is made a whole channel at a time (one long pass, in L1), not row by
+            // row: per-row calls cost more than the adds at 7 to 56 columns.
+            let chan: &[f32] = if plain {
+                &xs[0][x_ch * h * w..][..h * w]
+            } else {
+                sum_into(summed, xs, x_ch * h * w, act);
+                summed
+            };
             for iy in 0..h {
-                let at = (x_ch * h + iy) * w;
-                let src: &[f32] = if plain {
-                    &xs[0][at..][..w]
-                } else {
-                    sum_into(summed, xs, at, act);
-                    summed
-                };
+                let src = &chan[iy * w..][..w];
                 let row =
                     &mut self.buf[(ch * self.rows + iy + pt) * s * self.len..][..s * self.len];
                 if s == 1 {
