@@ -140,6 +140,20 @@ pub struct Scratch {
     panel: Vec<f32>,
 }
 
+/// `dst.copy_from_slice(src)` in groups of four: a variable-length copy is a
+/// `memory.copy` in wasm, which V8 runs as a call, too dear for rows of 7 to 56 values.
+#[inline(always)]
+fn copy(dst: &mut [f32], src: &[f32]) {
+    let (dc, dt) = dst.as_chunks_mut::<4>();
+    let (sc, st) = src.as_chunks::<4>();
+    for (d, s) in dc.iter_mut().zip(sc) {
+        *d = *s;
+    }
+    for (d, s) in dt.iter_mut().zip(st) {
+        *d = *s;
+    }
+}
+
 /// The first `n` values of `buf`, grown if needed. Old values stay: callers overwrite
 /// all `n`.
 fn first(buf: &mut Vec<f32>, n: usize) -> &mut [f32] {
@@ -349,7 +363,7 @@ impl Planes {
                 let row =
                     &mut self.buf[(ch * self.rows + iy + pt) * s * self.len..][..s * self.len];
                 if s == 1 {
-                    row[pl..pl + w].copy_from_slice(src);
+                    copy(&mut row[pl..pl + w], src);
                 } else if s == 2 {
                     // Even input columns land in phase pl % 2 from pl / 2 on, odd ones in
                     // the other phase from (pl + 1) / 2 on.
