@@ -490,7 +490,6 @@ pub fn conv_depthwise(
     for ch in 0..c {
         planes.fill(xs, pre, ch..ch + 1, (h, w), win, 0.0);
         let f = &filters[ch * taps..][..taps];
-        let o = &mut out[ch * oh * ow..][..oh * ow];
         if let Ok(f9) = <&[f32; 9]>::try_from(f) {
             // 3x3: all nine taps of four outputs summed in registers, then bias and
             // activation, one store. The planes' slack columns let the last, partial
@@ -498,14 +497,17 @@ pub fn conv_depthwise(
             let fv: [F4; 9] = std::array::from_fn(|i| F4::splat(f9[i]));
             let b = F4::splat(bias[ch]);
             let groups = ow.div_ceil(4);
-            for (oy, orow) in o.chunks_exact_mut(ow).enumerate() {
+            // This channel's outputs and every later one's: a row's last, partial group
+            // is stored whole, spilling into the next row (or channel), which is written
+            // after it. Only the very end of `out` takes a partial store.
+            let o = &mut out[ch * oh * ow..];
+            for oy in 0..oh {
                 let tc: [&[[f32; 4]]; 9] = std::array::from_fn(|i| {
                     planes
                         .tap(0, oy, i / 3, i % 3, 4 * groups)
                         .as_chunks::<4>()
                         .0
                 });
-                let (chunks, tail) = orow.as_chunks_mut::<4>();
                 for j in 0..groups {
                     let mut acc = F4::splat(0.0);
                     for (fi, ti) in fv.iter().zip(&tc) {
@@ -514,18 +516,21 @@ pub fn conv_depthwise(
                         acc = acc.mul_add(*fi, F4::load(unsafe { ti.get_unchecked(j) }));
                     }
                     let v = act.apply4(acc.add(b));
-                    match chunks.get_mut(j) {
+                    let at = oy * ow + 4 * j;
+                    match o[at..].first_chunk_mut::<4>() {
                         Some(dst) => v.store(dst),
                         None => {
                             let mut last = [0f32; 4];
                             v.store(&mut last);
-                            let n = tail.len();
-                            tail.copy_from_slice(&last[..n]);
+                            for (d, l) in o[at..].iter_mut().zip(last) {
+                                *d = l;
+                            }
                         }
                     }
                 }
             }
         } else {
+            let o = &mut out[ch * oh * ow..][..oh * ow];
             for (oy, orow) in o.chunks_exact_mut(ow).enumerate() {
                 orow.fill(0.0);
                 for dy in 0..win.kh {
