@@ -341,8 +341,10 @@ impl Planes {
         let s = win.stride.max(1);
         let [pt, pl, pb, pr] = win.pads;
         self.rows = h + pt + pb;
-        // Three slack columns: a row's last group of four outputs may read past ow.
-        self.len = (w + pl + pr).div_ceil(s) + 3;
+        // Three slack columns: a row's last group of four outputs may read past ow. A
+        // multiple of four, so consecutive output rows' taps are whole groups of four
+        // apart (the depthwise 3x3 indexes one slice per tap for all rows).
+        self.len = ((w + pl + pr).div_ceil(s) + 3).next_multiple_of(4);
         self.stride = s;
         self.buf.clear();
         self.buf
@@ -501,19 +503,21 @@ pub fn conv_depthwise(
             // is stored whole, spilling into the next row (or channel), which is written
             // after it. Only the very end of `out` takes a partial store.
             let o = &mut out[ch * oh * ow..];
+            // One slice per tap for all output rows, built once per channel: output row
+            // oy's taps start `step` groups after row oy - 1's.
+            let step = planes.stride * planes.stride * planes.len / 4;
+            let need = (oh - 1) * step + groups;
+            let tc: [&[[f32; 4]]; 9] = std::array::from_fn(|i| {
+                &planes.tap(0, 0, i / 3, i % 3, 4 * need).as_chunks::<4>().0[..need]
+            });
             for oy in 0..oh {
-                let tc: [&[[f32; 4]]; 9] = std::array::from_fn(|i| {
-                    planes
-                        .tap(0, oy, i / 3, i % 3, 4 * groups)
-                        .as_chunks::<4>()
-                        .0
-                });
                 for j in 0..groups {
                     let mut acc = F4::splat(0.0);
+                    let m = oy * step + j;
                     for (fi, ti) in fv.iter().zip(&tc) {
-                        // SAFETY: every tap slice holds 4 * groups values, so j < groups
-                        // is in range.
-                        acc = acc.mul_add(*fi, F4::load(unsafe { ti.get_unchecked(j) }));
+                        // SAFETY: every tap slice holds `need` groups, and m < need for
+                        // oy < oh and j < groups.
+                        acc = acc.mul_add(*fi, F4::load(unsafe { ti.get_unchecked(m) }));
                     }
                     let v = act.apply4(acc.add(b));
                     let at = oy * ow + 4 * j;
