@@ -69,6 +69,7 @@ impl Act {
 /// `dst = act(x0 + (x1 + (... + xn)))` over `xs[i][at..at + dst.len()]`, added from the
 /// last input back as the graphs nest their Adds, so a Sum folded into another step
 /// rounds exactly as the Sum step did.
+#[inline(always)]
 pub fn sum_into(dst: &mut [f32], xs: &[&[f32]], at: usize, act: Act) {
     let n = dst.len();
     // One pass with every input in registers for the counts the models have (a residual
@@ -352,8 +353,15 @@ impl Planes {
         let plain = xs.len() == 1 && act == Act::None;
         let summed = first(&mut self.sum, if plain { 0 } else { h * w });
         for (ch, x_ch) in chans.enumerate() {
-            // A sum is made a whole channel at a time (one long pass, in L1), not row by
-            // row: per-row calls cost more than the adds at 7 to 56 columns.
+            if s == 1 && !plain {
+                // Stride 1: each summed row goes straight to its place in the plane.
+                for iy in 0..h {
+                    let row = &mut self.buf[(ch * self.rows + iy + pt) * self.len..][..self.len];
+                    sum_into(&mut row[pl..pl + w], xs, (x_ch * h + iy) * w, act);
+                }
+                continue;
+            }
+            // Otherwise a sum is made a whole channel at a time (one long pass, in L1).
             let chan: &[f32] = if plain {
                 &xs[0][x_ch * h * w..][..h * w]
             } else {
