@@ -5,7 +5,8 @@
 //! [`Net::load`] reads an ONNX file ([`proto`]), folds everything computed from
 //! initializers alone (the dequantisation subgraphs, in float64 as tfjs does), pins the
 //! input shape, infers every shape, fuses the patterns these graphs use (activation after
-//! Conv; `Slice`+`Max` pairs, which are 2x2 max pools) and keeps a list of steps.
+//! Conv; `Slice`+`Max` pairs, which are 2x2 max pools; residual `Add` chains, summed while
+//! the next depthwise conv or the global pool reads them) and keeps a list of steps.
 //! [`Net::run`] executes the steps with the kernels in [`kernels`]; the load-time half
 //! (folding, shapes, fusions) is in `build.rs`. Only the operators
 //! and attribute values the two models need are accepted; anything else is a load error,
