@@ -356,6 +356,7 @@ impl Builder {
                     hw: (h, w),
                     win,
                     act: Act::None,
+                    pre: Act::None,
                 };
                 (op, vec![1, cout, oh, ow])
             }
@@ -658,6 +659,60 @@ impl Builder {
                 None => i += 1,
             }
         }
+
+        // An average pool whose window is the whole input (the expression net's last
+        // step before its heads) needs no planes: plain per-channel sums.
+        for s in &mut self.steps {
+            if let Op::Pool {
+                max: false,
+                c,
+                hw,
+                win,
+            } = s.op
+            {
+                if (win.kh, win.kw, win.pads) == (hw.0, hw.1, [0; 4]) {
+                    s.op = Op::GlobalAvg {
+                        c,
+                        hw,
+                        pre: Act::None,
+                    };
+                }
+            }
+        }
+
+        // A Sum read only by a depthwise conv is added while that conv lays out its
+        // input planes (a copy it makes anyway), or by a global average pool while it
+        // adds: one pass and one buffer fewer. A Sum that is also a graph output (or
+        // asked for by name) keeps its step.
+        let readers = self.readers(output);
+        let mut dead = vec![false; self.steps.len()];
+        for i in 0..self.steps.len() {
+            let Op::Sum(act) = self.steps[i].op else {
+                continue;
+            };
+            let v = self.steps[i].output;
+            if readers[v] != 1 {
+                continue;
+            }
+            let Some(j) = self.steps.iter().position(|s| s.inputs.contains(&v)) else {
+                continue;
+            };
+            if let Op::Conv {
+                kind: ConvKind::Depthwise,
+                pre: pre @ Act::None,
+                ..
+            }
+            | Op::GlobalAvg {
+                pre: pre @ Act::None,
+                ..
+            } = &mut self.steps[j].op
+            {
+                *pre = act;
+                self.steps[j].inputs = self.steps[i].inputs.clone();
+                dead[i] = true;
+            }
+        }
+        drop_marked(&mut self.steps, &dead);
     }
 
     pub(super) fn finish(self, input: usize, outputs: Vec<usize>) -> Net {

@@ -66,6 +66,59 @@ impl Act {
     }
 }
 
+/// `dst = act(x0 + (x1 + (... + xn)))` over `xs[i][at..at + dst.len()]`, added from the
+/// last input back as the graphs nest their Adds, so a Sum folded into another step
+/// rounds exactly as the Sum step did.
+#[inline(always)]
+pub fn sum_into(dst: &mut [f32], xs: &[&[f32]], at: usize, act: Act) {
+    let n = dst.len();
+    // One pass with every input in registers for the counts the models have (a residual
+    // block sums 2 to 4); a loop of passes for any other count.
+    match xs {
+        [a, b] => sum_n(dst, [&a[at..][..n], &b[at..][..n]], act),
+        [a, b, c] => sum_n(dst, [&a[at..][..n], &b[at..][..n], &c[at..][..n]], act),
+        [a, b, c, d] => sum_n(
+            dst,
+            [&a[at..][..n], &b[at..][..n], &c[at..][..n], &d[at..][..n]],
+            act,
+        ),
+        _ => {
+            let Some((last, rest)) = xs.split_last() else {
+                return;
+            };
+            dst.copy_from_slice(&last[at..][..n]);
+            for y in rest.iter().rev() {
+                vadd(dst, &y[at..][..n]);
+            }
+            if act != Act::None {
+                act.apply_with_bias(dst, 0.0);
+            }
+        }
+    }
+}
+
+/// [`sum_into`] for `N` inputs of `dst`'s length, in one pass.
+#[inline(always)]
+fn sum_n<const N: usize>(dst: &mut [f32], xs: [&[f32]; N], act: Act) {
+    let (dc, dt) = dst.as_chunks_mut::<4>();
+    let xc: [&[[f32; 4]]; N] = xs.map(|x| x.as_chunks::<4>().0);
+    for (j, d) in dc.iter_mut().enumerate() {
+        let mut acc = F4::load(&xc[N - 1][j]);
+        for x in xc[..N - 1].iter().rev() {
+            acc = acc.add(F4::load(&x[j]));
+        }
+        act.apply4(acc).store(d);
+    }
+    let t0 = 4 * dc.len();
+    for (j, d) in dt.iter_mut().enumerate() {
+        let mut acc = xs[N - 1][t0 + j];
+        for x in xs[..N - 1].iter().rev() {
+            acc += x[t0 + j];
+        }
+        *d = act.apply(acc);
+    }
+}
+
 /// Weights `[cout][k]` repacked as `[cout/MR][k][MR]` (zero rows pad the last block), so
 /// one tile reads them contiguously.
 pub fn pack_weights(w: &[f32], cout: usize, k: usize) -> Vec<f32> {
@@ -86,6 +139,20 @@ pub struct Scratch {
     planes: Planes,
     col: Vec<f32>,
     panel: Vec<f32>,
+}
+
+/// `dst.copy_from_slice(src)` in groups of four: a variable-length copy is a
+/// `memory.copy` in wasm, which V8 runs as a call, too dear for rows of 7 to 56 values.
+#[inline(always)]
+fn copy(dst: &mut [f32], src: &[f32]) {
+    let (dc, dt) = dst.as_chunks_mut::<4>();
+    let (sc, st) = src.as_chunks::<4>();
+    for (d, s) in dc.iter_mut().zip(sc) {
+        *d = *s;
+    }
+    for (d, s) in dt.iter_mut().zip(st) {
+        *d = *s;
+    }
 }
 
 /// The first `n` values of `buf`, grown if needed. Old values stay: callers overwrite
@@ -120,6 +187,28 @@ pub fn gemm(
     let panel = first(&mut s.panel, k * NR);
     for p0 in (0..n).step_by(NR) {
         let width = NR.min(n - p0);
+        if width <= 4 {
+            // A last panel of at most four pixels (n = 49 at 7x7, 196 at 14x14): one F4
+            // per row, half the work of a zero-padded full tile.
+            let p4 = &mut panel[..k * 4];
+            for (ki, dst) in p4.as_chunks_mut::<4>().0.iter_mut().enumerate() {
+                *dst = [0.0; 4];
+                dst[..width].copy_from_slice(&x[ki * x_stride + p0..][..width]);
+            }
+            for (blk, w) in packed.chunks_exact(k * MR).enumerate() {
+                let acc = tile4(w, p4);
+                for (r, row) in acc.iter().enumerate() {
+                    let co = blk * MR + r;
+                    if co >= cout {
+                        break;
+                    }
+                    let mut v = [0f32; 4];
+                    act.apply4(row.add(F4::splat(bias[co]))).store(&mut v);
+                    out[co * o_stride + o_off + p0..][..width].copy_from_slice(&v[..width]);
+                }
+            }
+            continue;
+        }
         for (ki, dst) in panel.as_chunks_mut::<NR>().0.iter_mut().enumerate() {
             let src = &x[ki * x_stride + p0..][..width];
             // Fixed-size copies: a variable-length one is a memcpy call in wasm.
@@ -183,6 +272,21 @@ fn tile(w: &[f32], panel: &[f32]) -> [[F4; 2]; MR] {
     acc
 }
 
+/// [`tile`] for a panel `[k][4]`: four accumulators, the same order of additions.
+#[inline(always)]
+fn tile4(w: &[f32], panel: &[f32]) -> [F4; MR] {
+    let mut acc = [F4::splat(0.0); MR];
+    let (wc, _) = w.as_chunks::<MR>();
+    let (xc, _) = panel.as_chunks::<4>();
+    for (wk, xk) in wc.iter().zip(xc) {
+        let x = F4::load(xk);
+        for (a, wr) in acc.iter_mut().zip(wk) {
+            *a = a.mul_add(F4::load_splat(wr), x);
+        }
+    }
+    acc
+}
+
 /// Geometry of a 2-D convolution or pooling window.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Window {
@@ -214,6 +318,8 @@ impl Window {
 #[derive(Debug, Default)]
 struct Planes {
     buf: Vec<f32>,
+    /// One summed input channel, when the planes are filled from a sum.
+    sum: Vec<f32>,
     /// Padded rows per channel, and values per phase row.
     rows: usize,
     len: usize,
@@ -221,22 +327,53 @@ struct Planes {
 }
 
 impl Planes {
-    fn fill(&mut self, x: &[f32], c: usize, (h, w): (usize, usize), win: Window, value: f32) {
+    /// Lays out channels `chans` of `act(xs[0] + (xs[1] + ...))` (one input: a plain
+    /// copy), each input NCHW of `h x w`. The sum is made row by row here, so a Sum step
+    /// folded into the next windowed op costs no pass of its own and no buffer.
+    fn fill(
+        &mut self,
+        xs: &[&[f32]],
+        act: Act,
+        chans: std::ops::Range<usize>,
+        (h, w): (usize, usize),
+        win: Window,
+        value: f32,
+    ) {
         let s = win.stride.max(1);
         let [pt, pl, pb, pr] = win.pads;
         self.rows = h + pt + pb;
-        // Three slack columns: a row's last group of four outputs may read past ow.
-        self.len = (w + pl + pr).div_ceil(s) + 3;
+        // Three slack columns: a row's last group of four outputs may read past ow. A
+        // multiple of four, so consecutive output rows' taps are whole groups of four
+        // apart (the depthwise 3x3 indexes one slice per tap for all rows).
+        self.len = ((w + pl + pr).div_ceil(s) + 3).next_multiple_of(4);
         self.stride = s;
         self.buf.clear();
-        self.buf.resize(c * self.rows * s * self.len, value);
-        for ch in 0..c {
+        self.buf
+            .resize(chans.len() * self.rows * s * self.len, value);
+        let plain = xs.len() == 1 && act == Act::None;
+        let summed = first(&mut self.sum, if plain { 0 } else { h * w });
+        for (ch, x_ch) in chans.enumerate() {
+            if s == 1 && !plain {
+                // Stride 1: each summed row goes straight to its place in the plane.
+                for iy in 0..h {
+                    let row = &mut self.buf[(ch * self.rows + iy + pt) * self.len..][..self.len];
+                    sum_into(&mut row[pl..pl + w], xs, (x_ch * h + iy) * w, act);
+                }
+                continue;
+            }
+            // Otherwise a sum is made a whole channel at a time (one long pass, in L1).
+            let chan: &[f32] = if plain {
+                &xs[0][x_ch * h * w..][..h * w]
+            } else {
+                sum_into(summed, xs, x_ch * h * w, act);
+                summed
+            };
             for iy in 0..h {
-                let src = &x[(ch * h + iy) * w..][..w];
+                let src = &chan[iy * w..][..w];
                 let row =
                     &mut self.buf[(ch * self.rows + iy + pt) * s * self.len..][..s * self.len];
                 if s == 1 {
-                    row[pl..pl + w].copy_from_slice(src);
+                    copy(&mut row[pl..pl + w], src);
                 } else if s == 2 {
                     // Even input columns land in phase pl % 2 from pl / 2 on, odd ones in
                     // the other phase from (pl + 1) / 2 on.
@@ -301,7 +438,7 @@ pub fn conv_dense(
     let Some((oh, ow)) = win.out_dims(h, w) else {
         return;
     };
-    s.planes.fill(x, cin, (h, w), win, 0.0);
+    s.planes.fill(&[x], Act::None, 0..cin, (h, w), win, 0.0);
     let k = cin * win.kh * win.kw;
     let rows = 256usize.div_ceil(ow).max(1);
     // Taken out for the loop, as gemm needs the rest of the scratch; put back after.
@@ -339,10 +476,13 @@ pub fn conv_dense(
     s.col = col_buf;
 }
 
-/// A depthwise convolution (group = channels, one filter each), with bias and activation.
+/// A depthwise convolution (group = channels, one filter each), with bias and activation,
+/// of `pre(xs[0] + (xs[1] + ...))`: a residual sum feeding the convolution is added while
+/// each channel is laid out (one input and `Act::None`: the input as it is).
 #[allow(clippy::too_many_arguments)]
 pub fn conv_depthwise(
-    x: &[f32],
+    xs: &[&[f32]],
+    pre: Act,
     c: usize,
     (h, w): (usize, usize),
     win: Window,
@@ -358,9 +498,8 @@ pub fn conv_depthwise(
     let taps = win.kh * win.kw;
     let planes = &mut s.planes;
     for ch in 0..c {
-        planes.fill(&x[ch * h * w..][..h * w], 1, (h, w), win, 0.0);
+        planes.fill(xs, pre, ch..ch + 1, (h, w), win, 0.0);
         let f = &filters[ch * taps..][..taps];
-        let o = &mut out[ch * oh * ow..][..oh * ow];
         if let Ok(f9) = <&[f32; 9]>::try_from(f) {
             // 3x3: all nine taps of four outputs summed in registers, then bias and
             // activation, one store. The planes' slack columns let the last, partial
@@ -368,34 +507,42 @@ pub fn conv_depthwise(
             let fv: [F4; 9] = std::array::from_fn(|i| F4::splat(f9[i]));
             let b = F4::splat(bias[ch]);
             let groups = ow.div_ceil(4);
-            for (oy, orow) in o.chunks_exact_mut(ow).enumerate() {
-                let tc: [&[[f32; 4]]; 9] = std::array::from_fn(|i| {
-                    planes
-                        .tap(0, oy, i / 3, i % 3, 4 * groups)
-                        .as_chunks::<4>()
-                        .0
-                });
-                let (chunks, tail) = orow.as_chunks_mut::<4>();
+            // This channel's outputs and every later one's: a row's last, partial group
+            // is stored whole, spilling into the next row (or channel), which is written
+            // after it. Only the very end of `out` takes a partial store.
+            let o = &mut out[ch * oh * ow..];
+            // One slice per tap for all output rows, built once per channel: output row
+            // oy's taps start `step` groups after row oy - 1's.
+            let step = planes.stride * planes.stride * planes.len / 4;
+            let need = (oh - 1) * step + groups;
+            let tc: [&[[f32; 4]]; 9] = std::array::from_fn(|i| {
+                &planes.tap(0, 0, i / 3, i % 3, 4 * need).as_chunks::<4>().0[..need]
+            });
+            for oy in 0..oh {
                 for j in 0..groups {
                     let mut acc = F4::splat(0.0);
+                    let m = oy * step + j;
                     for (fi, ti) in fv.iter().zip(&tc) {
-                        // SAFETY: every tap slice holds 4 * groups values, so j < groups
-                        // is in range.
-                        acc = acc.mul_add(*fi, F4::load(unsafe { ti.get_unchecked(j) }));
+                        // SAFETY: every tap slice holds `need` groups, and m < need for
+                        // oy < oh and j < groups.
+                        acc = acc.mul_add(*fi, F4::load(unsafe { ti.get_unchecked(m) }));
                     }
                     let v = act.apply4(acc.add(b));
-                    match chunks.get_mut(j) {
+                    let at = oy * ow + 4 * j;
+                    match o[at..].first_chunk_mut::<4>() {
                         Some(dst) => v.store(dst),
                         None => {
                             let mut last = [0f32; 4];
                             v.store(&mut last);
-                            let n = tail.len();
-                            tail.copy_from_slice(&last[..n]);
+                            for (d, l) in o[at..].iter_mut().zip(last) {
+                                *d = l;
+                            }
                         }
                     }
                 }
             }
         } else {
+            let o = &mut out[ch * oh * ow..][..oh * ow];
             for (oy, orow) in o.chunks_exact_mut(ow).enumerate() {
                 orow.fill(0.0);
                 for dy in 0..win.kh {
@@ -438,8 +585,9 @@ pub fn pool(
     let planes = &mut s.planes;
     for ch in 0..c {
         planes.fill(
-            &x[ch * h * w..][..h * w],
-            1,
+            &[x],
+            Act::None,
+            ch..ch + 1,
             (h, w),
             win,
             if max { f32::NEG_INFINITY } else { 0.0 },
@@ -466,6 +614,46 @@ pub fn pool(
                     *v /= rows * n;
                 }
             }
+        }
+    }
+}
+
+/// The mean of each channel of `pre(xs[0] + (xs[1] + ...))` (a residual sum folded in,
+/// as in [`conv_depthwise`]): an average pool whose window is the whole `h x w` input.
+/// Each mean adds its values in the order [`pool`] does (row-major, then one division),
+/// four channels at a time for four independent chains instead of pool's plane layout.
+pub fn global_avg(
+    xs: &[&[f32]],
+    pre: Act,
+    c: usize,
+    (h, w): (usize, usize),
+    out: &mut [f32],
+    s: &mut Scratch,
+) {
+    let hw = h * w;
+    let plain = xs.len() == 1 && pre == Act::None;
+    let buf = first(&mut s.col, if plain { 0 } else { 4 * hw });
+    let n = (h as f32) * (w as f32);
+    for c0 in (0..c).step_by(4) {
+        let cs = 4.min(c - c0);
+        let block: &[f32] = if plain {
+            &xs[0][c0 * hw..][..cs * hw]
+        } else {
+            let b = &mut buf[..cs * hw];
+            sum_into(b, xs, c0 * hw, pre);
+            b
+        };
+        let mut acc = [0f32; 4];
+        for (a, ch) in acc.iter_mut().zip(block.chunks_exact(hw)) {
+            *a = ch[0];
+        }
+        for p in 1..hw {
+            for (j, a) in acc[..cs].iter_mut().enumerate() {
+                *a += block[j * hw + p];
+            }
+        }
+        for (o, a) in out[c0..c0 + cs].iter_mut().zip(acc) {
+            *o = a / n;
         }
     }
 }
@@ -684,7 +872,8 @@ mod tests {
             let (oh, ow) = win.out_dims(h, w).unwrap();
             let mut out = vec![f32::NAN; c * oh * ow];
             conv_depthwise(
-                &x,
+                &[&x],
+                Act::None,
                 c,
                 (h, w),
                 win,
@@ -695,6 +884,82 @@ mod tests {
                 &mut s,
             );
             close(&out, &conv_ref(&x, c, (h, w), win, &f, c, c));
+        }
+    }
+
+    /// A sum folded into the depthwise conv's plane fill gives the bits of the Sum step
+    /// followed by the conv, and matches the definition, for 2 to 5 inputs (5: the
+    /// generic path) and strides 1 and 2.
+    #[test]
+    fn depthwise_conv_of_a_sum_equals_the_sum_then_the_conv() {
+        let mut s = Scratch::default();
+        for (inputs, stride, pads) in [
+            (2, 1, [1; 4]),
+            (3, 2, [0, 0, 1, 1]),
+            (4, 1, [1; 4]),
+            (5, 2, [1; 4]),
+        ] {
+            let (c, h, w) = (3, 9, 13);
+            let win = Window {
+                kh: 3,
+                kw: 3,
+                stride,
+                pads,
+            };
+            let xs: Vec<Vec<f32>> = (0..inputs)
+                .map(|i| data(c * h * w, 10 + i as u32))
+                .collect();
+            let refs: Vec<&[f32]> = xs.iter().map(Vec::as_slice).collect();
+            let f = data(c * 9, 5);
+            let bias = data(c, 6);
+            let (oh, ow) = win.out_dims(h, w).unwrap();
+            let mut fused = vec![f32::NAN; c * oh * ow];
+            let dw = |xs: &[&[f32]], pre, out: &mut [f32], s: &mut Scratch| {
+                conv_depthwise(xs, pre, c, (h, w), win, &f, &bias, out, Act::Leaky(0.1), s)
+            };
+            dw(&refs, Act::Relu, &mut fused, &mut s);
+            let mut summed = vec![f32::NAN; c * h * w];
+            sum_into(&mut summed, &refs, 0, Act::Relu);
+            let mut unfused = vec![f32::NAN; c * oh * ow];
+            dw(&[&summed], Act::None, &mut unfused, &mut s);
+            assert_eq!(fused, unfused, "{inputs} inputs, stride {stride}");
+            // The definition: relu(x0 + (x1 + ...)), then the textbook conv.
+            let def: Vec<f32> = (0..c * h * w)
+                .map(|i| xs.iter().rev().fold(0.0, |acc, x| x[i] + acc).max(0.0))
+                .collect();
+            let want: Vec<f32> = conv_ref(&def, c, (h, w), win, &f, c, c)
+                .iter()
+                .enumerate()
+                .map(|(i, v)| Act::Leaky(0.1).apply(v + bias[i / (oh * ow)]))
+                .collect();
+            close(&fused, &want);
+        }
+    }
+
+    /// The global average pool gives pool's bits with a whole-input window, and with a
+    /// sum folded in, the bits of the sum then the pool.
+    #[test]
+    fn global_average_equals_the_pool() {
+        let mut s = Scratch::default();
+        for (c, h, w) in [(9, 7, 7), (4, 3, 5), (2, 1, 1)] {
+            let win = Window {
+                kh: h,
+                kw: w,
+                stride: 1,
+                pads: [0; 4],
+            };
+            let xs: Vec<Vec<f32>> = (0..3).map(|i| data(c * h * w, 20 + i)).collect();
+            let refs: Vec<&[f32]> = xs.iter().map(Vec::as_slice).collect();
+            let mut want = vec![f32::NAN; c];
+            pool(&xs[0], c, (h, w), win, false, &mut want, &mut s);
+            let mut got = vec![f32::NAN; c];
+            global_avg(&refs[..1], Act::None, c, (h, w), &mut got, &mut s);
+            assert_eq!(got, want, "{c}x{h}x{w}");
+            let mut summed = vec![f32::NAN; c * h * w];
+            sum_into(&mut summed, &refs, 0, Act::Relu);
+            pool(&summed, c, (h, w), win, false, &mut want, &mut s);
+            global_avg(&refs, Act::Relu, c, (h, w), &mut got, &mut s);
+            assert_eq!(got, want, "{c}x{h}x{w}, a sum folded in");
         }
     }
 

@@ -5,7 +5,8 @@
 //! [`Net::load`] reads an ONNX file ([`proto`]), folds everything computed from
 //! initializers alone (the dequantisation subgraphs, in float64 as tfjs does), pins the
 //! input shape, infers every shape, fuses the patterns these graphs use (activation after
-//! Conv; `Slice`+`Max` pairs, which are 2x2 max pools) and keeps a list of steps.
+//! Conv; `Slice`+`Max` pairs, which are 2x2 max pools; residual `Add` chains, summed while
+//! the next depthwise conv or the global pool reads them) and keeps a list of steps.
 //! [`Net::run`] executes the steps with the kernels in [`kernels`]; the load-time half
 //! (folding, shapes, fusions) is in `build.rs`. Only the operators
 //! and attribute values the two models need are accepted; anything else is a load error,
@@ -84,6 +85,9 @@ enum Op {
         hw: (usize, usize),
         win: Window,
         act: Act,
+        /// Depthwise only: the input is `pre(x0 + (x1 + ...))` of the step's inputs, a
+        /// Sum folded in (`Act::None` with one input: the input itself).
+        pre: Act,
     },
     Act(Act),
     /// `act(x0 + (x1 + (... + xn)))`: ONNX Add, and right-nested chains of Adds with the
@@ -108,6 +112,13 @@ enum Op {
         c: usize,
         hw: (usize, usize),
         win: Window,
+    },
+    /// An average pool over the whole input, of `pre(x0 + (x1 + ...))` of the step's
+    /// inputs (a Sum folded in, or one input and `Act::None`).
+    GlobalAvg {
+        c: usize,
+        hw: (usize, usize),
+        pre: Act,
     },
     /// Reshape or Flatten: the data is unchanged.
     Copy,
@@ -277,7 +288,13 @@ impl Net {
                         weights,
                         ..
                     } => (
-                        format!("dwconv {}x{}/{}", win.kh, win.kw, win.stride),
+                        format!(
+                            "{}dwconv {}x{}/{}",
+                            if s.inputs.len() > 1 { "sum+" } else { "" },
+                            win.kh,
+                            win.kw,
+                            win.stride
+                        ),
                         out * (win.kh * win.kw) as u64,
                         weights.len(),
                     ),
@@ -310,11 +327,7 @@ impl Net {
             .collect()
     }
 
-    fn run_observed(
-        &self,
-        input: Vec<f32>,
-        mut after_step: impl FnMut(usize),
-    ) -> R<Vec<Vec<f32>>> {
+    fn run_observed(&self, input: Vec<f32>, mut after_step: impl FnMut(usize)) -> R<Vec<Vec<f32>>> {
         let want = self.lens[self.input];
         if input.len() != want {
             return Err(NetError::Shape(format!(
@@ -426,10 +439,11 @@ fn eval(
             hw,
             win,
             act,
+            pre,
         } => match kind {
-            ConvKind::Depthwise => {
-                kernels::conv_depthwise(x, *cin, *hw, *win, weights, bias, out, *act, scratch)
-            }
+            ConvKind::Depthwise => kernels::conv_depthwise(
+                args, *pre, *cin, *hw, *win, weights, bias, out, *act, scratch,
+            ),
             ConvKind::Pointwise => {
                 let n = hw.0 * hw.1;
                 kernels::gemm(
@@ -445,15 +459,7 @@ fn eval(
                 *o = act.apply(*v);
             }
         }
-        Op::Sum(act) => {
-            // x0 + (x1 + (... + xn)): from the last input back, as the graph nests them.
-            let (last, rest) = args.split_last().unwrap_or((&x, &[]));
-            out.copy_from_slice(last);
-            for y in rest.iter().rev() {
-                simd::vadd(out, y);
-            }
-            act.apply_with_bias(out, 0.0);
-        }
+        Op::Sum(act) => kernels::sum_into(out, args, 0, *act),
         Op::Max => {
             for ((o, a), b) in out.iter_mut().zip(x).zip(args[1]) {
                 *o = a.max(*b);
@@ -485,6 +491,7 @@ fn eval(
         }
         Op::Pad { pads, value } => pad(x, shape, pads, *value, out),
         Op::Pool { max, c, hw, win } => kernels::pool(x, *c, *hw, *win, *max, out, scratch),
+        Op::GlobalAvg { c, hw, pre } => kernels::global_avg(args, *pre, *c, *hw, out, scratch),
         Op::Copy => out.copy_from_slice(x),
         Op::Gemm { packed, bias, k, n } => {
             kernels::gemm(packed, bias, *n, *k, x, 1, 1, out, 1, 0, Act::None, scratch)
@@ -562,7 +569,11 @@ mod tests {
             for run in 1..20 {
                 net.run_all(input(run)).unwrap();
             }
-            assert_eq!(pool(&net), after_first, "{file}: the pool grew over 19 more runs");
+            assert_eq!(
+                pool(&net),
+                after_first,
+                "{file}: the pool grew over 19 more runs"
+            );
         }
     }
 
@@ -581,18 +592,26 @@ mod tests {
         let expr = std::fs::read("models/face_expression.onnx").unwrap();
         let net = Net::load(&expr, &[1, 3, 112, 112]).unwrap();
         assert_eq!(net.output_shapes(), [&[1, 7][..], &[1, 1]]);
-        // Every activation is fused into its conv or sum, every Add chain is one Sum
-        // step (12 residual blocks), and nothing element-wise is left on its own.
+        // Every activation is fused into its conv or sum, every Add chain is one sum (12
+        // residual sums), and nothing element-wise is left on its own. The 11 sums that
+        // feed a depthwise conv are made in its plane fill, the last in the global pool.
         assert!(!net.steps.iter().any(|s| matches!(
             s.op,
             Op::Act(_) | Op::Max | Op::PairMax { .. } | Op::Slice { .. } | Op::Pad { .. }
         )));
-        let sums = net
-            .steps
-            .iter()
-            .filter(|s| matches!(s.op, Op::Sum(Act::Relu)))
-            .count();
-        assert_eq!(sums, 12);
+        let count = |f: fn(&Step) -> bool| net.steps.iter().filter(|s| f(s)).count();
+        assert_eq!(count(|s| matches!(s.op, Op::Sum(_))), 0);
+        assert_eq!(
+            count(|s| matches!(s.op, Op::GlobalAvg { pre: Act::Relu, .. }) && s.inputs.len() == 4),
+            1
+        );
+        let folded = |s: &Step| {
+            matches!(s.op, Op::Conv { pre: Act::Relu, .. }) && (2..=4).contains(&s.inputs.len())
+        };
+        assert_eq!(count(folded), 11);
+        // Asked for by name, a block's sum keeps its own step.
+        let named = Net::load_outputs(&expr, &[1, 3, 112, 112], Some(&["dense2/out"])).unwrap();
+        assert_eq!(named.steps.iter().filter(|s| folded(s)).count(), 10);
         assert!(matches!(net.run(vec![0.0; 5]), Err(NetError::Shape(_))));
     }
 
@@ -625,8 +644,8 @@ mod tests {
         let expr = std::fs::read("models/face_expression.onnx").unwrap();
         let shape = [1, 3, 112, 112];
         let both = Net::load(&expr, &shape).unwrap();
-        let named = Net::load_outputs(&expr, &shape, Some(&["flatten", "smile", "probabilities"]))
-            .unwrap();
+        let named =
+            Net::load_outputs(&expr, &shape, Some(&["flatten", "smile", "probabilities"])).unwrap();
         assert_eq!(named.output_shapes(), [&[1, 256][..], &[1, 1], &[1, 7]]);
         let graph = proto::parse_model(&expr).unwrap();
         let init = |name: &str| {
@@ -654,9 +673,18 @@ mod tests {
             assert_eq!(outs[0], by_name[2]);
             assert_eq!(outs[1], by_name[1]);
             assert_eq!(both.run(input).unwrap(), outs[0]);
-            let logit: f64 = by_name[0].iter().zip(&w).map(|(f, w)| *f as f64 * w).sum::<f64>() + b[0];
+            let logit: f64 = by_name[0]
+                .iter()
+                .zip(&w)
+                .map(|(f, w)| *f as f64 * w)
+                .sum::<f64>()
+                + b[0];
             let want = 1.0 / (1.0 + (-logit).exp());
-            assert!((outs[1][0] as f64 - want).abs() < 1e-5, "{} vs {want}", outs[1][0]);
+            assert!(
+                (outs[1][0] as f64 - want).abs() < 1e-5,
+                "{} vs {want}",
+                outs[1][0]
+            );
         }
         assert!(Net::load_outputs(&expr, &shape, Some(&["no such value"])).is_err());
     }
