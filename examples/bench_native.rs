@@ -147,7 +147,9 @@ fn track_rows(
     let judged = largest(&f)?.ok_or("the bench frame must show a face")?;
     // Today's page: the detector, then the expression net on the largest box.
     let today = time(rounds, || -> Result<_, smile_factor::SmileError> {
-        largest(&f)?.map(|b| a.classify_box(&f, &b, View::AsIs)).transpose()
+        largest(&f)?
+            .map(|b| a.classify_box(&f, &b, View::AsIs))
+            .transpose()
     });
     row("320x240 @224: detect + classify (today)", today, &faces);
     let defaults = TrackerOptions::default();
