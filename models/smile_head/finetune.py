@@ -35,8 +35,9 @@ as uint8 codes (the models' weight storage) and both heads at a fixed 0.5.
       --out models/smile_head/finetune.json
 
 (`./run finetune-head DIR` does both, with requirements-finetune.txt's pins in a venv.)
-JAX on the CPU, one thread, fixed seeds (a re-run of a fold gave the same figures); about 25 minutes (5 folds x (4 inner + 1 final
-trainings), 10-12 s an epoch over the 14 views of 1,792-2,240 crops).
+JAX on the CPU, one thread, fixed seeds (a re-run of a fold gave the same figures); about
+25 minutes (5 folds x (4 inner + 1 final trainings), 10-12 s an epoch over the 14 views of
+1,792-2,240 crops).
 """
 
 import os
