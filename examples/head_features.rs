@@ -5,7 +5,7 @@
 //! and `index.tsv`; `models/smile_head/experiments.py` reads all of it.
 //!
 //! `cargo run --profile tool --example head_features -- --labelled DIR --out DIR
-//!  [--models DIR] [--augment K] [--seed S]`
+//!  [--models DIR] [--augment K] [--seed S] [--maps]`
 //!
 //! All files are little-endian f32, per crop: the crop, then its mirror.
 //! - `OUT/features.f32`: the 256 pooled features (`flatten`, after global average
@@ -15,6 +15,10 @@
 //!   channel-major: any band of rows the experiments pool is an exact mean of these.
 //! - `OUT/augmented.f32`: the same row means, per crop, per augmented copy.
 //! - `OUT/index.tsv`: file, label (1 = smile), face-api's `happy` as is and mirrored.
+//! - with `--maps`, for `models/smile_head/finetune.py`: `OUT/maps.f32` (per crop: crop,
+//!   mirror) and `OUT/maps_augmented.f32` (per crop, per copy: copy, mirror), the last
+//!   block's `dense3/sum4` (256x7x7, channel-major): the sum that block's last separable
+//!   conv (`conv3`) is added to, and, through a Relu, that conv's input (`dense3/in4`).
 //!
 //! Augmentation is seeded and deterministic: a random similarity transform (scale,
 //! rotation, shift; edges repeated), then sometimes a Gaussian blur, then brightness and
@@ -37,8 +41,11 @@ type AnyResult<T> = Result<T, Box<dyn Error>>;
 /// The graph values read: two feature maps, the pooled features, face-api's 7 probabilities.
 const OUTPUTS: [&str; 4] = ["dense3/out", "dense2/out", "flatten", "probabilities"];
 const FEATURES: usize = 256;
-const USAGE: &str =
-    "usage: head_features --labelled DIR --out DIR [--models DIR] [--augment K] [--seed S]";
+/// The last block's sum before its last separable conv: `dense3/in4` is its Relu, and
+/// `dense3/out` is the Relu of it plus that conv's output.
+const SUM4: &str = "dense3/sum4";
+const USAGE: &str = "usage: head_features --labelled DIR --out DIR [--models DIR] [--augment K] \
+     [--seed S] [--maps]";
 /// (channels, rows, columns) of the two maps at the net's 112x112 input.
 const MAPS: [(usize, usize, usize); 2] = [(256, 7, 7), (128, 14, 14)];
 
@@ -144,8 +151,14 @@ fn features(
     input: Vec<f32>,
     rows_out: &mut impl std::io::Write,
     pooled: Option<&mut dyn std::io::Write>,
+    maps_out: Option<&mut dyn std::io::Write>,
 ) -> AnyResult<f32> {
     let outs = net.run_all(input)?;
+    if let (Some(out), Some(sum4)) = (maps_out, outs.get(OUTPUTS.len())) {
+        for v in sum4 {
+            out.write_all(&v.to_le_bytes())?;
+        }
+    }
     for (map, &(c, rows, cols)) in outs.iter().zip(MAPS.iter()) {
         for ch in 0..c {
             for r in 0..rows {
@@ -183,6 +196,7 @@ fn main() -> AnyResult<()> {
     let (mut labelled, mut out) = (None, None);
     let mut models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
     let (mut copies, mut seed) = (0u64, 20261201u64);
+    let mut maps = false;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{a} needs a value"));
@@ -192,6 +206,7 @@ fn main() -> AnyResult<()> {
             "--models" => models = value()?.into(),
             "--augment" => copies = value()?.parse()?,
             "--seed" => seed = value()?.parse()?,
+            "--maps" => maps = true,
             _ => return Err(format!("unknown argument {a}; {USAGE}").into()),
         }
     }
@@ -200,11 +215,16 @@ fn main() -> AnyResult<()> {
     };
     let bytes = std::fs::read(models.join("face_expression.onnx"))?;
     let e = EXPRESSION_INPUT_SIZE;
-    let net = Net::load_outputs(&bytes, &[1, 3, e, e], Some(&OUTPUTS))?;
+    let mut names = OUTPUTS.to_vec();
+    if maps {
+        names.push(SUM4);
+    }
+    let net = Net::load_outputs(&bytes, &[1, 3, e, e], Some(&names))?;
     let want: Vec<Vec<usize>> = MAPS
         .iter()
         .map(|&(c, r, w)| vec![1, c, r, w])
         .chain([vec![1, FEATURES], vec![1, 7]])
+        .chain(maps.then(|| vec![1, FEATURES, 7, 7]))
         .collect();
     if net.output_shapes() != want.iter().map(|v| &v[..]).collect::<Vec<_>>() {
         return Err(format!("unexpected outputs {:?}", net.output_shapes()).into());
@@ -218,6 +238,11 @@ fn main() -> AnyResult<()> {
     let mut plain = file("features.f32")?;
     let mut rows = file("rows.f32")?;
     let mut augmented = file("augmented.f32")?;
+    let (mut maps_plain, mut maps_aug) = if maps {
+        (Some(file("maps.f32")?), Some(file("maps_augmented.f32")?))
+    } else {
+        (None, None)
+    };
     let mut index = String::from("file\tlabel\thappy\thappy_mirror\n");
     let mut n = 0u64;
     for (label, sub) in ["non_smile", "smile"].iter().enumerate() {
@@ -227,12 +252,14 @@ fn main() -> AnyResult<()> {
                 .to_rgba8();
             let mut happy = [0f32; 2];
             for (slot, x) in happy.iter_mut().zip(net_input(&img)?) {
-                *slot = features(&net, x, &mut rows, Some(&mut plain))?;
+                let m = maps_plain.as_mut().map(|f| f as &mut dyn std::io::Write);
+                *slot = features(&net, x, &mut rows, Some(&mut plain), m)?;
             }
             for k in 0..copies {
                 let copy = augment(&img, &mut Rng::new(seed, n, k));
                 for x in net_input(&copy)? {
-                    features(&net, x, &mut augmented, None)?;
+                    let m = maps_aug.as_mut().map(|f| f as &mut dyn std::io::Write);
+                    features(&net, x, &mut augmented, None, m)?;
                 }
             }
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -243,6 +270,9 @@ fn main() -> AnyResult<()> {
     plain.flush()?;
     rows.flush()?;
     augmented.flush()?;
+    for f in [&mut maps_plain, &mut maps_aug].into_iter().flatten() {
+        f.flush()?;
+    }
     std::fs::write(out.join("index.tsv"), index)?;
     eprintln!(
         "{n} crops, their mirrors and {copies} augmented copies of each -> {}",
