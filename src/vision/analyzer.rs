@@ -373,8 +373,10 @@ impl FaceAnalyzer {
     pub fn warm_up(&self) -> Result<()> {
         let side = EXPRESSION_INPUT_SIZE as u32;
         let grey = vec![128u8; (side * side * 4) as usize];
-        self.classify_face(&grey, side, side)?;
-        self.detect(&RgbaFrame::new(&grey, side, side)?)?;
+        // Once each, as the docs say: the mirror view and the empty frame's retries would
+        // make it 5 runs, which the first camera frame then waits behind.
+        self.classify_face_view(&grey, side, side, View::AsIs)?;
+        self.detect_once(&RgbaFrame::new(&grey, side, side)?)?;
         Ok(())
     }
 }
