@@ -225,12 +225,7 @@ async fn the_creation_limit_holds_across_instances() {
     );
     // The counter lives in Redis under a hash, never the address, and expires with its
     // window; then the client may create again.
-    let mut c = redis.client().await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("sf:rate:*")
-        .query_async(&mut c)
-        .await
-        .expect("keys");
+    let keys = redis.keys("sf:rate:*").await;
     assert_eq!(keys.len(), 1, "{keys:?}");
     assert!(!keys[0].contains("127.0.0.1"), "{keys:?}");
     tokio::time::sleep(Duration::from_millis(1_300)).await;
@@ -249,13 +244,7 @@ async fn ttl_expiry_removes_every_key_of_a_challenge_its_nonce_and_its_creation_
     let s = instances(&redis, 2, ttls).await;
     let (id, _) = s[0].open("ttl").await;
     s[1].send_frames(&id, "neutral_1", 1).await;
-    let mut c = redis.client().await;
-    let mut keys: Vec<String> = redis::cmd("KEYS")
-        .arg("sf:*")
-        .query_async(&mut c)
-        .await
-        .expect("keys");
-    keys.sort();
+    let keys = redis.keys("sf:*").await;
     let tag = format!("{{{id}}}");
     let kinds: Vec<&str> = keys
         .iter()
@@ -273,19 +262,11 @@ async fn ttl_expiry_removes_every_key_of_a_challenge_its_nonce_and_its_creation_
     assert!(keys.iter().any(|k| k.starts_with("sf:nonce:")), "{keys:?}");
     assert!(keys.iter().any(|k| k.starts_with("sf:rate:")), "{keys:?}");
     for k in &keys {
-        let ttl: i64 = redis::cmd("PTTL")
-            .arg(k)
-            .query_async(&mut c)
-            .await
-            .expect("pttl");
+        let ttl = redis.pttl(k).await;
         assert!(ttl > 0 && ttl <= 1_000, "{k}: {ttl}");
     }
     tokio::time::sleep(Duration::from_millis(1_300)).await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("sf:*")
-        .query_async(&mut c)
-        .await
-        .expect("keys");
+    let keys = redis.keys("sf:*").await;
     assert!(keys.is_empty(), "left behind: {keys:?}");
     let (status, body) = s[1].finish(&id).await;
     assert_eq!(

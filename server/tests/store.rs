@@ -268,20 +268,11 @@ async fn redis_store_contract() {
     expiry(store(short())).await;
     creation_counts(store(short())).await;
     // Every key the store wrote has a TTL; the expired ones are gone.
-    let mut c = redis.client().await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("sf:*")
-        .query_async(&mut c)
-        .await
-        .expect("keys");
+    let keys = redis.keys("sf:*").await;
     assert!(!keys.is_empty());
     assert!(!keys.iter().any(|k| k.contains("{short}")), "{keys:?}");
     for k in &keys {
-        let ttl: i64 = redis::cmd("PTTL")
-            .arg(k)
-            .query_async(&mut c)
-            .await
-            .expect("pttl");
+        let ttl = redis.pttl(k).await;
         assert!(ttl > 0, "{k} has no TTL ({ttl})");
     }
 }

@@ -93,6 +93,26 @@ impl RedisServer {
             .await
             .expect("connect")
     }
+
+    /// A key's remaining time to live in ms (-1: none, -2: no such key).
+    pub async fn pttl(&self, key: &str) -> i64 {
+        redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut self.client().await)
+            .await
+            .expect("pttl")
+    }
+
+    /// The keys matching `pattern` (`KEYS`: fine for a test's small Redis).
+    pub async fn keys(&self, pattern: &str) -> Vec<String> {
+        let mut keys: Vec<String> = redis::cmd("KEYS")
+            .arg(pattern)
+            .query_async(&mut self.client().await)
+            .await
+            .expect("keys");
+        keys.sort();
+        keys
+    }
 }
 
 impl Drop for RedisServer {
