@@ -16,15 +16,15 @@
 // part: `--only micro` is rows 1a-1c in a minute or two).
 //
 // Micro-benchmarks (rows 1a-1c) run on a bench page's main thread (bench/pages/micro.*),
-// one page per engine, both alive at once, the calls of each row interleaved in chunks so
-// that background load hits both engines alike. Page-level rows (2-5) load the real pages
-// in a fresh browser context each: ours = www/index.html with a 15 s config, the peer =
-// bench/pages/peer.* (face-api.js's detectAllFaces loop), both fed by Chromium's fake
-// camera with the neutral face video of the e2e tests, both instrumented by bench/probe.js.
-// Ours runs at its default analysisFps and flat out; every page run is traced for the CPU
-// rows (6). Then the same pages with the CPU throttled 4x (rows 3-5 again), and, in a
-// second browser whose camera switches from a neutral to a smiling face, the smile delay
-// (rows 7), default, flat out, face-api.js and throttled.
+// both engines in one page, their calls alternating one by one so that background load
+// and the machine's fast and slow spells hit both engines alike. Page-level rows (2-5)
+// load the real pages in a fresh browser context each: ours = www/index.html with a 15 s
+// config, the peer = bench/pages/peer.* (face-api.js's detectAllFaces loop), both fed by
+// Chromium's fake camera with the neutral face video of the e2e tests, both instrumented
+// by bench/probe.js. Ours runs at its default analysisFps and flat out; every page run
+// is traced for the CPU rows (6). Then the same pages with the CPU throttled 4x (rows 3-5
+// again), and, in a second browser whose camera switches from a neutral to a smiling
+// face, the smile delay (rows 7), default, flat out, face-api.js and throttled.
 //
 // Every page (both engines, micro and challenge) is served by the verifier server (server/,
 // demo mode) through tools/serve.mjs's test harness, so all run under the same headers,
@@ -409,29 +409,22 @@ async function selfCheck(browser, srv) {
 
 async function micro(browser, origin, manifest, opts) {
   const errors = [];
-  const engines = {};
-  const blocked = [];
-  for (const engine of ['ours', 'faceapi']) {
-    const { context, page, csp } = await newPage(browser, errors, `micro ${engine}`);
-    blocked.push(csp);
-    await page.goto(`${origin}/micro.html?engine=${engine}`);
-    await withTimeout(page.waitForFunction(() => window.benchReady === true), 60_000, `micro page (${engine}) to load`);
-    const info = await withTimeout(page.evaluate((m) => window.bench.setup(m), manifest), 180_000, `${engine}: loading engine and inputs`)
-      .catch((e) => { throw new Error(`${e.message}\n  ${errors.join('\n  ')}`); });
-    checkCsp(csp);
-    engines[engine] = { context, page, info };
-    log(`micro page ready: ${engine} ${JSON.stringify(info)}`);
-  }
-  const fa = engines.faceapi.info;
+  const { context, page, csp } = await newPage(browser, errors, 'micro');
+  await page.goto(`${origin}/micro.html`);
+  await withTimeout(page.waitForFunction(() => window.benchReady === true), 60_000, 'micro page to load');
+  const info = await withTimeout(page.evaluate((m) => window.bench.setup(m), manifest), 180_000, 'loading both engines and inputs')
+    .catch((e) => { throw new Error(`${e.message}\n  ${errors.join('\n  ')}`); });
+  checkCsp(csp);
+  log(`micro page ready: ${JSON.stringify(info)}`);
+  const fa = info.faceapi;
   if (fa.backend !== 'wasm' || fa.wasmSimd !== true || fa.wasmMultithread !== false) {
     throw new Error(`face-api is not on the single-threaded SIMD wasm backend: ${JSON.stringify(fa)}`);
   }
-  const ours = engines.ours.info;
-  const ev = (engine, fn, arg, what) => withTimeout(engines[engine].page.evaluate(fn, arg), 600_000, `${engine}: ${what}`);
+  const ours = info.ours;
+  const ev = (fn, arg, what) => withTimeout(page.evaluate(fn, arg), 600_000, what);
 
   // Both engines must answer alike, or the rows would compare different work.
-  const answers = {};
-  for (const engine of Object.keys(engines)) answers[engine] = await ev(engine, () => window.bench.answers(), undefined, 'answers');
+  const answers = await ev(() => window.bench.answers(), undefined, 'answers');
   const problems = [];
   let maxHappyDiff = 0;
   answers.ours.crops.forEach((c, i) => {
@@ -448,48 +441,47 @@ async function micro(browser, origin, manifest, opts) {
   const faceCounts = answers.faceapi.faces.filter((f) => f.size === 224).map((f) => `${f.name}: ${f.analyze}`).join(', ');
   log(`answers agree (max |happy diff| ${maxHappyDiff.toExponential(1)}; faces at 224: ${faceCounts})`);
 
-  const tensorsBefore = await ev('faceapi', () => window.bench.tensors(), undefined, 'tensor count');
+  const tensorsBefore = await ev(() => window.bench.tensors(), undefined, 'tensor count');
 
-  // Each row: chunks of calls, alternating which engine goes first.
+  // Each row: the page alternates the engines call by call; the calls come in chunks only
+  // to keep each evaluate short (and, for the pipeline, one chunk per scene).
   const chunkSizes = (n, k) => Array.from({ length: k }, (_, i) => Math.floor(n / k) + (i < n % k ? 1 : 0)).filter((x) => x > 0);
   async function row(label, call, chunks = MICRO_CHUNKS, extra = {}) {
     const samples = { ours: [], faceapi: [] };
     let offset = 0;
-    const sizes = chunkSizes(opts.calls, chunks);
-    for (const [k, n] of sizes.entries()) {
-      const order = k % 2 ? ['faceapi', 'ours'] : ['ours', 'faceapi'];
-      for (const engine of order) {
-        const r = await ev(engine, call, { ...extra, n, warmup: k === 0 ? opts.warmup : 0, offset, chunk: k }, label);
-        samples[engine].push(...(Array.isArray(r) ? r : [r]));
-      }
+    for (const [k, n] of chunkSizes(opts.calls, chunks).entries()) {
+      const r = await ev(call, { ...extra, n, warmup: k === 0 ? opts.warmup : 0, offset, chunk: k }, label);
+      for (const engine of Object.keys(samples)) samples[engine].push(...(Array.isArray(r[engine]) ? r[engine] : [r[engine]]));
       offset += n;
     }
     const flat = (engine) => samples[engine].flatMap((r) => (typeof r === 'number' ? [r] : r.ms));
-    log(`${label}: ours ${median(flat('ours')).toFixed(1)} ms, face-api ${median(flat('faceapi')).toFixed(1)} ms (medians)`);
-    return { ours: samples.ours, faceapi: samples.faceapi, oursMs: flat('ours'), faceapiMs: flat('faceapi') };
+    const oursMs = flat('ours');
+    const faceapiMs = flat('faceapi');
+    // Each of our calls over the face-api call beside it: a check on the ratio of medians.
+    const pairRatio = median(oursMs.map((t, i) => t / faceapiMs[i]));
+    log(`${label}: ours ${median(oursMs).toFixed(1)} ms, face-api ${median(faceapiMs).toFixed(1)} ms (medians); `
+      + `ratio ${(median(oursMs) / median(faceapiMs)).toFixed(3)}, median paired ratio ${pairRatio.toFixed(3)}`);
+    return { ours: samples.ours, faceapi: samples.faceapi, oursMs, faceapiMs, pairRatio };
   }
 
   const results = {};
-  // The crop rows alternate the engines every 5 calls (not in 4 chunks): calls this short
-  // are easily all hit by one burst of background load, which would then skew the ratio.
-  const cropChunks = Math.max(MICRO_CHUNKS, Math.ceil(opts.calls / 5));
-  results.crop = await row('(a) expression net', ({ n, warmup, offset }) => window.bench.crop(n, warmup, offset), cropChunks);
-  results.cropMirrored = await row("(a') classifyFace, mirror averaged", ({ n, warmup, offset }) => window.bench.cropMirrored(n, warmup, offset), cropChunks);
+  results.crop = await row('(a) expression net', ({ n, warmup, offset }) => window.bench.crop(n, warmup, offset));
+  results.cropMirrored = await row("(a') classifyFace, mirror averaged", ({ n, warmup, offset }) => window.bench.cropMirrored(n, warmup, offset));
   for (const size of DETECTOR_SIZES) {
     results[`det${size}`] = await row(`(b) detector ${size}`, ({ n, warmup, offset, size }) => window.bench.detector(size, n, warmup, offset), MICRO_CHUNKS, { size });
   }
   // Pipelines keep state (our tracker) across calls: one pipeline per engine, one chunk per scene.
-  for (const engine of Object.keys(engines)) await ev(engine, () => window.bench.startPipeline(), undefined, 'start pipeline');
-  results.pipeline = await row('(c) per-frame pipeline', ({ n, warmup, chunk }) => window.bench.pipeline(chunk, n, warmup).then((r) => [r]), manifest.frames.length);
+  await ev(() => window.bench.startPipeline(), undefined, 'start pipeline');
+  results.pipeline = await row('(c) per-frame pipeline', ({ n, warmup, chunk }) => window.bench.pipeline(chunk, n, warmup), manifest.frames.length);
   if (ours.hasTracker) {
     results.analyze224 = await row("(c') detect + expressions every frame", ({ n, warmup, offset }) => window.bench.analyze(224, n, warmup, offset));
   }
-  const tensors = { before: tensorsBefore, after: await ev('faceapi', () => window.bench.tensors(), undefined, 'tensor count') };
+  const tensors = { before: tensorsBefore, after: await ev(() => window.bench.tensors(), undefined, 'tensor count') };
 
-  for (const { context } of Object.values(engines)) await context.close();
-  checkCsp(blocked.flat());
+  await context.close();
+  checkCsp(csp);
   if (errors.length) log(`micro page errors:\n  ${errors.join('\n  ')}`);
-  return { results, info: { ours, faceapi: fa }, maxHappyDiff, faceCounts, tensors, errors };
+  return { results, info, maxHappyDiff, faceCounts, tensors, errors };
 }
 
 // ---------------------------------------------------------------- page-level runs
@@ -862,8 +854,10 @@ function build(microResult, runs, ctx) {
     const detectMs = pipeMs.filter((_, i) => flags[i]);
     const trackedMs = pipeMs.filter((_, i) => !flags[i]);
     notes.push(`Micro-benchmarks (1a-1c): ${n} timed calls per engine and row after ${ctx.opts.warmup} warm-up calls, on the main thread of a bench page, `
-      + `each call timed with performance.now() around the awaited call including reading its result; the two engines run in separate pages `
-      + `and their calls alternate in chunks (of 5 calls in 1a and 1a', a quarter of the calls in the other rows). Same pixels for both: the fixture PNGs decoded once in Node to raw RGBA; ours gets the bytes `
+      + `each call timed with performance.now() around the awaited call including reading its result; both engines live in one page `
+      + 'and their calls alternate one by one (ours first on even calls, face-api first on odd ones), so that background load and the '
+      + `machine's fast and slow spells hit both alike; as a check on 1a's ratio of medians, the median of its ${n} paired ratios (each of our calls `
+      + `over the face-api call beside it) is ${r.crop.pairRatio.toFixed(2)}x. Same pixels for both: the fixture PNGs decoded once in Node to raw RGBA; ours gets the bytes `
       + `(the copy into wasm memory is inside the timing), face-api an int32 tensor of the same RGB values made once outside the timing `
       + `(its tensor path: padToSquare + resizeBilinear, no canvas). 1a cycles through the ${ctx.manifest.crops.length} crops in tests/fixtures/crops, `
       + 'ours classifyFace(rgba, w, h, {mirror: false}) (one run of the expression net, the smile of the crop as it is, as on video frames), '

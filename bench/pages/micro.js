@@ -1,9 +1,11 @@
-// Micro-benchmarks on the main thread, one engine per page (?engine=ours|faceapi), driven by
+// Micro-benchmarks on the main thread of one bench page holding both engines, driven by
 // bench/run.mjs. Both engines get the same pixels: raw RGBA files that run.mjs decoded from
 // the fixture PNGs (ours takes the bytes, face-api an int32 tensor of the same RGB values).
-// Every call is timed with performance.now() around the awaited call, results included.
+// Every call is timed with performance.now() around the awaited call, results included,
+// and the two engines' calls alternate one by one, so that background load and the
+// machine's fast and slow spells hit both alike.
 
-const ENGINE = new URLSearchParams(location.search).get('engine');
+const ENGINES = ['ours', 'faceapi'];
 // The same one-pixel vertical sway as the fake-camera videos (tests/e2e/y4m.mjs frames()).
 const SWAY = [0, 1, 2, 1, 0, -1];
 
@@ -27,25 +29,33 @@ function shifted(img, shift) {
 const pause = () => new Promise((r) => setTimeout(r, 0));
 
 /**
- * Runs `fn(i)` `warmup` times untimed, then `n` times timed; yields to the event loop
- * between calls (as a frame loop would). Returns the per-call times in ms and the results.
+ * Runs `fn(engine, i)` for both engines: `warmup` times each untimed, then `n` times each
+ * timed, the engines alternating call by call (ours first on even i, face-api first on
+ * odd i, so neither always follows the other); yields to the event loop between calls (as
+ * a frame loop would). Returns, per engine, the per-call times in ms and the results.
  */
 async function timeCalls(n, warmup, fn) {
   for (let i = 0; i < warmup; i++) {
-    await fn(i);
-    await pause();
+    for (const e of ENGINES) {
+      await fn(e, i);
+      await pause();
+    }
   }
-  const ms = [];
-  const out = [];
+  const res = Object.fromEntries(ENGINES.map((e) => [e, { ms: [], out: [] }]));
   for (let i = 0; i < n; i++) {
-    const t0 = performance.now();
-    const r = await fn(i);
-    ms.push(performance.now() - t0);
-    out.push(r);
-    await pause();
+    for (const e of i % 2 ? [...ENGINES].reverse() : ENGINES) {
+      const t0 = performance.now();
+      const r = await fn(e, i);
+      res[e].ms.push(performance.now() - t0);
+      res[e].out.push(r);
+      await pause();
+    }
   }
-  return { ms, out };
+  return res;
 }
+
+/** `timeCalls`'s times only, per engine. */
+const times = (r) => Object.fromEntries(ENGINES.map((e) => [e, r[e].ms]));
 
 // js/smile-factor.js's probe: a function running f32x4.relaxed_madd, valid only with relaxed SIMD.
 const V128_ZERO = [0xfd, 0x0c, ...new Array(16).fill(0)];
@@ -144,59 +154,65 @@ async function loadFaceApi() {
   };
 }
 
-let engine;
+let engines;
 let inputs;
-let pipeline;
+let pipelines;
 
 window.bench = {
   /**
-   * Loads the engine and the inputs: `manifest` = {crops, frames: raw RGBA files with their
-   * sizes, ours: {glue, detector, expression}: URLs of our package and models}.
+   * Loads both engines and the inputs: `manifest` = {crops, frames: raw RGBA files with
+   * their sizes, ours: {glue, detector, expression}: URLs of our package and models}.
+   * Returns each engine's info.
    */
   async setup(manifest) {
-    engine = ENGINE === 'ours' ? await loadOurs(manifest.ours) : ENGINE === 'faceapi' ? await loadFaceApi() : null;
-    if (!engine) throw new Error(`unknown engine ${ENGINE}`);
+    engines = { ours: await loadOurs(manifest.ours), faceapi: await loadFaceApi() };
     const load = async (f) => ({ name: f.name, width: f.width, height: f.height, data: await fetchBytes(`./inputs/${f.file}`) });
     const crops = await Promise.all(manifest.crops.map(load));
     const frames = await Promise.all(manifest.frames.map(load));
     // Per 640x480 frame, its six swayed copies: a short steady "video" of one scene.
     const sequence = frames.map((f) => SWAY.map((s) => shifted(f, s)));
     inputs = { crops, frames, sequence };
-    for (const img of [...crops, ...frames, ...sequence.flat()]) engine.input(img);
-    document.getElementById('status').textContent = `ready: ${ENGINE}`;
-    return engine.info;
+    for (const engine of Object.values(engines)) {
+      for (const img of [...crops, ...frames, ...sequence.flat()]) engine.input(img);
+    }
+    document.getElementById('status').textContent = 'ready';
+    return { ours: engines.ours.info, faceapi: engines.faceapi.info };
   },
 
   /** What each engine answers, for run.mjs to check both measured the same work. */
   async answers() {
-    const crops = [];
-    for (const c of inputs.crops) crops.push({ name: c.name, happy: await engine.happy(c) });
-    const faces = [];
-    for (const f of inputs.frames) {
-      for (const size of [224, 320, 416]) faces.push({ name: f.name, size, detect: await engine.detect(f, size), analyze: await engine.analyze(f, size) });
+    const out = {};
+    for (const [name, engine] of Object.entries(engines)) {
+      const crops = [];
+      for (const c of inputs.crops) crops.push({ name: c.name, happy: await engine.happy(c) });
+      const faces = [];
+      for (const f of inputs.frames) {
+        for (const size of [224, 320, 416]) faces.push({ name: f.name, size, detect: await engine.detect(f, size), analyze: await engine.analyze(f, size) });
+      }
+      out[name] = { crops, faces };
     }
-    return { crops, faces };
+    return out;
   },
 
   /** (a) The expression net on one 112x112 crop, one run, cycling through the crops. */
   crop: (n, warmup, offset = 0) =>
-    timeCalls(n, warmup, (i) => engine.happy(inputs.crops[(offset + i) % inputs.crops.length])).then((r) => r.ms),
+    timeCalls(n, warmup, (e, i) => engines[e].happy(inputs.crops[(offset + i) % inputs.crops.length])).then(times),
 
   /** (a') classifyFace as a crop classifier calls it: ours averages the crop and its mirror. */
   cropMirrored: (n, warmup, offset = 0) =>
-    timeCalls(n, warmup, (i) => engine.happyMirrored(inputs.crops[(offset + i) % inputs.crops.length])).then((r) => r.ms),
+    timeCalls(n, warmup, (e, i) => engines[e].happyMirrored(inputs.crops[(offset + i) % inputs.crops.length])).then(times),
 
   /** (b) The detector alone at `inputSize` on the 640x480 frames, alternating. */
   detector: (inputSize, n, warmup, offset = 0) =>
-    timeCalls(n, warmup, (i) => engine.detect(inputs.frames[(offset + i) % inputs.frames.length], inputSize)).then((r) => r.ms),
+    timeCalls(n, warmup, (e, i) => engines[e].detect(inputs.frames[(offset + i) % inputs.frames.length], inputSize)).then(times),
 
   /** (c') Detect, then the expressions of every face, on every frame (face-api's withFaceExpressions). */
   analyze: (inputSize, n, warmup, offset = 0) =>
-    timeCalls(n, warmup, (i) => engine.analyze(inputs.frames[(offset + i) % inputs.frames.length], inputSize)).then((r) => r.ms),
+    timeCalls(n, warmup, (e, i) => engines[e].analyze(inputs.frames[(offset + i) % inputs.frames.length], inputSize)).then(times),
 
-  /** A fresh per-frame pipeline (ours: a FaceTracker, which keeps state between frames). */
+  /** A fresh per-frame pipeline per engine (ours: a FaceTracker, which keeps state between frames). */
   startPipeline() {
-    pipeline = engine.newPipeline();
+    pipelines = { ours: engines.ours.newPipeline(), faceapi: engines.faceapi.newPipeline() };
   },
 
   /**
@@ -205,14 +221,14 @@ window.bench = {
    */
   pipeline: (scene, n, warmup) => {
     const seq = inputs.sequence[scene % inputs.sequence.length];
-    return timeCalls(n, warmup, (i) => pipeline(seq[i % seq.length])).then((r) => ({
-      ms: r.ms,
-      detected: r.out.map((o) => o.detected),
-      faces: r.out.map((o) => o.faces),
-    }));
+    return timeCalls(n, warmup, (e, i) => pipelines[e](seq[i % seq.length])).then((r) => Object.fromEntries(ENGINES.map((e) => [e, {
+      ms: r[e].ms,
+      detected: r[e].out.map((o) => o.detected),
+      faces: r[e].out.map((o) => o.faces),
+    }])));
   },
 
-  /** tfjs tensors alive (face-api only): a leak would make later calls slower. */
-  tensors: () => (engine.tf ? engine.tf.memory().numTensors : null),
+  /** tfjs tensors alive (face-api's): a leak would make later calls slower. */
+  tensors: () => engines.faceapi.tf.memory().numTensors,
 };
 window.benchReady = true;
