@@ -11,8 +11,8 @@
 
 /// Default analysis rate, frames per second, chosen by measurement (`./run bench`, rows 6
 /// and 7 of BENCHMARKS.md): on the 2-core machine the page's main thread and worker took
-/// about 160 ms of CPU per challenge second at 10 fps against about 235 at 15 (the goal is
-/// 200, a fifth of a core), and the smile delay stayed that of flat out: a smile's first
+/// about 140 ms of CPU per challenge second at 10 fps against about 210 at 15 (the goal is
+/// 200, a fifth of a core), and the smile delay stayed near that of flat out: a smile's first
 /// frame waits at most 100 ms for its turn, then the boost follows the 300 ms hold frame
 /// by frame.
 pub const DEFAULT_ANALYSIS_FPS: f64 = 10.0;
