@@ -102,6 +102,93 @@ export function cargoPackage(toml) {
   return pkg;
 }
 
+/** wasm-bindgen's closure shims, exported by function index: `__wasm_bindgen_func_elem_N`. */
+const SHIM = /__wasm_bindgen_func_elem_\d+/g;
+
+/**
+ * How the relaxed engine's glue names its closure shims where the plain glue names them
+ * otherwise: the two builds may number their functions differently (one inlining
+ * decision apart), and only those names then differ. Returns the renames (relaxed name ->
+ * plain name; empty if the glues are equal), or null if the glues differ in anything
+ * else or the names do not pair one to one.
+ */
+export function shimRenames(relaxedGlue, plainGlue) {
+  if (relaxedGlue.replace(SHIM, 'SHIM') !== plainGlue.replace(SHIM, 'SHIM')) return null;
+  const [from, to] = [relaxedGlue.match(SHIM) ?? [], plainGlue.match(SHIM) ?? []];
+  const renames = new Map();
+  const back = new Map();
+  for (const [i, a] of from.entries()) {
+    const b = to[i];
+    if ((renames.get(a) ?? b) !== b || (back.get(b) ?? a) !== a) return null;
+    renames.set(a, b);
+    back.set(b, a);
+  }
+  for (const [a, b] of renames) if (a === b) renames.delete(a);
+  return renames;
+}
+
+/**
+ * `wasm` with its exports renamed per `renames` (export name -> new name), every other
+ * byte kept. Throws if an export to rename is missing, or a new name is taken already.
+ */
+export function renameExports(wasm, renames) {
+  const readU32 = (buf, at) => {
+    let value = 0;
+    for (let shift = 0, i = at; ; shift += 7, i++) {
+      if (i >= buf.length || shift > 28) throw new Error('the relaxed-SIMD wasm module: a bad LEB128 number');
+      value += (buf[i] & 0x7f) * 2 ** shift;
+      if (!(buf[i] & 0x80)) return [value, i + 1];
+    }
+  };
+  const u32 = (n) => {
+    const out = [];
+    do {
+      let byte = n & 0x7f;
+      n = Math.floor(n / 128);
+      if (n) byte |= 0x80;
+      out.push(byte);
+    } while (n);
+    return Buffer.from(out);
+  };
+  const parts = [wasm.subarray(0, 8)];
+  let at = 8;
+  let renamed = 0;
+  while (at < wasm.length) {
+    const id = wasm[at];
+    const [size, body] = readU32(wasm, at + 1);
+    const end = body + size;
+    if (id !== 7) {
+      parts.push(wasm.subarray(at, end));
+      at = end;
+      continue;
+    }
+    const [count, first] = readU32(wasm, body);
+    const entries = [u32(count)];
+    const names = new Set();
+    let p = first;
+    for (let i = 0; i < count; i++) {
+      const [len, nameAt] = readU32(wasm, p);
+      let name = wasm.subarray(nameAt, nameAt + len).toString('utf8');
+      const kindAt = nameAt + len;
+      const [, next] = readU32(wasm, kindAt + 1);
+      if (renames.has(name)) {
+        name = renames.get(name);
+        renamed++;
+      }
+      if (names.has(name)) throw new Error(`the relaxed-SIMD wasm module: two exports named ${name} after renaming`);
+      names.add(name);
+      const bytes = Buffer.from(name, 'utf8');
+      entries.push(u32(bytes.length), bytes, wasm.subarray(kindAt, next));
+      p = next;
+    }
+    const section = Buffer.concat(entries);
+    parts.push(Buffer.from([7]), u32(section.length), section);
+    at = end;
+  }
+  if (renamed !== renames.size) throw new Error(`the relaxed-SIMD wasm module: ${renames.size - renamed} of the shims to rename are not exported`);
+  return Buffer.concat(parts);
+}
+
 /**
  * Builds the package in memory: returns { files: Map<path, Buffer>, packageJson, names }.
  * Pure apart from reading the inputs.
@@ -126,10 +213,12 @@ export async function assemble({ engine, engineRelaxed, src, models, repo = REPO
   // exports and imports), so the entry can hand either module to it. Without one, the
   // entry's relaxed name points at the plain engine.
   if (engineRelaxed) {
-    const same = (await readInput(path.join(engineRelaxed, GLUE), 'the relaxed engine\'s glue'))
-      .equals(await readInput(path.join(engine, GLUE), 'the wasm-bindgen glue'));
-    if (!same) throw new Error(`${engineRelaxed}/${GLUE} differs from ${engine}/${GLUE}: the two engines must share one glue`);
-    add(`engine/${WASM_RELAXED}`, await readInput(path.join(engineRelaxed, WASM), 'the relaxed-SIMD wasm module'));
+    const relaxedGlue = (await readInput(path.join(engineRelaxed, GLUE), 'the relaxed engine\'s glue')).toString('utf8');
+    const plainGlue = (await readInput(path.join(engine, GLUE), 'the wasm-bindgen glue')).toString('utf8');
+    const renames = shimRenames(relaxedGlue, plainGlue);
+    if (!renames) throw new Error(`${engineRelaxed}/${GLUE} differs from ${engine}/${GLUE}: the two engines must share one glue`);
+    const relaxedWasm = await readInput(path.join(engineRelaxed, WASM), 'the relaxed-SIMD wasm module');
+    add(`engine/${WASM_RELAXED}`, renames.size ? renameExports(relaxedWasm, renames) : relaxedWasm);
   } else {
     names[`engine/${WASM_RELAXED}`] = wasmName;
   }

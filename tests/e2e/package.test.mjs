@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
@@ -150,6 +151,31 @@ describe('tools/package.mjs', { concurrency: false }, () => {
     for (const f of written) assert.deepEqual(await readFile(path.join(dir, 'pkg-again', f)), await read(f), `${f} is reproducible`);
     const integrity = `sha384-${createHash('sha384').update(await read('smile-factor.js')).digest('base64')}`;
     assert.ok(stdout.includes(`integrity="${integrity}" crossorigin="anonymous"`), stdout);
+  });
+
+  test("a relaxed engine numbering its closure shims otherwise gets the plain glue's names; any other difference stops the build", async () => {
+    const { renameExports, shimRenames } = await import(pathToFileURL(PACKAGE).href);
+    const glue = (a, b) => `function ${a}(x) { wasm.${a}(x); }\nconst f = ${b};\nconst g = makeMutClosure(0, 1, ${a});\n`;
+    const shim = (n) => `__wasm_bindgen_func_elem_${n}`;
+    assert.deepEqual([...shimRenames(glue(shim(5), shim(6)), glue(shim(6), shim(7)))], [[shim(5), shim(6)], [shim(6), shim(7)]]);
+    assert.equal(shimRenames(glue(shim(5), shim(6)), glue(shim(5), shim(6))).size, 0, 'equal glues: nothing to rename');
+    assert.equal(shimRenames(glue(shim(5), shim(6)), `${glue(shim(6), shim(7))}// more\n`), null, 'other text differs');
+    assert.equal(shimRenames(glue(shim(5), shim(5)), glue(shim(6), shim(7))), null, 'one name cannot become two');
+    assert.equal(shimRenames(glue(shim(5), shim(6)), glue(shim(7), shim(7))), null, 'two names cannot become one');
+    // A module exporting two empty functions under shim names, and a memory.
+    const name = (n) => [n.length, ...Buffer.from(n)];
+    const exports = [2 + 1, ...name(shim(5)), 0, 0, ...name(shim(6)), 0, 1, ...name('memory'), 2, 0];
+    const module = Buffer.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
+      1, 4, 1, 0x60, 0, 0, // type: () -> ()
+      3, 3, 2, 0, 0, // two functions of that type
+      5, 3, 1, 0, 1, // memory, 1 page
+      7, exports.length, ...exports,
+      10, 7, 2, 2, 0, 0x0b, 2, 0, 0x0b]); // two empty bodies
+    const renamed = renameExports(module, new Map([[shim(5), shim(6)], [shim(6), shim(7)]]));
+    assert.deepEqual(WebAssembly.Module.exports(new WebAssembly.Module(renamed)).map((e) => `${e.name}:${e.kind}`),
+      [`${shim(6)}:function`, `${shim(7)}:function`, 'memory:memory']);
+    assert.throws(() => renameExports(module, new Map([[shim(5), shim(6)]])), /two exports named/);
+    assert.throws(() => renameExports(module, new Map([[shim(9), shim(10)]])), /not exported/);
   });
 
   test('a missing or dangling specifier stops the build', { timeout: 60_000 }, async () => {
