@@ -429,9 +429,12 @@ impl Page {
             self.ui
                 .set_data("frozenFrames", &ch.frozen.frozen_frames().to_string());
         }
-        if let Some(s) = self.session.as_mut() {
-            s.frame(if frozen { None } else { result.smile });
-        }
+        // A verdict this frame decides (a held smile) ends the challenge now, not on the
+        // next animation frame: up to one display frame sooner.
+        let decided = self
+            .session
+            .as_mut()
+            .and_then(|s| s.frame(if frozen { None } else { result.smile }).copied());
         ch.analyse_ms += result.ms;
         ch.detect_frames += u32::from(result.detected);
         let analysed = (
@@ -462,6 +465,11 @@ impl Page {
             o.set_line_width(if is_judged { 3.0 } else { 1.0 });
             o.set_stroke_style_str(if is_judged { "#ffcc00" } else { "#ffffff" });
             o.stroke_rect(x, y, w, h);
+        }
+        if let Some(outcome) = decided {
+            // Drops the worker whose message this is: wasm-bindgen defers freeing a
+            // closure that is still running, as for a worker failure in `on_engine`.
+            self.finish(outcome);
         }
     }
 
