@@ -324,6 +324,10 @@ struct Planes {
     rows: usize,
     len: usize,
     stride: usize,
+    /// What the padding of `buf` was last cleared for (channels, input size, window,
+    /// fill value's bits): fills write only the inside, so the same geometry and value
+    /// find the padding as it was left and need not clear it again.
+    cleared: Option<(usize, (usize, usize), Window, u32)>,
 }
 
 impl Planes {
@@ -347,9 +351,13 @@ impl Planes {
         // apart (the depthwise 3x3 indexes one slice per tap for all rows).
         self.len = ((w + pl + pr).div_ceil(s) + 3).next_multiple_of(4);
         self.stride = s;
-        self.buf.clear();
-        self.buf
-            .resize(chans.len() * self.rows * s * self.len, value);
+        let key = Some((chans.len(), (h, w), win, value.to_bits()));
+        if self.cleared != key {
+            self.buf.clear();
+            self.buf
+                .resize(chans.len() * self.rows * s * self.len, value);
+            self.cleared = key;
+        }
         let plain = xs.len() == 1 && act == Act::None;
         let summed = first(&mut self.sum, if plain { 0 } else { h * w });
         for (ch, x_ch) in chans.enumerate() {
@@ -884,6 +892,58 @@ mod tests {
                 &mut s,
             );
             close(&out, &conv_ref(&x, c, (h, w), win, &f, c, c));
+        }
+    }
+
+    /// Planes keep their padding between fills of the same geometry: a scratch that has
+    /// run other data, and a max pool's -inf padding of the same window, gives a fresh
+    /// scratch's bits.
+    #[test]
+    fn reused_planes_give_a_fresh_scratchs_bits() {
+        let (c, h, w) = (3, 7, 9);
+        let f = data(c * 9, 7);
+        let bias = data(c, 8);
+        let mut dirty = Scratch::default();
+        for stride in [1, 2] {
+            let win = Window {
+                kh: 3,
+                kw: 3,
+                stride,
+                pads: [1; 4],
+            };
+            let (oh, ow) = win.out_dims(h, w).unwrap();
+            for seed in 0..3 {
+                let xs: Vec<Vec<f32>> = (0..2).map(|i| data(c * h * w, 30 + seed + i)).collect();
+                let refs: Vec<&[f32]> = xs.iter().map(Vec::as_slice).collect();
+                let mut pooled = vec![f32::NAN; c * oh * ow];
+                pool(&xs[0], c, (h, w), win, true, &mut pooled, &mut dirty);
+                for inputs in [&refs[..1], &refs[..]] {
+                    let dw = |out: &mut [f32], s: &mut Scratch| {
+                        conv_depthwise(
+                            inputs,
+                            Act::Relu,
+                            c,
+                            (h, w),
+                            win,
+                            &f,
+                            &bias,
+                            out,
+                            Act::None,
+                            s,
+                        )
+                    };
+                    let (mut got, mut want) =
+                        (vec![f32::NAN; c * oh * ow], vec![f32::NAN; c * oh * ow]);
+                    dw(&mut got, &mut dirty);
+                    dw(&mut want, &mut Scratch::default());
+                    assert_eq!(
+                        got,
+                        want,
+                        "stride {stride}, seed {seed}, {} inputs",
+                        inputs.len()
+                    );
+                }
+            }
         }
     }
 
