@@ -67,6 +67,74 @@ pub fn square_input(
         Padding::BottomRight => (0, 0),
         Padding::Centered => ((side - w) / 2, (side - h) / 2),
     };
+    if side == size {
+        return unscaled(frame, region, (ox, oy), size, mean);
+    }
+    resampled(frame, region, (ox, oy), size, mean)
+}
+
+/// [`square_input`] when the padded square is already `size`: the resize's every tap is
+/// `lo = hi = d` with weight 0, so each value is its pixel's, to the bit, and skipping
+/// the taps saves most of the cost (a 112x112 crop is the page's usual input).
+fn unscaled(
+    frame: &RgbaFrame,
+    region: Region,
+    (ox, oy): (usize, usize),
+    size: usize,
+    mean: [f32; 3],
+) -> Vec<f32> {
+    let w = region.width as usize;
+    let plane = size * size;
+    let pad = mean.map(|m| (0.0 - m) / SCALE);
+    let mut data = vec![0f32; 3 * plane];
+    let (rp, gb) = data.split_at_mut(plane);
+    let (gp, bp) = gb.split_at_mut(plane);
+    let stride = frame.width() as usize * 4;
+    let bytes = frame.bytes();
+    let rows = rp
+        .chunks_exact_mut(size)
+        .zip(gp.chunks_exact_mut(size))
+        .zip(bp.chunks_exact_mut(size));
+    for (py, ((r, g), b)) in rows.enumerate() {
+        let src = py
+            .checked_sub(oy)
+            .filter(|&y| y < region.height as usize)
+            .and_then(|y| bytes.get((region.y as usize + y) * stride + region.x as usize * 4..))
+            .and_then(|s| s.get(..w * 4));
+        let Some(src) = src else {
+            r.fill(pad[0]);
+            g.fill(pad[1]);
+            b.fill(pad[2]);
+            continue;
+        };
+        for (c, o) in [&mut *r, &mut *g, &mut *b].into_iter().enumerate() {
+            o[..ox].fill(pad[c]);
+            o[ox + w..].fill(pad[c]);
+        }
+        let px = r[ox..ox + w]
+            .iter_mut()
+            .zip(&mut g[ox..ox + w])
+            .zip(&mut b[ox..ox + w])
+            .zip(src.chunks_exact(4));
+        for (((r, g), b), p) in px {
+            *r = (p[0] as f32 - mean[0]) / SCALE;
+            *g = (p[1] as f32 - mean[1]) / SCALE;
+            *b = (p[2] as f32 - mean[2]) / SCALE;
+        }
+    }
+    data
+}
+
+/// [`square_input`] by legacy bilinear resampling.
+fn resampled(
+    frame: &RgbaFrame,
+    region: Region,
+    (ox, oy): (usize, usize),
+    size: usize,
+    mean: [f32; 3],
+) -> Vec<f32> {
+    let (w, h) = (region.width as usize, region.height as usize);
+    let side = w.max(h);
     // Where each padded-square column and row lies in the frame (None: in the padding),
     // worked out once per column and once per output row instead of per sample: the
     // same samples and arithmetic as one `frame.rgb` call per tap, a fraction of the cost.
@@ -211,6 +279,38 @@ mod tests {
         let t = square_input(&f, r, Padding::Centered, 8, [0.0; 3]);
         assert_eq!(at(&t, 0, 0, 0), 1.0);
         assert_eq!(at(&t, 2, 7, 7), 1.0);
+    }
+
+    /// The fast path for a square already at the net's size gives the resample's bits,
+    /// padding included, for a region inside a larger frame and both paddings.
+    #[test]
+    fn unscaled_input_equals_the_resample_bit_for_bit() {
+        let (fw, fh) = (23u32, 19u32);
+        let buf: Vec<u8> = (0..fw * fh * 4)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let f = RgbaFrame::new(&buf, fw, fh).unwrap();
+        for (x, y, width, height) in [(0, 0, 23, 19), (3, 2, 12, 12), (5, 1, 9, 16), (1, 4, 17, 6)]
+        {
+            let r = Region {
+                x,
+                y,
+                width,
+                height,
+            };
+            let size = width.max(height) as usize;
+            for padding in [Padding::Centered, Padding::BottomRight] {
+                let (w, h) = (width as usize, height as usize);
+                let off = match padding {
+                    Padding::BottomRight => (0, 0),
+                    Padding::Centered => ((size - w) / 2, (size - h) / 2),
+                };
+                let fast = square_input(&f, r, padding, size, EXPRESSION_MEAN_RGB);
+                let slow = resampled(&f, r, off, size, EXPRESSION_MEAN_RGB);
+                let bits = |t: &[f32]| t.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&fast), bits(&slow), "{r:?} {padding:?}");
+            }
+        }
     }
 
     #[test]

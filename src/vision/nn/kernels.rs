@@ -324,6 +324,10 @@ struct Planes {
     rows: usize,
     len: usize,
     stride: usize,
+    /// What the padding of `buf` was last cleared for (channels, input size, window,
+    /// fill value's bits): fills write only the inside, so the same geometry and value
+    /// find the padding as it was left and need not clear it again.
+    cleared: Option<(usize, (usize, usize), Window, u32)>,
 }
 
 impl Planes {
@@ -347,9 +351,13 @@ impl Planes {
         // apart (the depthwise 3x3 indexes one slice per tap for all rows).
         self.len = ((w + pl + pr).div_ceil(s) + 3).next_multiple_of(4);
         self.stride = s;
-        self.buf.clear();
-        self.buf
-            .resize(chans.len() * self.rows * s * self.len, value);
+        let key = Some((chans.len(), (h, w), win, value.to_bits()));
+        if self.cleared != key {
+            self.buf.clear();
+            self.buf
+                .resize(chans.len() * self.rows * s * self.len, value);
+            self.cleared = key;
+        }
         let plain = xs.len() == 1 && act == Act::None;
         let summed = first(&mut self.sum, if plain { 0 } else { h * w });
         for (ch, x_ch) in chans.enumerate() {
@@ -518,7 +526,16 @@ pub fn conv_depthwise(
             let tc: [&[[f32; 4]]; 9] = std::array::from_fn(|i| {
                 &planes.tap(0, 0, i / 3, i % 3, 4 * need).as_chunks::<4>().0[..need]
             });
-            for oy in 0..oh {
+            // Stride 1: bands of rows first (they share input rows), the rest one by one.
+            let banded = if planes.stride == 1 {
+                oh - oh % BAND
+            } else {
+                0
+            };
+            for oy in (0..banded).step_by(BAND) {
+                dw3x3_band(&planes.buf, planes.len, (oy, ow, groups), &fv, b, act, o);
+            }
+            for oy in banded..oh {
                 for j in 0..groups {
                     let mut acc = F4::splat(0.0);
                     let m = oy * step + j;
@@ -527,18 +544,7 @@ pub fn conv_depthwise(
                         // oy < oh and j < groups.
                         acc = acc.mul_add(*fi, F4::load(unsafe { ti.get_unchecked(m) }));
                     }
-                    let v = act.apply4(acc.add(b));
-                    let at = oy * ow + 4 * j;
-                    match o[at..].first_chunk_mut::<4>() {
-                        Some(dst) => v.store(dst),
-                        None => {
-                            let mut last = [0f32; 4];
-                            v.store(&mut last);
-                            for (d, l) in o[at..].iter_mut().zip(last) {
-                                *d = l;
-                            }
-                        }
-                    }
+                    store_group(o, oy * ow + 4 * j, act.apply4(acc.add(b)));
                 }
             }
         } else {
@@ -552,6 +558,69 @@ pub fn conv_depthwise(
                 }
                 act.apply_with_bias(orow, bias[ch]);
             }
+        }
+    }
+}
+
+/// Output rows per band of [`dw3x3_band`].
+const BAND: usize = 4;
+
+/// `v` at `o[at..at + 4]`, or as much of it as `o` holds.
+#[inline(always)]
+fn store_group(o: &mut [f32], at: usize, v: F4) {
+    match o[at..].first_chunk_mut::<4>() {
+        Some(dst) => v.store(dst),
+        None => {
+            let mut last = [0f32; 4];
+            v.store(&mut last);
+            for (d, l) in o[at..].iter_mut().zip(last) {
+                *d = l;
+            }
+        }
+    }
+}
+
+/// Output rows `oy..oy + BAND` of a 3x3 stride-1 depthwise conv of one plane (rows of
+/// `len` values) into `o`, as [`conv_depthwise`] does them one by one: each input
+/// vector is loaded once for the up to three output rows it feeds (4.5 loads per
+/// group of outputs instead of 9), and each output still adds its nine taps in order.
+#[inline(always)]
+fn dw3x3_band(
+    plane: &[f32],
+    len: usize,
+    (oy, ow, groups): (usize, usize, usize),
+    fv: &[F4; 9],
+    b: F4,
+    act: Act,
+    o: &mut [f32],
+) {
+    // A row's groups read up to 4 * groups + 2 values; the planes' slack holds them.
+    let rows: [&[f32]; BAND + 2] =
+        std::array::from_fn(|i| &plane[(oy + i) * len..][..4 * groups + 2]);
+    // Last group first: a row's last, partial group spills into the next row's first
+    // group, which is stored after it.
+    for j in (0..groups).rev() {
+        let mut acc = [F4::splat(0.0); BAND];
+        // Input row $ir adds its taps of row $dy to output row $r.
+        macro_rules! row {
+            ($ir:expr, $(($r:expr, $dy:expr)),*) => {
+                for dx in 0..3 {
+                    // SAFETY: 4 * j + dx + 4 <= 4 * groups + 2, the row's length.
+                    let v = F4::load(unsafe {
+                        &*(rows[$ir].as_ptr().add(4 * j + dx) as *const [f32; 4])
+                    });
+                    $(acc[$r] = acc[$r].mul_add(fv[$dy * 3 + dx], v);)*
+                }
+            };
+        }
+        row!(0, (0, 0));
+        row!(1, (0, 1), (1, 0));
+        row!(2, (0, 2), (1, 1), (2, 0));
+        row!(3, (1, 2), (2, 1), (3, 0));
+        row!(4, (2, 2), (3, 1));
+        row!(5, (3, 2));
+        for (r, a) in acc.into_iter().enumerate() {
+            store_group(o, (oy + r) * ow + 4 * j, act.apply4(a.add(b)));
         }
     }
 }
@@ -884,6 +953,122 @@ mod tests {
                 &mut s,
             );
             close(&out, &conv_ref(&x, c, (h, w), win, &f, c, c));
+        }
+    }
+
+    /// Planes keep their padding between fills of the same geometry: a scratch that has
+    /// run other data, and a max pool's -inf padding of the same window, gives a fresh
+    /// scratch's bits.
+    #[test]
+    fn reused_planes_give_a_fresh_scratchs_bits() {
+        let (c, h, w) = (3, 7, 9);
+        let f = data(c * 9, 7);
+        let bias = data(c, 8);
+        let mut dirty = Scratch::default();
+        for stride in [1, 2] {
+            let win = Window {
+                kh: 3,
+                kw: 3,
+                stride,
+                pads: [1; 4],
+            };
+            let (oh, ow) = win.out_dims(h, w).unwrap();
+            for seed in 0..3 {
+                let xs: Vec<Vec<f32>> = (0..2).map(|i| data(c * h * w, 30 + seed + i)).collect();
+                let refs: Vec<&[f32]> = xs.iter().map(Vec::as_slice).collect();
+                let mut pooled = vec![f32::NAN; c * oh * ow];
+                pool(&xs[0], c, (h, w), win, true, &mut pooled, &mut dirty);
+                for inputs in [&refs[..1], &refs[..]] {
+                    let dw = |out: &mut [f32], s: &mut Scratch| {
+                        conv_depthwise(
+                            inputs,
+                            Act::Relu,
+                            c,
+                            (h, w),
+                            win,
+                            &f,
+                            &bias,
+                            out,
+                            Act::None,
+                            s,
+                        )
+                    };
+                    let (mut got, mut want) =
+                        (vec![f32::NAN; c * oh * ow], vec![f32::NAN; c * oh * ow]);
+                    dw(&mut got, &mut dirty);
+                    dw(&mut want, &mut Scratch::default());
+                    assert_eq!(
+                        got,
+                        want,
+                        "stride {stride}, seed {seed}, {} inputs",
+                        inputs.len()
+                    );
+                }
+            }
+        }
+    }
+
+    /// Stride-1 3x3 rows done in bands give the bits of rows done one by one: every
+    /// three output rows of a tall input equal a conv of just their five input rows
+    /// (three outputs: fewer than a band, so one by one), for widths with a partial group.
+    #[test]
+    fn banded_depthwise_rows_equal_rows_one_by_one() {
+        let mut s = Scratch::default();
+        for (c, h, w) in [(3, 13, 7), (2, 10, 14), (2, 9, 5)] {
+            let x = data(c * h * w, 40);
+            let f = data(c * 9, 41);
+            let bias = data(c, 42);
+            let win = |top, bottom| Window {
+                kh: 3,
+                kw: 3,
+                stride: 1,
+                pads: [top, 1, bottom, 1],
+            };
+            let mut all = vec![f32::NAN; c * h * w];
+            let act = Act::Leaky(0.1);
+            conv_depthwise(
+                &[&x],
+                Act::None,
+                c,
+                (h, w),
+                win(1, 1),
+                &f,
+                &bias,
+                &mut all,
+                act,
+                &mut s,
+            );
+            for oy in (0..h).step_by(3) {
+                // Output rows oy.. read input rows oy - 1.. (padding above row 0, below h - 1).
+                let (top, bottom) = (usize::from(oy == 0), usize::from(oy + 3 >= h));
+                let first = oy + top - 1;
+                let rows = (oy + 3 + 1 - bottom).min(h) - first;
+                let part: Vec<f32> = (0..c)
+                    .flat_map(|ch| x[(ch * h + first) * w..][..rows * w].to_vec())
+                    .collect();
+                let win = win(top, bottom);
+                let (oh, _) = win.out_dims(rows, w).unwrap();
+                let mut got = vec![f32::NAN; c * oh * w];
+                conv_depthwise(
+                    &[&part],
+                    Act::None,
+                    c,
+                    (rows, w),
+                    win,
+                    &f,
+                    &bias,
+                    &mut got,
+                    act,
+                    &mut s,
+                );
+                for ch in 0..c {
+                    assert_eq!(
+                        got[ch * oh * w..][..oh * w],
+                        all[(ch * h + oy) * w..][..oh * w],
+                        "{c}x{h}x{w}, rows {oy}.., channel {ch}"
+                    );
+                }
+            }
         }
     }
 
