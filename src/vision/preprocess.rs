@@ -59,18 +59,22 @@ pub fn square_input(
     size: usize,
     mean: [f32; 3],
 ) -> Vec<f32> {
+    let offset = offset(region, padding);
+    if region.width.max(region.height) as usize == size {
+        return unscaled(frame, region, offset, size, mean);
+    }
+    resampled(frame, region, offset, size, mean)
+}
+
+/// Where `region` starts inside its padded square. Centred padding appends
+/// round(diff / 2) and prepends the rest, so the image starts at floor(diff / 2).
+fn offset(region: Region, padding: Padding) -> (usize, usize) {
     let (w, h) = (region.width as usize, region.height as usize);
     let side = w.max(h);
-    // Offset of the image inside the padded square. Centred padding appends
-    // round(diff / 2) and prepends the rest, so the image starts at floor(diff / 2).
-    let (ox, oy) = match padding {
+    match padding {
         Padding::BottomRight => (0, 0),
         Padding::Centered => ((side - w) / 2, (side - h) / 2),
-    };
-    if side == size {
-        return unscaled(frame, region, (ox, oy), size, mean);
     }
-    resampled(frame, region, (ox, oy), size, mean)
 }
 
 /// [`square_input`] when the padded square is already `size`: the resize's every tap is
@@ -300,13 +304,8 @@ mod tests {
             };
             let size = width.max(height) as usize;
             for padding in [Padding::Centered, Padding::BottomRight] {
-                let (w, h) = (width as usize, height as usize);
-                let off = match padding {
-                    Padding::BottomRight => (0, 0),
-                    Padding::Centered => ((size - w) / 2, (size - h) / 2),
-                };
                 let fast = square_input(&f, r, padding, size, EXPRESSION_MEAN_RGB);
-                let slow = resampled(&f, r, off, size, EXPRESSION_MEAN_RGB);
+                let slow = resampled(&f, r, offset(r, padding), size, EXPRESSION_MEAN_RGB);
                 let bits = |t: &[f32]| t.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&fast), bits(&slow), "{r:?} {padding:?}");
             }
