@@ -161,8 +161,8 @@ mod tests {
         assert_eq!(at(0, 0, 0), 0.0);
         assert_eq!(at(2, 15, 15), 0.0);
         assert_eq!(at(1, 3, 8), 0.0);
-        for c in 0..3 {
-            let white = (255.0 - DETECTOR_MEAN_RGB[c]) / 255.0;
+        for (c, mean) in DETECTOR_MEAN_RGB.iter().enumerate() {
+            let white = (255.0 - mean) / 255.0;
             assert!((at(c, 4, 4) - white).abs() < 1e-6);
             assert!((at(c, 11, 11) - white).abs() < 1e-6);
         }

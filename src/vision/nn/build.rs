@@ -686,7 +686,7 @@ impl Builder {
         // asked for by name) keeps its step.
         let readers = self.readers(output);
         let mut dead = vec![false; self.steps.len()];
-        for i in 0..self.steps.len() {
+        for (i, dead_i) in dead.iter_mut().enumerate() {
             let Op::Sum(act) = self.steps[i].op else {
                 continue;
             };
@@ -709,7 +709,7 @@ impl Builder {
             {
                 *pre = act;
                 self.steps[j].inputs = self.steps[i].inputs.clone();
-                dead[i] = true;
+                *dead_i = true;
             }
         }
         drop_marked(&mut self.steps, &dead);
