@@ -143,10 +143,18 @@ for (const engine of ENGINES) {
         await clickStart(browser, { click: true });
         await browser.waitFor(() => document.documentElement.dataset.phase === 'challenge', [], { timeoutMs: 30_000, what: 'the challenge screen' });
         await sleep(1_000);
-        const stopped = await browser.executeScript(() => {
+        const stopTracks = () => browser.executeScript(() => {
           const tracks = document.getElementById('selfview').srcObject?.getVideoTracks() ?? [];
           tracks.forEach((tr) => tr.stop());
           return tracks.length;
+        });
+        // Once in a full CI run (2026-12-02) WebKitWebDriver answered this call with a bare
+        // 500 "unknown error" (12 runs of this test alone passed, 6 with both cores busy).
+        // Stopping twice is harmless and the count is the same, so one retry is honest.
+        const stopped = await stopTracks().catch((e) => {
+          if (engine !== 'webkit' || e.error !== 'unknown error') throw e;
+          t.diagnostic(`${engine}: retried the stop after: ${e.message}`);
+          return stopTracks();
         });
         assert.equal(stopped, 1, 'the self-view had one video track');
         const r = await errorThenReturn(browser, srv, origin, 'the error screen after track.stop()');
